@@ -1,0 +1,164 @@
+"""A LangChain ``Runnable`` that conditions any chat model on the calling user's preferences.
+
+The user comes from ``config={"configurable": {"user_id": ...}}``. The last human message is
+the context: the layer retrieves what applies to it and the runnable places it where the model
+follows it — a system message for capable chat models, the user turn (CIPHER's generation
+form) for models that ignore system messages (``follows_system_prompt = False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages.utils import convert_to_messages
+from langchain_core.prompt_values import PromptValue
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+
+from persona.agents.models import complete
+from persona.errors import InvalidInputError, ModelError
+from persona.learn import prompts
+from persona.types import Conditioning
+
+Placement = Literal["auto", "system", "user"]
+Conditioner = Callable[[str, str], Conditioning]
+
+
+def to_messages(value: LanguageModelInput) -> list[BaseMessage]:
+    """Accept a string, a PromptValue or a list of message-likes, like a chat model does."""
+    if isinstance(value, str):
+        return [HumanMessage(value)]
+    if isinstance(value, PromptValue):
+        return value.to_messages()
+    try:
+        return convert_to_messages(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        raise InvalidInputError(
+            f"cannot read messages from {value!r:.80}; pass a string, a PromptValue or a "
+            "list of messages."
+        ) from exc
+
+
+def user_id_from(config: RunnableConfig) -> str:
+    user_id = (config.get("configurable") or {}).get("user_id")
+    if user_id is None:
+        raise InvalidInputError(
+            "no user_id in the config; call with "
+            "config={'configurable': {'user_id': 'alice'}}."
+        )
+    return str(user_id)
+
+
+def conditioning_text(cond: Conditioning) -> str:
+    """The preferences as one description (CIPHER's aggregate when there is one)."""
+    if cond.summary:
+        return cond.summary
+    return "; ".join(dict.fromkeys(p.text for p in cond.preferences))
+
+
+def apply_conditioning(
+    messages: list[BaseMessage], cond: Conditioning, placement: Literal["system", "user"]
+) -> list[BaseMessage]:
+    """Return new messages with the conditioning placed; the input list is not changed."""
+    if cond.empty or not cond.system_prompt:
+        return list(messages)
+    out = list(messages)
+    if placement == "system":
+        if out and isinstance(out[0], SystemMessage):
+            out[0] = SystemMessage(f"{out[0].text}\n\n{cond.system_prompt}")
+        else:
+            out.insert(0, SystemMessage(cond.system_prompt))
+        return out
+    for i in range(len(out) - 1, -1, -1):
+        if isinstance(out[i], HumanMessage):
+            text = prompts.USER_TURN.format(
+                message=out[i].text.rstrip(), preferences=conditioning_text(cond).rstrip(".")
+            )
+            out[i] = HumanMessage(text)
+            break
+    return out
+
+
+def last_human_text(messages: list[BaseMessage]) -> str:
+    for msg in reversed(messages):
+        if isinstance(msg, HumanMessage):
+            return msg.text
+    raise InvalidInputError(
+        "the input has no human message to condition on; pass the user's request as a "
+        "string or include a HumanMessage."
+    )
+
+
+class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
+    """``layer.as_runnable(model)``: condition, call the model, return its message.
+
+    The returned message's ``response_metadata["persona"]`` records what was applied (the
+    preference ids, the aggregate description and the context), so callers can show it or
+    report an unedited acceptance back to the layer.
+    """
+
+    def __init__(
+        self, condition: Conditioner, model: BaseChatModel, placement: Placement = "auto"
+    ) -> None:
+        if placement not in ("auto", "system", "user"):
+            raise InvalidInputError(
+                f"placement {placement!r} is unknown; use 'auto', 'system' or 'user'."
+            )
+        self.condition = condition
+        self.model = model
+        self.placement = placement
+
+    @property
+    def resolved_placement(self) -> Literal["system", "user"]:
+        if self.placement != "auto":
+            return self.placement
+        return "system" if getattr(self.model, "follows_system_prompt", True) else "user"
+
+    def prepare(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None
+    ) -> tuple[list[BaseMessage], Conditioning]:
+        """The messages the model will see, and the conditioning behind them."""
+        config = ensure_config(config)
+        user_id = user_id_from(config)
+        messages = to_messages(input)
+        cond = self.condition(user_id, last_human_text(messages))
+        return apply_conditioning(messages, cond, self.resolved_placement), cond
+
+    @staticmethod
+    def _meta(cond: Conditioning, context: str) -> dict[str, Any]:
+        return {
+            "preference_ids": [p.id for p in cond.preferences],
+            "summary": cond.summary,
+            "adapter": cond.adapter,
+            "context": context,
+        }
+
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        config = ensure_config(config)
+        messages, cond = self.prepare(input, config)
+        context = last_human_text(to_messages(input))
+        reply = complete(self.model, messages, config=config, **kwargs)
+        reply.response_metadata = {**reply.response_metadata, "persona": self._meta(cond, context)}
+        return reply
+
+    def stream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[BaseMessage]:
+        config = ensure_config(config)
+        messages, cond = self.prepare(input, config)
+        try:
+            yield from self.model.stream(messages, config=config, **kwargs)
+        except Exception as exc:
+            raise ModelError(
+                f"the chat model {type(self.model).__name__} failed while streaming: {exc}; "
+                "check that it is running, or pass another model to as_runnable()."
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"PreferenceRunnable(model={type(self.model).__name__}, placement={self.placement!r})"
+
+

@@ -1,0 +1,441 @@
+"""``PreferenceLayer``: the facade that wires the store, the learners and the agents."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from persona.config import (
+    MAX_PREFERENCE_CHARS,
+    check_text,
+    check_user_id,
+    default_home,
+    safe_dir_name,
+)
+from persona.errors import InvalidInputError, UnknownUserError
+from persona.learn import prompts
+from persona.learn.guard import as_data, looks_like_injection
+from persona.store.base import Store
+from persona.store.embed import Embedder, embedder_id, load_embedder
+from persona.store.index import VectorIndex
+from persona.types import AppliedPreference, Conditioning, Label, Preference, Why
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from persona.agents.runnable import Placement, PreferenceRunnable
+    from persona.learn.cipher import Cipher
+
+log = logging.getLogger(__name__)
+
+
+class PreferenceLayer:
+    """Learns each user's preferences and conditions agents with them.
+
+    Open one with :meth:`open`; it is safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        embedder: Embedder,
+        llm: BaseChatModel | str | None = None,
+        home: Path | None = None,
+        top_k: int = 5,
+        min_similarity: float = 0.25,
+        cipher_k: int = 5,
+        index_capacity: int = 256,
+    ) -> None:
+        if top_k < 1 or cipher_k < 1:
+            raise InvalidInputError(f"top_k={top_k} and cipher_k={cipher_k} must be >= 1.")
+        self.store = store
+        self.embedder = embedder
+        self.home = home
+        self.top_k = top_k  # contextual (non-edit) preferences applied per request
+        self.min_similarity = min_similarity  # below this cosine a context does not match
+        self.cipher_k = cipher_k  # CIPHER: past contexts whose preferences are aggregated
+        self._llm_spec: BaseChatModel | str = llm if llm is not None else "local"
+        self._llm: BaseChatModel | None = None
+        self._cipher: Cipher | None = None
+        self._lock = threading.RLock()
+        self.index = VectorIndex(
+            store, home / "index" if home else None, capacity=index_capacity
+        )
+        # (user_id, context digest) -> the description used to answer it (CIPHER's accept rule)
+        self._used: OrderedDict[tuple[str, str], tuple[str, tuple[int, ...]]] = OrderedDict()
+        self._check_embedder()
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        llm: BaseChatModel | str | None = None,
+        embedder: Embedder | str | None = None,
+        **options: Any,
+    ) -> PreferenceLayer:
+        """Open (or create) a layer.
+
+        ``path``: a directory (``$PERSONA_HOME`` or ``~/.local/share/persona`` by default) that
+        holds ``persona.db``, the FAISS cache and adapters; or a ``.db`` file.
+        ``llm``: a LangChain chat model or a spec (``"local"``, ``"openai:MODEL@URL"``,
+        ``"fake"``); loaded on first use. ``embedder``: ``"minilm"`` (default), ``"hash"`` or
+        an :class:`~persona.store.embed.Embedder`.
+        """
+        from persona.store.sqlite import SQLiteStore
+
+        home = Path(path).expanduser() if path is not None else default_home()
+        if home.suffix in {".db", ".sqlite", ".sqlite3"}:
+            db_path, home = home, home.parent
+        else:
+            db_path = home / "persona.db"
+        home.mkdir(parents=True, exist_ok=True)
+        store = SQLiteStore(db_path)
+        try:
+            return cls(store, embedder=load_embedder(embedder), llm=llm, home=home, **options)
+        except Exception:
+            store.close()
+            raise
+
+    def _check_embedder(self) -> None:
+        """Record the embedder; if it changed since the vectors were written, re-embed them."""
+        get_meta = getattr(self.store, "get_meta", None)
+        set_meta = getattr(self.store, "set_meta", None)
+        if get_meta is None or set_meta is None:
+            return
+        current, recorded = embedder_id(self.embedder), get_meta("embedder")
+        if recorded == current:
+            return
+        rows = self.store.all_embedded() if hasattr(self.store, "all_embedded") else []
+        if rows and recorded is not None:
+            log.warning("embedder changed (%s -> %s): re-embedding %d rows", recorded, current, len(rows))
+            with self.store.transaction():
+                for start in range(0, len(rows), 256):
+                    batch = rows[start : start + 256]
+                    vecs = self.embedder.embed([ctx or text for _, _, text, ctx in batch])
+                    for (pid, uid, _, _), vec in zip(batch, vecs, strict=True):
+                        self.store.update_preference(uid, pid, embedding=vec)
+            for uid in {uid for _, uid, _, _ in rows}:
+                self.index.invalidate(uid)
+        set_meta("embedder", current)
+
+    @property
+    def llm(self) -> BaseChatModel:
+        """The chat model the learners use (loaded on first use)."""
+        with self._lock:
+            if self._llm is None:
+                from persona.agents.models import load_chat_model
+
+                self._llm = load_chat_model(self._llm_spec, home=self.home)
+            return self._llm
+
+    @property
+    def cipher(self) -> Cipher:
+        with self._lock:
+            if self._cipher is None:
+                from persona.learn.cipher import Cipher, CipherConfig
+
+                self._cipher = Cipher(self.llm, CipherConfig(k=self.cipher_k))
+            return self._cipher
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _known(self, user_id: str) -> str:
+        check_user_id(user_id)
+        if not self.store.has_user(user_id):
+            raise UnknownUserError(
+                f"user {user_id!r} has no data here; check the id (layer.users() lists them) "
+                "or learn something for this user first."
+            )
+        return user_id
+
+    def _embed_one(self, text: str) -> Any:
+        return self.embedder.embed([text])[0]
+
+    def _add(self, user_id: str, text: str, source: str, **kwargs: Any) -> Preference:
+        """Write a preference (SQL first) and then update the user's FAISS cache."""
+        before = self.store.index_version(user_id)
+        pref = self.store.add_preference(
+            user_id, text, source, flagged=looks_like_injection(text), **kwargs
+        )
+        if kwargs.get("embedding") is not None:
+            import numpy as np
+
+            self.index.update(
+                user_id,
+                before,
+                add=(np.array([pref.id]), np.asarray(kwargs["embedding"])[None, :]),
+            )
+        return pref
+
+    # -- manual preferences ----------------------------------------------------------------------
+    def preferences(self, user_id: str) -> list[Preference]:
+        """Everything learned or told about this user, oldest first."""
+        return self.store.list_preferences(self._known(user_id))
+
+    def add_preference(self, user_id: str, text: str, *, context: str | None = None) -> Preference:
+        """Tell the layer a preference. Without ``context`` it applies to every request; with
+        one, it applies to requests similar to that context."""
+        check_user_id(user_id)
+        text = check_text(text, "text", limit=MAX_PREFERENCE_CHARS).strip()
+        if context is None:
+            return self._add(user_id, text, "manual")
+        context = check_text(context, "context").strip()
+        return self._add(user_id, text, "manual", context=context, embedding=self._embed_one(context))
+
+    def update_preference(
+        self, user_id: str, pref_id: int, *, text: str | None = None, enabled: bool | None = None
+    ) -> Preference:
+        """Change a preference's text and/or switch it on or off."""
+        self._known(user_id)
+        changes: dict[str, Any] = {}
+        if text is not None:
+            changes["text"] = check_text(text, "text", limit=MAX_PREFERENCE_CHARS).strip()
+            changes["flagged"] = looks_like_injection(changes["text"])
+            changes["provenance"] = (*self._get(user_id, pref_id).provenance, "manual:edit")
+        if enabled is not None:
+            if not isinstance(enabled, bool):
+                raise InvalidInputError(f"enabled={enabled!r} must be True or False.")
+            changes["enabled"] = enabled
+        if not changes:
+            raise InvalidInputError("nothing to update; pass text=... and/or enabled=....")
+        pref = self.store.update_preference(user_id, int(pref_id), **changes)
+        self.index.invalidate(user_id) if "enabled" in changes else None
+        return pref
+
+    def delete_preference(self, user_id: str, pref_id: int) -> None:
+        """Delete one preference (its row and its vector)."""
+        self._known(user_id)
+        before = self.store.index_version(user_id)
+        self.store.delete_preference(user_id, int(pref_id))
+        self.index.update(user_id, before, remove=[int(pref_id)])
+
+    def _get(self, user_id: str, pref_id: int) -> Preference:
+        from persona.errors import NotFoundError
+
+        found = self.store.get_preferences(user_id, [int(pref_id)])
+        if not found:
+            raise NotFoundError(
+                f"preference {pref_id!r} does not exist for user {user_id!r}; list the user's "
+                f"preferences with layer.preferences({user_id!r}) to find its id."
+            )
+        return found[0]
+
+    # -- learning ----------------------------------------------------------------------------------
+    def learn_from_edit(self, user_id: str, context: str, output: str, edited: str) -> list[Preference]:
+        """CIPHER: learn the preference behind the user's edit of ``output`` into ``edited``.
+
+        If the edit changes nothing, the preference that was used for this context is stored
+        again (CIPHER's accept rule). Otherwise the LLM infers a short preference phrase from
+        the two texts and their word diff, stored with the context's embedding; provenance is
+        the edit's id. If the LLM fails or answers junk, a :class:`PersonaError` is raised and
+        the store is left as it was.
+        """
+        check_user_id(user_id)
+        context = check_text(context, "context")
+        output = check_text(output, "output")
+        edited = check_text(edited, "edited")
+        vec = self._embed_one(context)
+        if " ".join(output.split()) == " ".join(edited.split()):
+            used = self._used_for(user_id, context)
+            if used is None:
+                return []
+            text, source_ids = used
+            with self.store.transaction():
+                edit = self.store.add_edit(user_id, context, output, edited)
+                prov = (f"edit:{edit.id}", *(f"preference:{i}" for i in source_ids))
+                pref = self._add(user_id, text, "edit", context=context, embedding=vec, provenance=prov)
+            return [pref]
+        phrase = self.cipher.infer(output, edited)
+        with self.store.transaction():
+            edit = self.store.add_edit(user_id, context, output, edited)
+            pref = self._add(
+                user_id, phrase, "edit", context=context, embedding=vec, provenance=(f"edit:{edit.id}",)
+            )
+        return [pref]
+
+    def learn_from_feedback(
+        self,
+        user_id: str,
+        feedback: str,
+        in_scope: Sequence[str] | None = None,
+        out_of_scope: Sequence[str] | None = None,
+    ) -> Preference:
+        """Verbal feedback ("no emojis in emails to my boss").
+
+        Today: the feedback is stored as an event and as a preference tied to the feedback's own
+        text (plus any ``in_scope`` examples), so it applies to requests similar to it (cosine >=
+        ``min_similarity``), not everywhere. C3PO's learned scope (in/near/out-of-scope data)
+        replaces this in the next release with the same signature.
+        """
+        check_user_id(user_id)
+        feedback = check_text(feedback, "feedback", limit=MAX_PREFERENCE_CHARS).strip()
+        ins = [check_text(p, "in_scope prompt") for p in (in_scope or [])]
+        outs = [check_text(p, "out_of_scope prompt") for p in (out_of_scope or [])]
+        anchor = "\n".join([feedback, *ins])
+        vec = self._embed_one(anchor)
+        with self.store.transaction():
+            event = self.store.add_feedback(user_id, feedback, ins, outs)
+            return self._add(
+                user_id,
+                feedback,
+                "feedback",
+                context=anchor,
+                embedding=vec,
+                provenance=(f"feedback:{event.id}",),
+            )
+
+    def learn_from_labels(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
+        """A labeled pair: ``chosen`` is preferred to ``rejected`` for ``prompt``.
+
+        Today: the pair is stored for this user (export, inspection, later training). FSPO's
+        few-shot conditioning and personalized reward build on these rows next.
+        """
+        check_user_id(user_id)
+        prompt = check_text(prompt, "prompt")
+        chosen = check_text(chosen, "chosen")
+        rejected = check_text(rejected, "rejected")
+        if chosen.strip() == rejected.strip():
+            raise InvalidInputError(
+                "chosen and rejected are the same text; label two different answers."
+            )
+        return self.store.add_label(user_id, prompt, chosen, rejected)
+
+    # -- conditioning -------------------------------------------------------------------------------
+    def condition(self, user_id: str, context: str) -> Conditioning:
+        """What applies to ``context`` for this user, and the prompt text that carries it."""
+        check_user_id(user_id)
+        context = check_text(context, "context")
+        timings: dict[str, float] = {}
+        if not self.store.has_user(user_id):
+            return Conditioning(timings=timings)
+        t0 = time.perf_counter()
+        everything = self.store.list_preferences(user_id, enabled_only=True, source="manual")
+        globals_ = [p for p in everything if p.is_global and not p.flagged]
+        timings["sql_ms"] = (time.perf_counter() - t0) * 1e3
+        applied = [
+            AppliedPreference(p.id, p.text, 1.0, Why(None, "global (no context)", p.provenance))
+            for p in globals_
+        ]
+        summary: str | None = None
+        t0 = time.perf_counter()
+        qvec = self._embed_one(context)
+        timings["embed_ms"] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        hits = self.index.search(user_id, qvec, 4 * (self.top_k + self.cipher_k))
+        timings["faiss_ms"] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        rows = self.store.get_preferences(user_id, [i for i, _ in hits])
+        timings["sql_ms"] += (time.perf_counter() - t0) * 1e3
+        sims = dict(hits)
+        near = [p for p in rows if not p.flagged and sims[p.id] >= self.min_similarity]
+        edits = [p for p in near if p.source == "edit"][: self.cipher_k]
+        others = [p for p in near if p.source != "edit"][: self.top_k]
+        for p in others:
+            why = Why(sims[p.id], f"similar context (top-{self.top_k}, >= {self.min_similarity})", p.provenance)
+            applied.append(AppliedPreference(p.id, p.text, sims[p.id], why))
+        if edits:
+            scope = f"CIPHER: {len(edits)} nearest edited contexts (k={self.cipher_k})"
+            for p in edits:
+                applied.append(AppliedPreference(p.id, p.text, sims[p.id], Why(sims[p.id], scope, p.provenance)))
+            t0 = time.perf_counter()
+            learned = self.cipher.aggregate([p.text for p in edits]) if self.cipher_k > 1 else edits[0].text
+            timings["llm_ms"] = (time.perf_counter() - t0) * 1e3
+            self._remember(user_id, context, learned, tuple(p.id for p in edits))
+            summary = "; ".join(dict.fromkeys([*(p.text for p in globals_ + others), learned]))
+        adapter = self.store.get_adapter(user_id)
+        return Conditioning(
+            preferences=tuple(applied),
+            examples=(),
+            system_prompt=render_system_prompt(applied, summary),
+            adapter=adapter["name"] if adapter else None,
+            summary=summary,
+            timings=timings,
+        )
+
+    def _remember(self, user_id: str, context: str, text: str, ids: tuple[int, ...]) -> None:
+        key = (user_id, hashlib.sha256(context.encode()).hexdigest())
+        with self._lock:
+            self._used[key] = (text, ids)
+            self._used.move_to_end(key)
+            while len(self._used) > 4096:
+                self._used.popitem(last=False)
+
+    def _used_for(self, user_id: str, context: str) -> tuple[str, tuple[int, ...]] | None:
+        key = (user_id, hashlib.sha256(context.encode()).hexdigest())
+        with self._lock:
+            if key in self._used:
+                return self._used[key]
+        cond = self.condition(user_id, context)  # deterministic: recompute when not remembered
+        with self._lock:
+            return self._used.get(key) or (
+                (cond.summary, tuple(p.id for p in cond.preferences)) if cond.summary else None
+            )
+
+    def as_runnable(
+        self, chat_model: BaseChatModel | str | None = None, *, placement: Placement = "auto"
+    ) -> PreferenceRunnable:
+        """A Runnable that conditions ``chat_model`` (default: the layer's LLM) per user.
+
+        Call it with ``config={"configurable": {"user_id": ...}}``.
+        """
+        from persona.agents.models import load_chat_model
+        from persona.agents.runnable import PreferenceRunnable
+
+        model = self.llm if chat_model is None else load_chat_model(chat_model, home=self.home)
+        return PreferenceRunnable(self.condition, model, placement)
+
+    # -- users ----------------------------------------------------------------------------------------
+    def users(self) -> list[str]:
+        return self.store.users()
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything stored about the user, JSON-serializable (no vectors: they are re-made)."""
+        from persona.store.portable import export_user
+
+        return export_user(self.store, self._known(user_id))
+
+    def import_user(self, data: dict[str, Any], *, replace: bool = False) -> str:
+        """Load a user exported by :meth:`export_user`; returns the user id. All or nothing."""
+        from persona.store.portable import import_user
+
+        user_id = import_user(self.store, self.embedder, data, replace=replace)
+        self.index.invalidate(user_id)
+        return user_id
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete the user's rows, vectors and adapter files: nothing is left."""
+        self._known(user_id)
+        self.store.delete_user(user_id)
+        self.index.invalidate(user_id)
+        if self.home is not None:
+            shutil.rmtree(self.home / "adapters" / safe_dir_name(user_id), ignore_errors=True)
+        with self._lock:
+            for key in [k for k in self._used if k[0] == user_id]:
+                del self._used[key]
+
+    def close(self) -> None:
+        self.index.clear()
+        self.store.close()
+
+    def __enter__(self) -> PreferenceLayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def render_system_prompt(applied: Sequence[AppliedPreference], summary: str | None) -> str:
+    """The preferences inside a delimited data block (empty string when nothing applies)."""
+    if not applied:
+        return ""
+    texts = [summary] if summary else list(dict.fromkeys(p.text for p in applied))
+    lines = "\n".join(f"- {as_data(t)}" for t in texts)
+    return prompts.SYSTEM_BLOCK.format(preferences=lines)

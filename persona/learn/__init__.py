@@ -1,0 +1,1 @@
+"""The learners: CIPHER (edits), C3PO (verbal feedback), FSPO (labeled pairs)."""

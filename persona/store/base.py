@@ -1,0 +1,123 @@
+"""The storage contract every backend implements (SQLite now, PostgreSQL next).
+
+A backend keeps users, preferences (with their context embeddings) and the raw events the
+preferences were learned from. Every method takes the ``user_id``; no call reads or returns
+another user's rows. Vector search is not here: :class:`persona.store.index.VectorIndex`
+caches each user's vectors in FAISS and rebuilds them from :meth:`Store.vectors`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+
+from persona.types import Edit, Feedback, Label, Preference
+
+#: Columns of a preference that :meth:`Store.update_preference` may change.
+UPDATABLE = frozenset({"text", "enabled", "scope", "context", "embedding", "flagged", "provenance"})
+
+
+class Store(ABC):
+    """A per-user preference store. Writes are atomic; ``transaction()`` groups several."""
+
+    # -- transactions ---------------------------------------------------------------------
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes: all of them land, or none (re-entrant)."""
+
+    # -- users ----------------------------------------------------------------------------
+    @abstractmethod
+    def users(self) -> list[str]: ...
+
+    @abstractmethod
+    def has_user(self, user_id: str) -> bool: ...
+
+    @abstractmethod
+    def ensure_user(self, user_id: str) -> None: ...
+
+    @abstractmethod
+    def delete_user(self, user_id: str) -> None:
+        """Delete every row of the user (preferences, events, adapters)."""
+
+    # -- preferences ----------------------------------------------------------------------
+    @abstractmethod
+    def add_preference(
+        self,
+        user_id: str,
+        text: str,
+        source: str,
+        *,
+        context: str | None = None,
+        embedding: np.ndarray | None = None,
+        provenance: Sequence[str] = (),
+        scope: str | None = None,
+        enabled: bool = True,
+        flagged: bool = False,
+    ) -> Preference: ...
+
+    @abstractmethod
+    def get_preferences(self, user_id: str, ids: Sequence[int]) -> list[Preference]:
+        """The user's preferences with these ids, in the order given; others' ids are skipped."""
+
+    @abstractmethod
+    def list_preferences(
+        self, user_id: str, *, enabled_only: bool = False, source: str | None = None
+    ) -> list[Preference]: ...
+
+    @abstractmethod
+    def update_preference(self, user_id: str, pref_id: int, **changes: Any) -> Preference:
+        """Change some of :data:`UPDATABLE`; raises NotFoundError for another user's id."""
+
+    @abstractmethod
+    def delete_preference(self, user_id: str, pref_id: int) -> None: ...
+
+    @abstractmethod
+    def vectors(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 (n,), embeddings float32 (n, dim)) of the user's enabled, embedded rows."""
+
+    @abstractmethod
+    def index_version(self, user_id: str) -> int:
+        """A counter bumped by every write that changes the user's vectors."""
+
+    # -- raw events ------------------------------------------------------------------------
+    @abstractmethod
+    def add_edit(self, user_id: str, context: str, output: str, edited: str) -> Edit: ...
+
+    @abstractmethod
+    def add_feedback(
+        self,
+        user_id: str,
+        text: str,
+        in_scope: Sequence[str] = (),
+        out_of_scope: Sequence[str] = (),
+    ) -> Feedback: ...
+
+    @abstractmethod
+    def add_label(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label: ...
+
+    @abstractmethod
+    def list_edits(self, user_id: str) -> list[Edit]: ...
+
+    @abstractmethod
+    def list_feedback(self, user_id: str) -> list[Feedback]: ...
+
+    @abstractmethod
+    def list_labels(self, user_id: str) -> list[Label]: ...
+
+    # -- adapters --------------------------------------------------------------------------
+    @abstractmethod
+    def set_adapter(self, user_id: str, name: str, path: str, meta: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def get_adapter(self, user_id: str) -> dict[str, Any] | None: ...
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def iter_users(self) -> Iterator[str]:
+        yield from self.users()

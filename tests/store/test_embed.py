@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from persona.errors import InvalidInputError
+from persona.store.embed import Embedder, HashEmbedder, MiniLMEmbedder, load_embedder
+
+
+def test_hash_embedder_is_deterministic_normalized_and_lexical() -> None:
+    e = HashEmbedder(dim=128)
+    a, b, c = e.embed(["use bullet points", "use bullet points", "the weather in Paris"])
+    assert isinstance(e, Embedder)
+    np.testing.assert_array_equal(a, b)
+    assert np.linalg.norm(a) == pytest.approx(1.0)
+    near = e.embed(["please use bullet points in summaries"])[0]
+    assert float(near @ a) > float(c @ a)
+    assert HashEmbedder(dim=128).embed(["use bullet points"])[0].tolist() == a.tolist()
+
+
+def test_load_embedder_specs() -> None:
+    assert load_embedder("hash:32").dim == 32
+    assert isinstance(load_embedder(None), MiniLMEmbedder)
+    with pytest.raises(InvalidInputError, match="'bert'.*minilm"):
+        load_embedder("bert")
+    with pytest.raises(InvalidInputError, match="no .dim"):
+        load_embedder(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_minilm_is_offline_384d_normalized_and_semantic() -> None:
+    e = MiniLMEmbedder()
+    vecs = e.embed(
+        [
+            "Summarize this news article about the election.",
+            "Give me a summary of this report on the vote count.",
+            "Write an email to my landlord about the broken heater.",
+        ]
+    )
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-4)
+    assert float(vecs[0] @ vecs[1]) > float(vecs[0] @ vecs[2])
+    assert e.embed([]).shape == (0, 384)
