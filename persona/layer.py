@@ -317,8 +317,11 @@ class PreferenceLayer:
         if not self.store.has_user(user_id):
             return Conditioning(timings=timings)
         t0 = time.perf_counter()
-        everything = self.store.list_preferences(user_id, enabled_only=True, source="manual")
-        globals_ = [p for p in everything if p.is_global and not p.flagged]
+        globals_ = [
+            p
+            for p in self.store.list_preferences(user_id, enabled_only=True, global_only=True)
+            if not p.flagged
+        ]
         timings["sql_ms"] = (time.perf_counter() - t0) * 1e3
         applied = [
             AppliedPreference(p.id, p.text, 1.0, Why(None, "global (no context)", p.provenance))

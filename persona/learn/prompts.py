@@ -45,3 +45,8 @@ Preferences this user showed on similar requests:
 
 Combine them into one short phrase that keeps the most represented preferences of the user \
 (at most 25 words). Answer with the phrase only."""
+
+# -- the writing assistant's tasks (PRELUDE's two tasks) ------------------------------------------
+
+SUMMARIZE = "{document}\n\nSummarize the above text."
+EMAIL = "{notes}\n\nWrite an email based on the above notes."

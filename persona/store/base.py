@@ -65,8 +65,15 @@ class Store(ABC):
 
     @abstractmethod
     def list_preferences(
-        self, user_id: str, *, enabled_only: bool = False, source: str | None = None
-    ) -> list[Preference]: ...
+        self,
+        user_id: str,
+        *,
+        enabled_only: bool = False,
+        source: str | None = None,
+        global_only: bool = False,
+    ) -> list[Preference]:
+        """The user's preferences, oldest first; ``global_only``: those with no context and
+        no scope (they apply to every request)."""
 
     @abstractmethod
     def update_preference(self, user_id: str, pref_id: int, **changes: Any) -> Preference:

@@ -47,6 +47,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         not_null={"user_id", "text", "source"},
     )
     db["preferences"].create_index(["user_id", "enabled"])
+    db["preferences"].create_index(["user_id", "context"])
     for name, cols in {
         "edits": {"context": str, "output": str, "edited": str},
         "feedback": {"text": str, "in_scope": str, "out_of_scope": str},
@@ -276,10 +277,17 @@ class SQLiteStore(Store):
         return [by_id[i] for i in ids if i in by_id]
 
     def list_preferences(
-        self, user_id: str, *, enabled_only: bool = False, source: str | None = None
+        self,
+        user_id: str,
+        *,
+        enabled_only: bool = False,
+        source: str | None = None,
+        global_only: bool = False,
     ) -> list[Preference]:
         sql = f"SELECT {_PREF_COLS} FROM preferences WHERE user_id = ?"
         params: list[Any] = [user_id]
+        if global_only:
+            sql += " AND context IS NULL AND scope IS NULL"
         if enabled_only:
             sql += " AND enabled = 1"
         if source is not None:

@@ -1,0 +1,156 @@
+"""CIPHER's rules with a scripted LLM and the hash embedder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from persona import InvalidInputError, LearningError, ModelError, PreferenceLayer
+from persona.agents.fakes import FailingChatModel, ScriptedChatModel
+from persona.config import MAX_TEXT_CHARS
+from persona.learn.cipher import clean_phrase, word_diff
+from persona.store.embed import HashEmbedder
+
+NEWS = "Summarize this news article about the city council vote on the new bike lanes"
+NEWS2 = "Summarize this news article about the city council vote on the new bus lanes"
+EMAIL = "Write an email to the landlord about the broken heater in the flat"
+
+
+def open_layer(home: Path, responses: list[str], **options: object) -> PreferenceLayer:
+    llm = ScriptedChatModel(responses=responses)
+    return PreferenceLayer.open(home, llm=llm, embedder=HashEmbedder(64), **options)
+
+
+def snapshot(layer: PreferenceLayer, user: str = "alice") -> tuple[int, int]:
+    return len(layer.store.list_edits(user)), len(layer.store.list_preferences(user))
+
+
+def test_word_diff_is_compact() -> None:
+    diff = word_diff("The council voted yes on Monday.", "- The council voted yes.")
+    assert diff.splitlines() == ["+ -", "- yes on Monday.", "+ yes."]
+    assert word_diff("same text", "same  text") == "(no change)"
+    long = word_diff("a " * 10, "b " * 200, max_words=20)
+    assert long.count("b") <= 20 and "..." in long
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("bullet points", "bullet points"),
+        ('"Concise bullet points."', "Concise bullet points"),
+        ("The user's preference is: short sentences.\nMore text here.", "short sentences"),
+        ("- a one-line TL;DR first", "a one-line TL;DR first"),
+        ("Preference: formal greeting", "formal greeting"),
+    ],
+)
+def test_clean_phrase_accepts_and_tidies(raw: str, want: str) -> None:
+    assert clean_phrase(raw) == want
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "Original answer: blah", "12345 !!!", "<|im_end|>"])
+def test_clean_phrase_rejects_junk(raw: str) -> None:
+    with pytest.raises(LearningError):
+        clean_phrase(raw)
+
+
+def test_clean_phrase_rambling() -> None:
+    assert clean_phrase("short bullets. " + "and then " * 30) == "short bullets"
+    with pytest.raises(LearningError, match="short"):
+        clean_phrase("word " * 40)
+
+
+def test_edit_infers_and_stores_with_context_and_provenance(persona_home: Path) -> None:
+    with open_layer(persona_home, ['"Bullet points."']) as layer:
+        [pref] = layer.learn_from_edit("alice", NEWS, "The council voted.", "- The council voted.")
+        [edit] = layer.store.list_edits("alice")
+        assert pref.text == "Bullet points" and pref.source == "edit"
+        assert pref.provenance == (f"edit:{edit.id}",) and pref.context == NEWS
+        seen = layer.llm.seen[0]  # type: ignore[attr-defined]
+        assert "Revised answer by the user:\n- The council voted." in seen
+        assert "Word-level changes" in seen and "writing style and formatting" in seen
+
+
+def test_knn_retrieval_and_aggregation(persona_home: Path) -> None:
+    llm_replies = ["bullet points", "short sentences", "formal greeting", "bullets and short sentences"]
+    with open_layer(persona_home, llm_replies, cipher_k=2, min_similarity=0.0) as layer:
+        a = layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")[0]
+        b = layer.learn_from_edit("alice", NEWS2, "long sentence here", "Short. Here.")[0]
+        c = layer.learn_from_edit("alice", EMAIL, "hey", "Dear landlord,")[0]
+        cond = layer.condition("alice", NEWS)
+        ids = [p.id for p in cond.preferences]
+        assert ids == [a.id, b.id]  # the k=2 nearest contexts, nearest first; not the email
+        assert c.id not in ids
+        assert cond.preferences[0].score >= cond.preferences[1].score
+        assert "CIPHER" in cond.preferences[0].why.scope
+        assert cond.preferences[0].why.sources == a.provenance
+        assert cond.summary == "bullets and short sentences"
+        assert "- bullets and short sentences" in cond.system_prompt
+        layer.llm.seen.clear()  # type: ignore[attr-defined]
+        assert layer.condition("alice", NEWS).summary == cond.summary  # memoized, same result
+        assert layer.llm.seen == []  # type: ignore[attr-defined]
+
+
+def test_single_distinct_preference_needs_no_aggregation(persona_home: Path) -> None:
+    with open_layer(persona_home, ["bullet points"]) as layer:
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        layer.learn_from_edit("alice", NEWS2, "a b", "- a b")
+        calls = len(layer.llm.seen)  # type: ignore[attr-defined]
+        assert layer.condition("alice", NEWS).summary == "bullet points"
+        assert len(layer.llm.seen) == calls  # type: ignore[attr-defined]
+
+
+def test_junk_aggregate_falls_back_to_nearest(persona_home: Path) -> None:
+    with open_layer(persona_home, ["bullet points", "short sentences", ""], min_similarity=0.0) as layer:
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        layer.learn_from_edit("alice", NEWS2, "long one", "Short.")
+        assert layer.condition("alice", NEWS).summary == "bullet points"
+
+
+def test_accepting_unedited_restores_the_used_preference(persona_home: Path) -> None:
+    with open_layer(persona_home, ["bullet points"]) as layer:
+        assert layer.learn_from_edit("alice", NEWS, "fine", "fine") == []  # nothing used yet
+        assert snapshot(layer) == (0, 0)
+        first = layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")[0]
+        layer.condition("alice", NEWS2)
+        [again] = layer.learn_from_edit("alice", NEWS2, "- a b c", "- a b c")
+        assert again.text == "bullet points" and again.context == NEWS2
+        edits = layer.store.list_edits("alice")
+        assert again.provenance == (f"edit:{edits[-1].id}", f"preference:{first.id}")
+
+
+def test_accept_without_remembered_conditioning_recomputes(persona_home: Path) -> None:
+    with open_layer(persona_home, ["bullet points"]) as layer:
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+    with open_layer(persona_home, ["unused"]) as layer:  # a new process: nothing remembered
+        [again] = layer.learn_from_edit("alice", NEWS2, "- a", "- a")
+        assert again.text == "bullet points"
+
+
+@pytest.mark.parametrize(
+    ("llm", "error"),
+    [
+        (FailingChatModel(), ModelError),
+        (ScriptedChatModel(responses=[""]), LearningError),
+        (ScriptedChatModel(responses=["Original answer: the council"]), LearningError),
+        (ScriptedChatModel(responses=["word " * 60]), LearningError),
+    ],
+)
+def test_llm_failure_or_junk_leaves_store_unchanged(persona_home: Path, llm: object, error: type) -> None:
+    with PreferenceLayer.open(persona_home, llm=llm, embedder=HashEmbedder(64)) as layer:  # type: ignore[arg-type]
+        layer.add_preference("alice", "keep")
+        before = snapshot(layer)
+        with pytest.raises(error):
+            layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        assert snapshot(layer) == before
+
+
+@pytest.mark.parametrize(
+    ("output", "edited", "match"),
+    [("x", "", "edited"), ("", "x", "output"), ("x", "y" * (MAX_TEXT_CHARS + 1), "limit"), ("x", " \n", "empty")],
+)
+def test_bad_edits_are_refused(persona_home: Path, output: str, edited: str, match: str) -> None:
+    with open_layer(persona_home, ["bullet points"]) as layer:
+        with pytest.raises(InvalidInputError, match=match):
+            layer.learn_from_edit("alice", NEWS, output, edited)
+        assert snapshot(layer) == (0, 0)
