@@ -66,14 +66,12 @@ class PreferenceLayer:
         self._llm: BaseChatModel | None = None
         self._cipher: Cipher | None = None
         self._lock = threading.RLock()
-        self.index = VectorIndex(
-            store, home / "index" if home else None, capacity=index_capacity
-        )
+        self.index = VectorIndex(store, home / "index" if home else None, capacity=index_capacity)
         # (user_id, context digest) -> the description used to answer it (CIPHER's accept rule)
         self._used: OrderedDict[tuple[str, str], tuple[str, tuple[int, ...]]] = OrderedDict()
         self._check_embedder()
 
-    # -- construction ----------------------------------------------------------------------------
+    # -- construction ----------------------------------------------------------------
     @classmethod
     def open(
         cls,
@@ -116,7 +114,9 @@ class PreferenceLayer:
             return
         rows = self.store.all_embedded() if hasattr(self.store, "all_embedded") else []
         if rows and recorded is not None:
-            log.warning("embedder changed (%s -> %s): re-embedding %d rows", recorded, current, len(rows))
+            log.warning(
+                "embedder changed (%s -> %s): re-embedding %d rows", recorded, current, len(rows)
+            )
             with self.store.transaction():
                 for start in range(0, len(rows), 256):
                     batch = rows[start : start + 256]
@@ -146,7 +146,7 @@ class PreferenceLayer:
                 self._cipher = Cipher(self.llm, CipherConfig(k=self.cipher_k))
             return self._cipher
 
-    # -- helpers ---------------------------------------------------------------------------------
+    # -- helpers ----------------------------------------------------------------
     def _known(self, user_id: str) -> str:
         check_user_id(user_id)
         if not self.store.has_user(user_id):
@@ -175,7 +175,7 @@ class PreferenceLayer:
             )
         return pref
 
-    # -- manual preferences ----------------------------------------------------------------------
+    # -- manual preferences ----------------------------------------------------------------
     def preferences(self, user_id: str) -> list[Preference]:
         """Everything learned or told about this user, oldest first."""
         return self.store.list_preferences(self._known(user_id))
@@ -188,7 +188,9 @@ class PreferenceLayer:
         if context is None:
             return self._add(user_id, text, "manual")
         context = check_text(context, "context").strip()
-        return self._add(user_id, text, "manual", context=context, embedding=self._embed_one(context))
+        return self._add(
+            user_id, text, "manual", context=context, embedding=self._embed_one(context)
+        )
 
     def update_preference(
         self, user_id: str, pref_id: int, *, text: str | None = None, enabled: bool | None = None
@@ -228,8 +230,10 @@ class PreferenceLayer:
             )
         return found[0]
 
-    # -- learning ----------------------------------------------------------------------------------
-    def learn_from_edit(self, user_id: str, context: str, output: str, edited: str) -> list[Preference]:
+    # -- learning ----------------------------------------------------------------
+    def learn_from_edit(
+        self, user_id: str, context: str, output: str, edited: str
+    ) -> list[Preference]:
         """CIPHER: learn the preference behind the user's edit of ``output`` into ``edited``.
 
         If the edit changes nothing, the preference that was used for this context is stored
@@ -251,13 +255,20 @@ class PreferenceLayer:
             with self.store.transaction():
                 edit = self.store.add_edit(user_id, context, output, edited)
                 prov = (f"edit:{edit.id}", *(f"preference:{i}" for i in source_ids))
-                pref = self._add(user_id, text, "edit", context=context, embedding=vec, provenance=prov)
+                pref = self._add(
+                    user_id, text, "edit", context=context, embedding=vec, provenance=prov
+                )
             return [pref]
         phrase = self.cipher.infer(output, edited)
         with self.store.transaction():
             edit = self.store.add_edit(user_id, context, output, edited)
             pref = self._add(
-                user_id, phrase, "edit", context=context, embedding=vec, provenance=(f"edit:{edit.id}",)
+                user_id,
+                phrase,
+                "edit",
+                context=context,
+                embedding=vec,
+                provenance=(f"edit:{edit.id}",),
             )
         return [pref]
 
@@ -308,7 +319,7 @@ class PreferenceLayer:
             )
         return self.store.add_label(user_id, prompt, chosen, rejected)
 
-    # -- conditioning -------------------------------------------------------------------------------
+    # -- conditioning ----------------------------------------------------------------
     def condition(self, user_id: str, context: str) -> Conditioning:
         """What applies to ``context`` for this user, and the prompt text that carries it."""
         check_user_id(user_id)
@@ -342,14 +353,26 @@ class PreferenceLayer:
         edits = [p for p in near if p.source == "edit"][: self.cipher_k]
         others = [p for p in near if p.source != "edit"][: self.top_k]
         for p in others:
-            why = Why(sims[p.id], f"similar context (top-{self.top_k}, >= {self.min_similarity})", p.provenance)
+            why = Why(
+                sims[p.id],
+                f"similar context (top-{self.top_k}, >= {self.min_similarity})",
+                p.provenance,
+            )
             applied.append(AppliedPreference(p.id, p.text, sims[p.id], why))
         if edits:
             scope = f"CIPHER: {len(edits)} nearest edited contexts (k={self.cipher_k})"
             for p in edits:
-                applied.append(AppliedPreference(p.id, p.text, sims[p.id], Why(sims[p.id], scope, p.provenance)))
+                applied.append(
+                    AppliedPreference(
+                        p.id, p.text, sims[p.id], Why(sims[p.id], scope, p.provenance)
+                    )
+                )
             t0 = time.perf_counter()
-            learned = self.cipher.aggregate([p.text for p in edits]) if self.cipher_k > 1 else edits[0].text
+            learned = (
+                self.cipher.aggregate([p.text for p in edits])
+                if self.cipher_k > 1
+                else edits[0].text
+            )
             timings["llm_ms"] = (time.perf_counter() - t0) * 1e3
             self._remember(user_id, context, learned, tuple(p.id for p in edits))
             summary = "; ".join(dict.fromkeys([*(p.text for p in globals_ + others), learned]))
@@ -395,7 +418,7 @@ class PreferenceLayer:
         model = self.llm if chat_model is None else load_chat_model(chat_model, home=self.home)
         return PreferenceRunnable(self.condition, model, placement)
 
-    # -- users ----------------------------------------------------------------------------------------
+    # -- users ----------------------------------------------------------------
     def users(self) -> list[str]:
         return self.store.users()
 

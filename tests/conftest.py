@@ -33,6 +33,8 @@ def scripted_llm() -> FakeListChatModel:
 
 
 @pytest.fixture
-def layer(persona_home: Path, embedder: HashEmbedder, scripted_llm: FakeListChatModel) -> Iterator[PreferenceLayer]:
+def layer(
+    persona_home: Path, embedder: HashEmbedder, scripted_llm: FakeListChatModel
+) -> Iterator[PreferenceLayer]:
     with PreferenceLayer.open(persona_home, llm=scripted_llm, embedder=embedder) as lyr:
         yield lyr

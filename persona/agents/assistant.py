@@ -73,7 +73,9 @@ class Assistant:
 
     def summarize(self, user_id: str, document: str) -> Reply:
         document = check_text(document, "document")
-        return self._ask(user_id, [HumanMessage(prompts.SUMMARIZE.format(document=document.strip()))])
+        return self._ask(
+            user_id, [HumanMessage(prompts.SUMMARIZE.format(document=document.strip()))]
+        )
 
     def email(self, user_id: str, notes: str) -> Reply:
         notes = check_text(notes, "notes")

@@ -33,7 +33,7 @@ def to_messages(value: LanguageModelInput) -> list[BaseMessage]:
     if isinstance(value, PromptValue):
         return value.to_messages()
     try:
-        return convert_to_messages(value)  # type: ignore[arg-type]
+        return convert_to_messages(value)
     except (TypeError, ValueError, NotImplementedError) as exc:
         raise InvalidInputError(
             f"cannot read messages from {value!r:.80}; pass a string, a PromptValue or a "
@@ -45,8 +45,7 @@ def user_id_from(config: RunnableConfig) -> str:
     user_id = (config.get("configurable") or {}).get("user_id")
     if user_id is None:
         raise InvalidInputError(
-            "no user_id in the config; call with "
-            "config={'configurable': {'user_id': 'alice'}}."
+            "no user_id in the config; call with config={'configurable': {'user_id': 'alice'}}."
         )
     return str(user_id)
 
@@ -159,6 +158,6 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
             ) from exc
 
     def __repr__(self) -> str:
-        return f"PreferenceRunnable(model={type(self.model).__name__}, placement={self.placement!r})"
-
-
+        return (
+            f"PreferenceRunnable(model={type(self.model).__name__}, placement={self.placement!r})"
+        )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
@@ -63,6 +63,7 @@ class Run:
     def _answer(self, ctx: Context) -> tuple[str, Any]:
         prepared = self.learner.prepare(ctx)
         message = prepared.message or instruction(ctx)
+        placement: Literal["system", "user"]
         placement = "system" if getattr(self.agent, "follows_system_prompt", True) else "user"
         messages = apply_conditioning([HumanMessage(message)], prepared.conditioning, placement)
         reply = complete(self.agent, messages, max_tokens=self.config.max_tokens)

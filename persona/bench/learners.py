@@ -50,10 +50,17 @@ def described(text: str) -> Conditioning:
 
 
 class Learner(Protocol):
-    name: str
-    tokens_in: int
-    tokens_out: int
-    failures: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tokens_in(self) -> int: ...
+
+    @property
+    def tokens_out(self) -> int: ...
+
+    @property
+    def failures(self) -> int: ...
 
     def prepare(self, ctx: Context) -> Prepared: ...
 

@@ -51,17 +51,24 @@ def word_diff(output: str, edited: str, *, max_words: int = 60) -> str:
             if words and budget > 0:
                 shown = words[:budget]
                 budget -= len(shown)
-                lines.append(f"{sign} {' '.join(shown)}" + (" ..." if len(shown) < len(words) else ""))
+                lines.append(
+                    f"{sign} {' '.join(shown)}" + (" ..." if len(shown) < len(words) else "")
+                )
     return "\n".join(lines) if lines else "(no change)"
 
 
 _PREAMBLE = re.compile(
-    r"^\s*(?:the\s+)?(?:user(?:'s)?\s+)?(?:generic\s+)?(?:preference|preferences|answer|"
-    r"phrase|style)\s*(?:is|are|:)\s*:?\s*",
+    r"^\s*(?:(?:the|this)\s+)?(?:user(?:'s)?\s+)?(?:generic\s+)?(?:preference|preferences|"
+    r"answer|phrase|style)(?:\s+(?:is\s+)?in\s+terms\s+of\s+writing\s+style\s+and\s+"
+    r"formatting)?\s*(?:is|are|:)\s*:?\s*",
     re.IGNORECASE,
 )
+# The question echoed back instead of answered: not a preference.
+_ECHO = re.compile(r"(?:in\s+terms\s+of\s+writing\s+style|generic\s+preference)", re.I)
 _LEAD = re.compile(r"^\s*(?:[-*•>#]+|\d+[.)])\s*")
-_JUNK = re.compile(r"(?:original answer|revised answer|word-level changes|<\|im_|\bassistant\b:)", re.I)
+_JUNK = re.compile(
+    r"(?:original answer|revised answer|word-level changes|<\|im_|\bassistant\b:)", re.I
+)
 
 
 def clean_phrase(raw: str, *, max_words: int = 25) -> str:
@@ -73,7 +80,12 @@ def clean_phrase(raw: str, *, max_words: int = 25) -> str:
     phrase = _LEAD.sub("", first)
     phrase = _PREAMBLE.sub("", phrase).strip().strip("\"'`“”").strip()
     phrase = phrase.rstrip(".;:,").strip()
-    if not phrase or _JUNK.search(phrase) or not re.search(r"[A-Za-z]{2,}", phrase):
+    if (
+        not phrase
+        or _JUNK.search(phrase)
+        or _ECHO.search(phrase)
+        or not re.search(r"[A-Za-z]{2,}", phrase)
+    ):
         raise LearningError(f"the LLM answered {raw[:80]!r}, not a preference; nothing was stored.")
     words = phrase.split()
     if len(words) > max_words:
@@ -112,7 +124,9 @@ class Cipher:
             edited=edited.strip(),
             diff=word_diff(output, edited, max_words=self.config.max_diff_words),
         )
-        return clean_phrase(self._ask(prompt, self.config.infer_tokens), max_words=self.config.max_words)
+        return clean_phrase(
+            self._ask(prompt, self.config.infer_tokens), max_words=self.config.max_words
+        )
 
     def aggregate(self, texts: Sequence[str]) -> str:
         """One description for the preferences of the k nearest contexts (k > 1)."""
@@ -126,7 +140,9 @@ class Cipher:
             self._cache.move_to_end(key)
             return self._cache[key]
         listing = "\n".join(f"- {t}" for t in distinct)
-        raw = self._ask(prompts.CIPHER_AGGREGATE.format(preferences=listing), self.config.aggregate_tokens)
+        raw = self._ask(
+            prompts.CIPHER_AGGREGATE.format(preferences=listing), self.config.aggregate_tokens
+        )
         try:
             summary = clean_phrase(raw, max_words=self.config.max_words)
         except LearningError:

@@ -26,6 +26,21 @@ from persona.store.base import Store
 
 log = logging.getLogger(__name__)
 
+_configured = False
+
+
+def _faiss() -> Any:
+    """faiss, limited to one OpenMP thread: per-user flat indexes hold at most thousands of
+    vectors, where a search takes ~0.05 ms on one thread but p99 > 100 ms with 2 threads on a
+    2-core machine (OpenMP spin-waits; measured by ``persona bench latency``)."""
+    global _configured
+    import faiss
+
+    if not _configured:
+        faiss.omp_set_num_threads(1)
+        _configured = True
+    return faiss
+
 
 @dataclass
 class _Entry:
@@ -54,7 +69,7 @@ class VectorIndex:
         return self.root / f"{name}.faiss", self.root / f"{name}.json"
 
     def _load_file(self, user_id: str, version: int) -> _Entry | None:
-        import faiss
+        faiss = _faiss()
 
         paths = self._paths(user_id)
         if paths is None or not paths[0].exists() or not paths[1].exists():
@@ -72,7 +87,7 @@ class VectorIndex:
             return None
 
     def _save(self, user_id: str, entry: _Entry) -> None:
-        import faiss
+        faiss = _faiss()
 
         paths = self._paths(user_id)
         if paths is None or not entry.dirty:
@@ -89,7 +104,7 @@ class VectorIndex:
         entry.dirty = False
 
     def _rebuild(self, user_id: str, version: int) -> _Entry:
-        import faiss
+        faiss = _faiss()
 
         ids, mat = self.store.vectors(user_id)
         dim = mat.shape[1] if len(ids) else 0
@@ -153,7 +168,7 @@ class VectorIndex:
                 ids, vecs = add
                 vecs = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(ids), -1)
                 if entry.index.ntotal == 0 and entry.dim != vecs.shape[1]:
-                    import faiss
+                    faiss = _faiss()
 
                     entry.index = faiss.IndexIDMap2(faiss.IndexFlatIP(vecs.shape[1]))
                     entry.dim = vecs.shape[1]

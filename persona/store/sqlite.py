@@ -24,10 +24,8 @@ migrations = Migrations("persona")
 
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db["users"].create(  # type: ignore[union-attr]
-        {"id": str, "created_at": float, "index_version": int}, pk="id"
-    )
-    db["preferences"].create(  # type: ignore[union-attr]
+    db.table("users").create({"id": str, "created_at": float, "index_version": int}, pk="id")
+    db.table("preferences").create(
         {
             "id": int,
             "user_id": str,
@@ -46,25 +44,29 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("user_id", "users", "id")],
         not_null={"user_id", "text", "source"},
     )
-    db["preferences"].create_index(["user_id", "enabled"])
-    db["preferences"].create_index(["user_id", "context"])
+    db.table("preferences").create_index(["user_id", "enabled"])
+    # condition() lists the user's global preferences (no context, no scope) on every call
+    db.execute(
+        "CREATE INDEX idx_preferences_global ON preferences (user_id) "
+        "WHERE context IS NULL AND scope IS NULL"
+    )
     for name, cols in {
         "edits": {"context": str, "output": str, "edited": str},
         "feedback": {"text": str, "in_scope": str, "out_of_scope": str},
         "labels": {"prompt": str, "chosen": str, "rejected": str},
     }.items():
-        db[name].create(  # type: ignore[union-attr]
+        db.table(name).create(
             {"id": int, "user_id": str, **cols, "created_at": float},
             pk="id",
             foreign_keys=[("user_id", "users", "id")],
         )
-        db[name].create_index(["user_id"])
-    db["adapters"].create(  # type: ignore[union-attr]
+        db.table(name).create_index(["user_id"])
+    db.table("adapters").create(
         {"user_id": str, "name": str, "path": str, "meta": str, "created_at": float},
         pk="user_id",
         foreign_keys=[("user_id", "users", "id")],
     )
-    db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
+    db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
 KNOWN_MIGRATIONS = frozenset({"m001_initial"})
@@ -123,7 +125,7 @@ class SQLiteStore(Store):
         self.db = sqlite_utils.Database(self._conn)
         self._migrate()
 
-    # -- schema ------------------------------------------------------------------------------
+    # -- schema ----------------------------------------------------------------
     def _migrate(self) -> None:
         with self._lock:
             applied = {m.name for m in migrations.applied(self.db)}
@@ -153,7 +155,7 @@ class SQLiteStore(Store):
                 (key, value),
             )
 
-    # -- transactions --------------------------------------------------------------------------
+    # -- transactions ----------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
@@ -184,7 +186,7 @@ class SQLiteStore(Store):
             cur = self._conn.execute(sql, params)
             return int(cur.lastrowid or 0)
 
-    # -- users ---------------------------------------------------------------------------------
+    # -- users ----------------------------------------------------------------
     def users(self) -> list[str]:
         return [r[0] for r in self._q("SELECT id FROM users ORDER BY id")]
 
@@ -213,7 +215,7 @@ class SQLiteStore(Store):
         rows = self._q("SELECT index_version FROM users WHERE id = ?", (user_id,))
         return int(rows[0][0]) if rows else 0
 
-    # -- preferences -----------------------------------------------------------------------------
+    # -- preferences ----------------------------------------------------------------
     def add_preference(
         self,
         user_id: str,
@@ -361,7 +363,7 @@ class SQLiteStore(Store):
             )
         ]
 
-    # -- events ------------------------------------------------------------------------------------
+    # -- events ----------------------------------------------------------------
     def add_edit(self, user_id: str, context: str, output: str, edited: str) -> Edit:
         now = time.time()
         with self.transaction():
@@ -428,7 +430,7 @@ class SQLiteStore(Store):
         )
         return [Label(*r) for r in rows]
 
-    # -- adapters -----------------------------------------------------------------------------------
+    # -- adapters ----------------------------------------------------------------
     def set_adapter(self, user_id: str, name: str, path: str, meta: dict[str, Any]) -> None:
         with self.transaction():
             self.ensure_user(user_id)

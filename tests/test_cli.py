@@ -1,0 +1,167 @@
+"""The ``persona`` command: preferences, export/import, delete-user, errors, fast --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from persona.cli import app
+
+runner = CliRunner()
+
+
+def run(home: Path, *args: str, input: str | None = None):  # noqa: ANN201 - click's Result
+    return runner.invoke(
+        app, ["--path", str(home), "--embedder", "hash", *args], input=input, env={"COLUMNS": "200"}
+    )
+
+
+def test_prefs_add_list_rm_round_trip(persona_home: Path) -> None:
+    added = run(persona_home, "prefs", "add", "alice", "bullet points")
+    assert added.exit_code == 0, added.output
+    assert "added preference 1 for 'alice'" in added.output
+    ctx = run(persona_home, "prefs", "add", "alice", "no emojis", "--context", "emails to my boss")
+    assert ctx.exit_code == 0 and "emails to my boss" in ctx.output
+
+    listed = run(persona_home, "prefs", "list", "alice")
+    assert listed.exit_code == 0
+    assert "bullet points" in listed.output and "no emojis" in listed.output
+    assert "2 preference(s)" in listed.output
+    rows = json.loads(run(persona_home, "prefs", "list", "alice", "--json").output)
+    assert [(r["id"], r["text"], r["context"]) for r in rows] == [
+        (1, "bullet points", None),
+        (2, "no emojis", "emails to my boss"),
+    ]
+
+    removed = run(persona_home, "prefs", "rm", "alice", "1")
+    assert removed.exit_code == 0 and "deleted preference 1" in removed.output
+    rows = json.loads(run(persona_home, "prefs", "list", "alice", "--json").output)
+    assert [r["text"] for r in rows] == ["no emojis"]
+
+
+def test_export_import_round_trip(persona_home: Path, tmp_path: Path) -> None:
+    run(persona_home, "prefs", "add", "alice", "bullet points")
+    run(persona_home, "prefs", "add", "alice", "no emojis", "--context", "emails to my boss")
+    stdout = run(persona_home, "export", "alice")
+    assert stdout.exit_code == 0
+    data = json.loads(stdout.output)
+    assert data["user_id"] == "alice" and len(data["preferences"]) == 2
+
+    out = tmp_path / "alice.json"
+    assert run(persona_home, "export", "alice", "--out", str(out)).exit_code == 0
+    assert json.loads(out.read_text())["preferences"] == data["preferences"]
+
+    other = tmp_path / "other-home"
+    imported = run(other, "import", str(out))
+    assert imported.exit_code == 0, imported.output
+    assert "imported 'alice' (2 preference(s))" in imported.output
+    again = json.loads(run(other, "export", "alice").output)
+    strip = [{k: p[k] for k in ("text", "source", "context")} for p in again["preferences"]]
+    assert strip == [{k: p[k] for k in ("text", "source", "context")} for p in data["preferences"]]
+
+    exists = run(other, "import", str(out))
+    assert exists.exit_code == 1 and "already exists" in exists.output
+    assert run(other, "import", str(out), "--replace").exit_code == 0
+
+
+def test_delete_user_confirms_unless_yes(persona_home: Path) -> None:
+    run(persona_home, "prefs", "add", "alice", "bullet points")
+    declined = run(persona_home, "delete-user", "alice", input="n\n")
+    assert declined.exit_code == 1 and "not deleted" in declined.output
+    assert "bullet points" in run(persona_home, "prefs", "list", "alice").output
+
+    confirmed = run(persona_home, "delete-user", "alice", input="y\n")
+    assert confirmed.exit_code == 0 and "deleted user 'alice'" in confirmed.output
+    gone = run(persona_home, "prefs", "list", "alice")
+    assert gone.exit_code == 1
+
+    run(persona_home, "prefs", "add", "bob", "short")
+    assert run(persona_home, "delete-user", "bob", "--yes").exit_code == 0
+    assert run(persona_home, "users").output.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["prefs", "list", "nobody"], "'nobody'"),
+        (["prefs", "rm", "alice", "999"], "999"),
+        (["prefs", "add", "../evil", "x"], "'../evil'"),
+        (["prefs", "add", "alice", "   "], "'   '"),
+        (["delete-user", "ghost", "--yes"], "'ghost'"),
+        (["export", "ghost"], "'ghost'"),
+    ],
+)
+def test_persona_errors_exit_1_with_one_line_naming_the_value(
+    persona_home: Path, args: list[str], named: str
+) -> None:
+    run(persona_home, "prefs", "add", "alice", "bullet points")
+    result = run(persona_home, *args)
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert named in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_import_bad_files(persona_home: Path, tmp_path: Path) -> None:
+    missing = run(persona_home, "import", str(tmp_path / "nope.json"))
+    assert missing.exit_code == 1 and "nope.json" in missing.output
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert "is not JSON" in run(persona_home, "import", str(bad)).output
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"format": "something/9"}))
+    result = run(persona_home, "import", str(wrong))
+    assert result.exit_code == 1 and "'something/9'" in result.output
+
+
+def test_path_comes_from_persona_home(persona_home: Path) -> None:
+    env = {"PERSONA_HOME": str(persona_home), "COLUMNS": "200"}
+    assert (
+        runner.invoke(
+            app, ["--embedder", "hash", "prefs", "add", "eve", "terse"], env=env
+        ).exit_code
+        == 0
+    )
+    assert (persona_home / "persona.db").is_file()
+    # the embedder the store was written with is reused when --embedder is not given
+    listed = runner.invoke(app, ["prefs", "list", "eve"], env=env)
+    assert listed.exit_code == 0 and "terse" in listed.output
+
+
+def test_bench_is_a_sub_app_with_latency() -> None:
+    from persona.cli import bench_app
+
+    names = {c.name or c.callback.__name__ for c in bench_app.registered_commands}  # type: ignore[union-attr]
+    assert "latency" in names
+    result = runner.invoke(app, ["bench", "latency", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--minilm" in result.output
+
+
+def test_help_is_fast_and_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "from persona.cli import app\n"
+        "try:\n"
+        "    app(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('torch', 'faiss', 'gradio', 'sentence_transformers', 'transformers',"
+        " 'matplotlib') if m in sys.modules]\n"
+        "print('HEAVY', heavy, time.perf_counter() - t)\n"
+    )
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    wall = time.perf_counter() - start
+    assert "HEAVY [] " in proc.stdout, proc.stdout
+    assert "Usage" in proc.stdout
+    assert wall < 5.0, f"persona --help took {wall:.1f} s"

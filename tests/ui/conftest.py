@@ -1,0 +1,99 @@
+"""A layer whose CIPHER always infers "bullet points", an echoing assistant, and a served app."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from persona import PreferenceLayer
+from persona.agents.assistant import Assistant
+from persona.store.embed import HashEmbedder
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # we run as root
+    "--disable-gpu",
+    "--disable-background-networking",  # closed network: no update or sync calls
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def open_layer(path: Path) -> PreferenceLayer:
+    return PreferenceLayer.open(
+        path, llm=FakeListChatModel(responses=["bullet points"]), embedder=HashEmbedder(64)
+    )
+
+
+@pytest.fixture
+def ui_layer(tmp_path: Path) -> Iterator[PreferenceLayer]:
+    with open_layer(tmp_path / "ui-home") as layer:
+        yield layer
+
+
+@pytest.fixture
+def assistant(ui_layer: PreferenceLayer) -> Assistant:
+    return Assistant(ui_layer, "fake")  # echoes what reached the model
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, PreferenceLayer]]:
+    """The real app on 127.0.0.1 (one per module; each test uses its own user id)."""
+    from persona.ui.app import build_app
+
+    with open_layer(tmp_path_factory.mktemp("served")) as layer:
+        app = build_app(layer, Assistant(layer, "fake"))
+        app.queue()
+        app.launch(
+            server_name="127.0.0.1",
+            server_port=free_port(),
+            prevent_thread_lock=True,
+            share=False,
+            quiet=True,
+        )
+        try:
+            yield app.local_url, layer
+        finally:
+            app.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is absent; install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, served: tuple[str, PreferenceLayer]) -> Iterator[Any]:
+    """A fresh browser session on the app, with the chat panel rendered."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(served[0])
+    page.wait_for_selector("#chat")
+    # The page's load event has filled the panel: typing before it can race with it.
+    page.locator("#status", has_text="stored for").wait_for()
+    try:
+        yield page
+    finally:
+        context.close()
