@@ -165,3 +165,21 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
     assert "HEAVY [] " in proc.stdout, proc.stdout
     assert "Usage" in proc.stdout
     assert wall < 5.0, f"persona --help took {wall:.1f} s"
+
+
+def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench", "edits", "--task", "email", "--learner", "no-learning",
+            "--learner", "cipher-5", "--rounds", "3", "--llm", "fake:bullet points",
+            "--embedder", "hash", "--out", str(tmp_path),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "email.json").read_text())
+    assert [r["learner"] for r in doc["results"]] == ["no-learning", "cipher-5"]
+    assert doc["command"].startswith("persona ") and (tmp_path / "email.png").exists()
+    args = ["bench", "edits", "--task", "poems", "--rounds", "1", "--llm", "fake"]
+    bad = CliRunner().invoke(app, [*args, "--embedder", "hash", "--out", str(tmp_path)])
+    assert bad.exit_code == 1 and "poems" in bad.output

@@ -16,11 +16,12 @@ from importlib import resources
 
 from persona.bench import atoms as A
 from persona.errors import InvalidInputError
+from persona.learn import prompts
 
-#: The request the assistant sees for a summarization round.
-SUMMARIZE_TEMPLATE = "{text}\n\nSummarize the above text."
+#: The request the assistant sees for a summarization round (the assistant's own template).
+SUMMARIZE_TEMPLATE = prompts.SUMMARIZE.replace("{document}", "{text}")
 #: The request the assistant sees for an email round.
-EMAIL_TEMPLATE = "{text}\n\nWrite an email based on the above notes."
+EMAIL_TEMPLATE = prompts.EMAIL.replace("{notes}", "{text}")
 TEMPLATES: dict[str, str] = {"summarization": SUMMARIZE_TEMPLATE, "email": EMAIL_TEMPLATE}
 TASKS: tuple[str, ...] = tuple(TEMPLATES)
 
