@@ -52,6 +52,7 @@ class PreferenceLayer:
         top_k: int = 5,
         min_similarity: float = 0.25,
         cipher_k: int = 5,
+        cipher_min_similarity: float = 0.0,
         index_capacity: int = 256,
     ) -> None:
         if top_k < 1 or cipher_k < 1:
@@ -62,6 +63,9 @@ class PreferenceLayer:
         self.top_k = top_k  # contextual (non-edit) preferences applied per request
         self.min_similarity = min_similarity  # below this cosine a context does not match
         self.cipher_k = cipher_k  # CIPHER: past contexts whose preferences are aggregated
+        # CIPHER retrieves the k nearest past contexts whatever their similarity (PRELUDE);
+        # raise this to keep edit-learned preferences away from unrelated requests.
+        self.cipher_min_similarity = cipher_min_similarity
         self._llm_spec: BaseChatModel | str = llm if llm is not None else "local"
         self._llm: BaseChatModel | None = None
         self._cipher: Cipher | None = None
@@ -349,9 +353,13 @@ class PreferenceLayer:
         rows = self.store.get_preferences(user_id, [i for i, _ in hits])
         timings["sql_ms"] += (time.perf_counter() - t0) * 1e3
         sims = dict(hits)
-        near = [p for p in rows if not p.flagged and sims[p.id] >= self.min_similarity]
-        edits = [p for p in near if p.source == "edit"][: self.cipher_k]
-        others = [p for p in near if p.source != "edit"][: self.top_k]
+        rows = [p for p in rows if not p.flagged]
+        edits = [
+            p for p in rows if p.source == "edit" and sims[p.id] >= self.cipher_min_similarity
+        ][: self.cipher_k]
+        others = [p for p in rows if p.source != "edit" and sims[p.id] >= self.min_similarity][
+            : self.top_k
+        ]
         for p in others:
             why = Why(
                 sims[p.id],

@@ -38,7 +38,8 @@ class EditsConfig:
     rounds: int = 200  # PRELUDE runs 200 rounds
     seed: int = 0
     max_tokens: int = 128  # the answer budget: rounds of the LLM are the slow part
-    min_similarity: float = 0.25  # the layer's default retrieval threshold
+    min_similarity: float = 0.25  # the layer's default threshold (manual/feedback preferences)
+    cipher_min_similarity: float = 0.0  # the layer's default for CIPHER: plain k nearest
     user: str = "scripted"  # scripted | llm
 
 
@@ -158,6 +159,7 @@ def run_edits(
                 user=user,
                 home=home,
                 min_similarity=config.min_similarity,
+                cipher_min_similarity=config.cipher_min_similarity,
             )
             try:
                 tick = (lambda n=name: on_round(n)) if on_round else None
@@ -206,7 +208,11 @@ def write_results(doc: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.plot(np.cumsum(res["costs"]), label=f"{res['learner']} ({res['cumulative_cost']:,})")
     ax.set_xlabel("round")
     ax.set_ylabel("cumulative edit cost (word Levenshtein)")
-    ax.set_title(f"{task}: agent {doc['llm']}, {doc['config']['user']} user")
+    ax.set_title(
+        f"{task}, {doc['config']['user']} user, {len(doc['rounds_sources'])} rounds\n"
+        f"agent: {doc['llm']}",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

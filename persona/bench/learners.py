@@ -187,6 +187,7 @@ def make_learner(
     user: SimulatedUser,
     home: str,
     min_similarity: float,
+    cipher_min_similarity: float = 0.0,
 ) -> Learner:
     """Build a learner by name (see :data:`LEARNERS`)."""
     from persona.errors import InvalidInputError
@@ -201,7 +202,12 @@ def make_learner(
         return Agnostic(llm)
     if name.startswith("cipher-") and name[7:].isdigit():
         layer = PreferenceLayer.open(
-            home, llm=llm, embedder=embedder, cipher_k=int(name[7:]), min_similarity=min_similarity
+            home,
+            llm=llm,
+            embedder=embedder,
+            cipher_k=int(name[7:]),
+            min_similarity=min_similarity,
+            cipher_min_similarity=cipher_min_similarity,
         )
         return CipherLearner(layer)
     raise InvalidInputError(

@@ -168,3 +168,12 @@ def test_bad_edits_are_refused(persona_home: Path, output: str, edited: str, mat
         with pytest.raises(InvalidInputError, match=match):
             layer.learn_from_edit("alice", NEWS, output, edited)
         assert snapshot(layer) == (0, 0)
+
+
+def test_cipher_threshold_keeps_edits_away_from_unrelated_requests(persona_home: Path) -> None:
+    with open_layer(persona_home, ["bullet points"]) as layer:  # default: plain k nearest
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        assert layer.condition("alice", "Tell me a joke about cats").summary == "bullet points"
+    with open_layer(persona_home, ["unused"], cipher_min_similarity=0.3) as layer:
+        assert layer.condition("alice", "Tell me a joke about cats").preferences == ()
+        assert layer.condition("alice", NEWS2).summary == "bullet points"
