@@ -213,7 +213,6 @@ class PreferenceLayer:
         if not changes:
             raise InvalidInputError("nothing to update; pass text=... and/or enabled=....")
         pref = self.store.update_preference(user_id, int(pref_id), **changes)
-        self.index.invalidate(user_id) if "enabled" in changes else None
         return pref
 
     def delete_preference(self, user_id: str, pref_id: int) -> None:
