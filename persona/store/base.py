@@ -9,7 +9,7 @@ caches each user's vectors in FAISS and rebuilds them from :meth:`Store.vectors`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -125,6 +125,3 @@ class Store(ABC):
     # -- lifecycle -------------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None: ...
-
-    def iter_users(self) -> Iterator[str]:
-        yield from self.users()
