@@ -358,13 +358,20 @@ def bench_edits(
     embedder: str = typer.Option("minilm", help="Context embedder: minilm | hash."),
     max_tokens: int = typer.Option(128, help="Answer budget in tokens."),
     torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
+    jobs: int = typer.Option(
+        0,
+        help="Learners run at once, per task (0: all; with --all both tasks too). The local "
+        "model batches their concurrent calls; 1 runs them one after another.",
+    ),
     out_dir: Path = typer.Option(Path("benchmarks/edits"), "--out", help="Output folder."),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from rich.progress import Progress
 
     from persona.agents.models import load_chat_model
-    from persona.bench.edits import EditsConfig, run_edits, write_results
+    from persona.bench.edits import EditsConfig, batched, run_edits, write_results
     from persona.bench.env import TASKS
     from persona.bench.learners import LEARNERS
     from persona.store.embed import load_embedder
@@ -373,35 +380,61 @@ def bench_edits(
         import torch
 
         torch.set_num_threads(torch_threads)
+    if jobs < 0:
+        raise typer.BadParameter(f"--jobs must be 0 (all at once) or more, got {jobs}.")
     tasks = list(TASKS) if all_ else [task]
     learners = list(LEARNERS) if all_ else learner
+    concurrent_tasks = len(tasks) if jobs == 0 else 1
+    callers = (jobs or len(learners)) * concurrent_tasks
     with errors():
-        agent = load_chat_model(llm)
-        judge = load_chat_model(user_llm) if user_llm else agent
+        agent = batched(load_chat_model(llm), callers)
+        judge = batched(load_chat_model(user_llm), callers) if user_llm else agent
         emb = load_embedder(embedder)
-        for name in tasks:
-            cfg = EditsConfig(task=name, rounds=rounds, seed=seed, max_tokens=max_tokens, user=user)
-            with Progress(console=err) as progress:
-                bars = {n: progress.add_task(f"{name} {n}", total=rounds) for n in learners}
-                doc = run_edits(
+        with Progress(console=err) as progress:
+            bars = {
+                (t, n): progress.add_task(f"{t} {n}", total=rounds) for t in tasks for n in learners
+            }
+
+            def run_task(name: str) -> dict[str, Any]:
+                cfg = EditsConfig(
+                    task=name, rounds=rounds, seed=seed, max_tokens=max_tokens, user=user, jobs=jobs
+                )
+                return run_edits(
                     learners,
                     agent=agent,
                     learner_llm=agent,
                     user_llm=judge,
                     embedder=emb,
                     config=cfg,
-                    on_round=lambda n, b=bars: progress.advance(b[n]),  # type: ignore[misc]
+                    on_round=lambda n, t=name: progress.advance(bars[t, n]),  # type: ignore[misc]
                 )
+
+            with ThreadPoolExecutor(concurrent_tasks, thread_name_prefix="persona-task") as pool:
+                docs = list(pool.map(run_task, tasks))
+        for doc in docs:
             doc["command"] = "persona " + " ".join(sys.argv[1:])
             paths = write_results(doc, out_dir)
-            table = Table(title=f"{name}: {doc['llm']}", title_justify="left")
-            for col in ("learner", "cumulative cost", "pref. acc.", "retrieval acc.", "s"):
+            table = Table(title=f"{doc['task']}: {doc['llm']}", title_justify="left")
+            for col in (
+                "learner",
+                "cumulative cost",
+                "Δ/round vs no-learning [95% CI]",
+                "pref. acc.",
+                "retrieval acc.",
+                "s",
+            ):
                 table.add_column(col)
             for r in doc["results"]:
                 acc, ret = r["preference_accuracy"], r["retrieval_accuracy"]
+                vs = doc["comparisons"].get(f"{r['learner']} vs no-learning")
+                delta = "-"
+                if vs and vs["ci95"] is not None:
+                    low, high = vs["ci95"]
+                    delta = f"{vs['mean_per_round']:+.1f} [{low:+.1f}, {high:+.1f}]"
                 table.add_row(
                     r["learner"],
                     f"{r['cumulative_cost']:,}",
+                    delta,
                     "-" if acc is None else f"{acc:.2f}",
                     "-" if ret is None else f"{ret:.2f}",
                     f"{r['wall_s']:.0f}",

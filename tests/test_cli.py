@@ -183,3 +183,6 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     args = ["bench", "edits", "--task", "poems", "--rounds", "1", "--llm", "fake"]
     bad = CliRunner().invoke(app, [*args, "--embedder", "hash", "--out", str(tmp_path)])
     assert bad.exit_code == 1 and "poems" in bad.output
+    assert "cipher-5 vs no-learning" in doc["comparisons"]
+    negative = CliRunner().invoke(app, [*args[:3], "email", "--jobs", "-1", "--llm", "fake"])
+    assert negative.exit_code != 0 and "--jobs" in negative.output

@@ -30,6 +30,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from pydantic import SecretStr
 
+from persona.agents.batching import Batcher
 from persona.config import default_home, set_offline
 from persona.errors import InvalidInputError, ModelError, PersonaError
 
@@ -45,6 +46,7 @@ SPEC_FORMS = (
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 # Loaded (model, tokenizer) pairs, shared by every LocalChatModel of this process.
 _WEIGHTS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_BATCHERS: dict[tuple[int, int, float], Batcher] = {}
 _LOCK = threading.Lock()
 _CONVERT_LOCK = threading.Lock()
 
@@ -255,6 +257,11 @@ class LocalChatModel(BaseChatModel):
     #: conditioning in the user turn instead (it reads ``getattr(model, "follows_system_prompt",
     #: True)``). Set True only for a local model that does follow a system prompt.
     follows_system_prompt: bool = False
+    #: > 1: concurrent calls (threads) share one ``generate`` of up to this many prompts
+    #: (:class:`~persona.agents.batching.Batcher`); ≈ 3× the throughput for 6 callers on a CPU.
+    batch_size: int = 1
+    #: How long a call waits for others to join its batch (only when ``batch_size`` > 1).
+    batch_wait_ms: float = 20.0
 
     @property
     def _llm_type(self) -> str:
@@ -319,10 +326,34 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
-        out = model.generate(**gen)[0, n_in:]
+        if self.batch_size > 1 and not stop:
+            settings = {k: gen[k] for k in ("do_sample", "temperature") if k in gen}
+            out = self._batcher(model, tokenizer).generate(
+                gen["input_ids"][0].tolist(), gen["max_new_tokens"], **settings
+            )
+        else:
+            out = model.generate(**gen)[0, n_in:].tolist()
         text = cut_at_stop(tokenizer.decode(out, skip_special_tokens=True), stop)
         msg = AIMessage(content=text, usage_metadata=_usage(n_in, len(out)))
         return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def _batcher(self, model: Any, tokenizer: Any) -> Batcher:
+        key = (id(model), self.batch_size, self.batch_wait_ms)
+        with _LOCK:
+            if key not in _BATCHERS:
+                eos = model.generation_config.eos_token_id
+                eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+                if tokenizer.eos_token_id is not None:
+                    eos_ids.append(tokenizer.eos_token_id)
+                pad = tokenizer.pad_token_id
+                _BATCHERS[key] = Batcher(
+                    model,
+                    pad_token_id=tokenizer.eos_token_id if pad is None else pad,
+                    eos_token_ids=eos_ids,
+                    max_batch=self.batch_size,
+                    wait_s=self.batch_wait_ms / 1000,
+                )
+            return _BATCHERS[key]
 
     def _stream(
         self,

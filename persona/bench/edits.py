@@ -15,6 +15,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from persona.agents.models import complete, describe, usage
 from persona.agents.runnable import apply_conditioning
 from persona.bench.env import Context, instruction, latent_preferences, sample_rounds
 from persona.bench.learners import LEARNERS, Learner, make_learner
-from persona.bench.metrics import edit_distance
+from persona.bench.metrics import edit_distance, paired_difference
 from persona.bench.users import LLMUser, ScriptedUser, SimulatedUser
 from persona.store.embed import Embedder, embedder_id
 
@@ -41,6 +42,7 @@ class EditsConfig:
     min_similarity: float = 0.25  # the layer's default threshold (manual/feedback preferences)
     cipher_min_similarity: float = 0.0  # the layer's default for CIPHER: plain k nearest
     user: str = "scripted"  # scripted | llm
+    jobs: int = 0  # learners run at once (threads; the local model batches their calls); 0: all
 
 
 class Run:
@@ -117,6 +119,16 @@ class Run:
         }
 
 
+def batched(model: BaseChatModel, callers: int) -> BaseChatModel:
+    """``model``, with the local model's concurrent calls merged into batches of ``callers``.
+
+    Served models batch on the server side and are returned as they are.
+    """
+    if callers > 1 and getattr(model, "batch_size", None) == 1:
+        return model.model_copy(update={"batch_size": callers})
+    return model
+
+
 def model_label(model: BaseChatModel) -> str:
     """The LLM behind a figure, in words (every benchmark states it)."""
     if type(model).__name__ == "LocalChatModel":
@@ -148,8 +160,9 @@ def run_edits(
     from persona.bench.machine import machine_info
 
     rounds = sample_rounds(config.task, config.rounds, config.seed)
-    results = []
-    for name in learners:
+    jobs = min(len(learners), config.jobs or len(learners)) or 1
+
+    def run_one(name: str) -> dict[str, Any]:
         user = make_user(config.user, user_llm)
         with tempfile.TemporaryDirectory(prefix="persona-bench-") as home:
             learner = make_learner(
@@ -163,12 +176,18 @@ def run_edits(
             )
             try:
                 tick = (lambda n=name: on_round(n)) if on_round else None
-                results.append(Run(learner, agent, user, embedder, config).run(rounds, tick))
+                return Run(learner, agent, user, embedder, config).run(rounds, tick)
             finally:
                 layer = getattr(learner, "layer", None)
                 if layer is not None:
                     layer.close()
-    return {
+
+    if jobs == 1:
+        results = [run_one(name) for name in learners]
+    else:
+        with ThreadPoolExecutor(jobs, thread_name_prefix="persona-bench") as pool:
+            results = list(pool.map(run_one, learners))
+    doc = {
         "benchmark": "edits",
         "task": config.task,
         "config": config.__dict__,
@@ -187,6 +206,24 @@ def run_edits(
             }
         },
     }
+    return add_comparisons(doc)
+
+
+def add_comparisons(doc: dict[str, Any]) -> dict[str, Any]:
+    """Paired per-round comparisons on the shared rounds, under ``doc["comparisons"]``.
+
+    Every learner against no-learning, and each CIPHER-k against ICL-edit-k (its retrieval
+    baseline), when those ran: the mean per-round difference with a 95% bootstrap interval.
+    """
+    by = {r["learner"]: r for r in doc["results"]}
+    pairs = [(name, "no-learning") for name in by if name != "no-learning"]
+    pairs += [(n, f"icl-edit-{n[7:]}") for n in by if n.startswith("cipher-")]
+    doc["comparisons"] = {
+        f"{a} vs {b}": paired_difference(by[a]["costs"], by[b]["costs"])
+        for a, b in pairs
+        if b in by
+    }
+    return doc
 
 
 def write_results(doc: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -223,4 +260,4 @@ def write_results(doc: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
-__all__ = ["LEARNERS", "EditsConfig", "run_edits", "write_results"]
+__all__ = ["LEARNERS", "EditsConfig", "add_comparisons", "batched", "run_edits", "write_results"]

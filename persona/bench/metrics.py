@@ -1,6 +1,10 @@
-"""PRELUDE's cost: word-level Levenshtein distance between the answer and the user's edit."""
+"""PRELUDE's cost (word-level Levenshtein distance between answer and edit), and paired
+comparisons of two learners' per-round costs on the same rounds."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -47,3 +51,30 @@ def edit_distance(a: str, b: str) -> int:
         pv = (mh | ~(xv | ph)) & full
         mv = ph & xv
     return score
+
+
+def paired_difference(
+    costs: Sequence[int], baseline: Sequence[int], *, resamples: int = 4000, seed: int = 0
+) -> dict[str, Any]:
+    """How ``costs`` compare with ``baseline`` on the same rounds (a paired comparison).
+
+    Returns the mean per-round difference (negative: fewer edits than the baseline), its 95%
+    percentile-bootstrap interval over rounds, and how many rounds were cheaper / dearer. An
+    interval that contains 0 means the run cannot tell the two apart.
+    """
+    import numpy as np
+
+    if len(costs) != len(baseline):
+        raise ValueError(f"paired costs differ in length: {len(costs)} vs {len(baseline)}")
+    diff = np.asarray(costs, dtype=float) - np.asarray(baseline, dtype=float)
+    if not len(diff):
+        return {"mean_per_round": None, "ci95": None, "rounds_cheaper": 0, "rounds_dearer": 0}
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {
+        "mean_per_round": round(float(diff.mean()), 3),
+        "ci95": [round(float(low), 3), round(float(high), 3)],
+        "rounds_cheaper": int((diff < 0).sum()),
+        "rounds_dearer": int((diff > 0).sum()),
+    }

@@ -222,3 +222,20 @@ def test_local_honours_stop(local: LocalChatModel) -> None:
     prefix = full[: full.index(stop)]
     assert complete(local, QUESTION, stop=[stop]).content == prefix
     assert "".join(str(c.content) for c in local.stream(QUESTION, stop=[stop])) == prefix
+
+
+@pytest.mark.slow
+def test_local_batches_concurrent_calls_without_changing_answers(local: LocalChatModel) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from persona.agents import models
+
+    questions = ["What is the capital of France?", "Name a color.", "Count to five."]
+    alone = [str(complete(local, q).content) for q in questions]
+    batched = local.model_copy(update={"batch_size": 3, "batch_wait_ms": 500.0})
+    with ThreadPoolExecutor(3) as pool:
+        replies = list(pool.map(lambda q: complete(batched, q), questions))
+    assert [str(r.content) for r in replies] == alone
+    assert all(0 < usage(r)[1] <= 16 for r in replies)
+    batcher = next(b for k, b in models._BATCHERS.items() if k[1] == 3)
+    assert batcher.largest >= 2  # the three calls did share a generate

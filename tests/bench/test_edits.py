@@ -17,7 +17,7 @@ from persona.store.embed import HashEmbedder
 AGENT_ANSWER = "The council approved the plan after a long debate on Monday night!"
 
 
-def fake_run(tmp_path: Path, learners: list[str], rounds: int = 8) -> dict:
+def fake_run(tmp_path: Path, learners: list[str], rounds: int = 8, jobs: int = 0) -> dict:
     agent = ScriptedChatModel(responses=[AGENT_ANSWER])
     learner_llm = ScriptedChatModel(responses=["short sentences and a question at the end"])
     return run_edits(
@@ -26,7 +26,9 @@ def fake_run(tmp_path: Path, learners: list[str], rounds: int = 8) -> dict:
         learner_llm=learner_llm,
         user_llm=learner_llm,
         embedder=HashEmbedder(64),
-        config=EditsConfig(task="summarization", rounds=rounds, seed=3, min_similarity=0.0),
+        config=EditsConfig(
+            task="summarization", rounds=rounds, seed=3, min_similarity=0.0, jobs=jobs
+        ),
     )
 
 
@@ -47,6 +49,36 @@ def test_every_learner_runs_the_same_rounds(tmp_path: Path) -> None:
     assert by["icl-edit-5"]["retrieved_items"] > 0
     assert by["cipher-5"]["tokens"]["learner_in"] > 0
     assert doc["llm"] and doc["embedder"] == "hash:64"
+    comparisons = doc["comparisons"]
+    assert set(comparisons) == {f"{n} vs no-learning" for n in LEARNERS[1:]} | {
+        "cipher-5 vs icl-edit-5"
+    }  # cipher-1 has no icl-edit-1 to compare with in this run
+    vs = comparisons["oracle vs no-learning"]
+    diff = [a - b for a, b in zip(by["oracle"]["costs"], by["no-learning"]["costs"], strict=True)]
+    assert vs["mean_per_round"] == round(sum(diff) / len(diff), 3)
+    assert vs["rounds_cheaper"] == sum(d < 0 for d in diff)
+
+
+def test_learners_run_at_once_give_what_they_give_one_after_another(tmp_path: Path) -> None:
+    def strip(doc: dict) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in doc["results"]]
+
+    together = fake_run(tmp_path, list(LEARNERS), rounds=6, jobs=0)
+    in_turn = fake_run(tmp_path, list(LEARNERS), rounds=6, jobs=1)
+    assert strip(together) == strip(in_turn)
+    assert together["config"]["jobs"] == 0 and in_turn["config"]["jobs"] == 1
+
+
+def test_batched_upgrades_only_an_unbatched_local_model() -> None:
+    from persona.agents.models import LocalChatModel
+    from persona.bench.edits import batched
+
+    local = LocalChatModel(model_dir="/nowhere")
+    assert batched(local, 6).batch_size == 6  # type: ignore[attr-defined]
+    assert local.batch_size == 1  # a copy; the caller's model is unchanged
+    assert batched(local, 1) is local
+    served = ScriptedChatModel(responses=["x"])
+    assert batched(served, 6) is served
 
 
 def test_results_are_written_as_json_and_png(tmp_path: Path) -> None:

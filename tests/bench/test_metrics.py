@@ -66,3 +66,26 @@ def test_300_words_is_fast() -> None:
         edit_distance(a, b)
         best = min(best, time.perf_counter() - start)
     assert best < 0.010
+
+
+def test_paired_difference_separates_a_real_gain_from_noise() -> None:
+    from persona.bench.metrics import paired_difference
+
+    rng = random.Random(1)
+    base = [rng.randint(10, 40) for _ in range(60)]
+    better = [c - 5 + rng.randint(-2, 2) for c in base]  # 5 fewer edits a round, give or take
+    gain = paired_difference(better, base)
+    assert -6 < gain["mean_per_round"] < -4
+    assert gain["ci95"][0] < gain["mean_per_round"] < gain["ci95"][1] < 0
+    assert gain["rounds_cheaper"] > 50
+    noise = paired_difference([c + rng.choice([-3, 3]) for c in base], base)
+    assert noise["ci95"][0] < 0 < noise["ci95"][1]  # cannot tell them apart
+    assert paired_difference(base, base) == {
+        "mean_per_round": 0.0,
+        "ci95": [0.0, 0.0],
+        "rounds_cheaper": 0,
+        "rounds_dearer": 0,
+    }
+    assert paired_difference([], [])["ci95"] is None
+    with pytest.raises(ValueError, match="length"):
+        paired_difference([1, 2], [1])

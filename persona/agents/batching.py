@@ -1,0 +1,117 @@
+"""Dynamic batching for a local causal LM: concurrent calls share one ``generate``.
+
+A 135M model on a CPU is bound by memory traffic, not arithmetic: one ``generate`` over six
+prompts costs little more than over one (measured: 12 → 35 tokens/s for a batch of 6 on two
+cores). Callers in different threads submit token ids; a worker thread waits ``wait_s`` for
+company, left-pads what it collected into one batch and hands each caller its own tokens,
+trimmed to that caller's budget and to its first end-of-sequence token. With greedy decoding
+every caller gets what it would have got alone (up to float rounding of padded batches).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class _Request:
+    input_ids: list[int]
+    max_new: int
+    settings: tuple[tuple[str, Any], ...]  # generate kwargs; only equal settings share a batch
+    done: threading.Event = field(default_factory=threading.Event)
+    tokens: list[int] | None = None
+    error: BaseException | None = None
+
+
+class Batcher:
+    """Merge concurrent ``generate`` calls on one model into batches of up to ``max_batch``."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        pad_token_id: int,
+        eos_token_ids: list[int],
+        max_batch: int = 8,
+        wait_s: float = 0.02,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.model, self.pad, self.eos = model, pad_token_id, set(eos_token_ids)
+        self.max_batch, self.wait_s = max_batch, wait_s
+        self.batches = 0  # generate calls made
+        self.largest = 0  # the largest batch so far
+        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def generate(self, input_ids: list[int], max_new_tokens: int, **settings: Any) -> list[int]:
+        """The new tokens for one prompt (blocks until its batch is done)."""
+        req = _Request(list(input_ids), int(max_new_tokens), tuple(sorted(settings.items())))
+        self._ensure_worker()
+        self._queue.put(req)
+        req.done.wait()
+        if req.error is not None:
+            raise req.error
+        assert req.tokens is not None
+        return req.tokens
+
+    def _ensure_worker(self) -> None:
+        with self._start:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(
+                    target=self._loop, name="persona-batcher", daemon=True
+                )
+                self._worker.start()
+
+    def _collect(self) -> list[_Request]:
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self.wait_s
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._collect()
+            groups: dict[tuple[tuple[str, Any], ...], list[_Request]] = {}
+            for req in batch:
+                groups.setdefault(req.settings, []).append(req)
+            for group in groups.values():
+                try:
+                    self._run(group)
+                except BaseException as exc:  # every waiter of the group gets the error
+                    for req in group:
+                        req.error = exc
+                finally:
+                    for req in group:
+                        req.done.set()
+
+    def _run(self, group: list[_Request]) -> None:
+        import torch
+
+        width = max(len(r.input_ids) for r in group)
+        ids = [[self.pad] * (width - len(r.input_ids)) + r.input_ids for r in group]
+        mask = [[0] * (width - len(r.input_ids)) + [1] * len(r.input_ids) for r in group]
+        device = self.model.device
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=torch.tensor(ids, device=device),
+                attention_mask=torch.tensor(mask, device=device),
+                max_new_tokens=max(r.max_new for r in group),
+                pad_token_id=self.pad,
+                **dict(group[0].settings),
+            )
+        self.batches += 1
+        self.largest = max(self.largest, len(group))
+        for row, req in zip(out[:, width:].tolist(), group, strict=True):
+            tokens = row[: req.max_new]
+            end = next((i for i, t in enumerate(tokens) if t in self.eos), None)
+            req.tokens = tokens if end is None else tokens[: end + 1]
