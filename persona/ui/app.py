@@ -382,11 +382,11 @@ def build_app(layer: "PreferenceLayer", assistant: "Assistant") -> "gr.Blocks":
                 )
                 add_btn = gr.Button("Add", elem_id="pref-add")
                 with gr.Row(equal_height=True):
-                    pref_id = gr.Number(
-                        None,
+                    pref_id = gr.Textbox(  # a Number box would show 0 while empty
                         label="Preference id",
                         placeholder="id",
-                        precision=0,
+                        lines=1,
+                        max_lines=1,
                         elem_id="pref-id",
                         min_width=90,
                     )
@@ -436,7 +436,7 @@ def build_app(layer: "PreferenceLayer", assistant: "Assistant") -> "gr.Blocks":
 
         def on_select(evt: gr.SelectData) -> Any:
             row = evt.row_value or []
-            return row[0] if row else gr.skip()
+            return str(row[0]) if row else gr.skip()
 
         llm: dict[str, Any] = {
             "concurrency_id": "llm",

@@ -228,6 +228,7 @@ def test_browser_preferences_panel(page: Any, served) -> None:
     expect(page.locator("#prefs")).to_contain_text("British spelling")
     expect(page.locator("#pref-text textarea")).to_have_value("")
 
+    expect(page.locator("#pref-id input")).to_have_value("")  # empty, not 0, until a pick
     cell = page.locator("#prefs").get_by_text("British spelling", exact=True)
     cell.filter(visible=True).first.click()  # clicking a row picks its id
     expect(page.locator("#pref-id input")).to_have_value(str(pref.id))
