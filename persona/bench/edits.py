@@ -26,7 +26,13 @@ from langchain_core.messages import HumanMessage
 
 from persona.agents.models import complete, describe, usage
 from persona.agents.runnable import apply_conditioning
-from persona.bench.env import Context, instruction, latent_preferences, sample_rounds
+from persona.bench.env import (
+    Context,
+    instruction,
+    latent_preferences,
+    load_corpus,
+    sample_rounds,
+)
 from persona.bench.learners import LEARNERS, Learner, make_learner
 from persona.bench.metrics import edit_distance, paired_difference
 from persona.bench.users import LLMUser, ScriptedUser, SimulatedUser
@@ -189,6 +195,7 @@ def run_edits(
             results = list(pool.map(run_one, learners))
     doc = {
         "benchmark": "edits",
+        "corpus_same_source_5nn": corpus_same_source(config.task, embedder, k=5),
         "task": config.task,
         "config": config.__dict__,
         "llm": model_label(agent),
@@ -207,6 +214,26 @@ def run_edits(
         },
     }
     return add_comparisons(doc)
+
+
+def corpus_same_source(task: str, embedder: Embedder, k: int = 5) -> float:
+    """How well the embedder groups the task's documents by source: for each document of the
+    corpus, the share of its ``k`` nearest other documents (cosine over the embedding of the
+    request the learners see) that come from its own source, averaged.
+
+    Retrieval accuracy on fresh documents cannot be expected above this; rounds that repeat a
+    document (the corpus is small) retrieve its earlier round and score higher.
+    """
+    corpus = load_corpus(task)
+    vecs = embedder.embed([instruction(c) for c in corpus])
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -np.inf)
+    k = min(k, len(corpus) - 1)
+    shares = [
+        np.mean([corpus[j].source == c.source for j in np.argsort(-sims[i])[:k]])
+        for i, c in enumerate(corpus)
+    ]
+    return round(float(np.mean(shares)), 3)
 
 
 def add_comparisons(doc: dict[str, Any]) -> dict[str, Any]:
@@ -260,4 +287,12 @@ def write_results(doc: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
-__all__ = ["LEARNERS", "EditsConfig", "add_comparisons", "batched", "run_edits", "write_results"]
+__all__ = [
+    "LEARNERS",
+    "EditsConfig",
+    "add_comparisons",
+    "batched",
+    "corpus_same_source",
+    "run_edits",
+    "write_results",
+]

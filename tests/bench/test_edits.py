@@ -130,3 +130,28 @@ def test_short_real_run_with_the_local_model_and_minilm(tmp_path: Path) -> None:
     assert len(cipher["costs"]) == 3 and cipher["tokens"]["agent_out"] > 0
     assert set(latent_preferences("email")) >= set(doc["rounds_sources"])
     write_results(doc, tmp_path)
+
+
+def test_corpus_same_source_measures_how_the_embedder_groups_sources() -> None:
+    import numpy as np
+
+    from persona.bench.edits import corpus_same_source
+    from persona.bench.env import instruction, load_corpus
+
+    corpus = load_corpus("email")
+    names = sorted({c.source for c in corpus})
+    source_of = {instruction(c): names.index(c.source) for c in corpus}
+
+    class BySource:  # an embedder that sees the source perfectly
+        dim = len(names)
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.eye(self.dim, dtype=np.float32)[[source_of[t] for t in texts]]
+
+    class Blind(BySource):  # one that sees nothing: a fixed order of ties, mixed sources
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 1), dtype=np.float32)
+
+    assert corpus_same_source("email", BySource()) == 1.0
+    assert corpus_same_source("email", Blind()) < 0.5
+    assert 0.0 <= corpus_same_source("summarization", HashEmbedder(64)) <= 1.0
