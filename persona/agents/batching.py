@@ -6,6 +6,8 @@ cores). Callers in different threads submit token ids; a worker thread waits ``w
 company, left-pads what it collected into one batch and hands each caller its own tokens,
 trimmed to that caller's budget and to its first end-of-sequence token. With greedy decoding
 every caller gets what it would have got alone (up to float rounding of padded batches).
+Reading a prompt is compute-bound where decoding is not, so prompts of very different lengths
+are split into separate batches when the padding would cost more than an extra decoding pass.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ class Batcher:
         eos_token_ids: list[int],
         max_batch: int = 8,
         wait_s: float = 0.02,
+        step_tokens: int = 24,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model, self.pad, self.eos = model, pad_token_id, set(eos_token_ids)
-        self.max_batch, self.wait_s = max_batch, wait_s
+        self.max_batch, self.wait_s, self.step_tokens = max_batch, wait_s, step_tokens
         self.batches = 0  # generate calls made
         self.largest = 0  # the largest batch so far
         self._queue: queue.Queue[_Request] = queue.Queue()
@@ -84,7 +87,7 @@ class Batcher:
             groups: dict[tuple[tuple[str, Any], ...], list[_Request]] = {}
             for req in batch:
                 groups.setdefault(req.settings, []).append(req)
-            for group in groups.values():
+            for group in (part for same in groups.values() for part in self._split(same)):
                 try:
                     self._run(group)
                 except BaseException as exc:  # every waiter of the group gets the error
@@ -93,6 +96,32 @@ class Batcher:
                 finally:
                     for req in group:
                         req.done.set()
+
+    def _split(self, group: list[_Request]) -> list[list[_Request]]:
+        """Cut the group, by prompt length, into the batches that cost the fewest token passes.
+
+        A batch pays for every prompt padded to its longest, and each extra batch pays a
+        decoding pass of its own (``step_tokens`` per new token: on a CPU one decoding step of
+        a small model costs about as much as reading that many prompt tokens). Contiguous runs
+        of the length-sorted group, chosen by dynamic programming.
+        """
+        group = sorted(group, key=lambda r: len(r.input_ids))
+        n = len(group)
+        best = [0.0] + [float("inf")] * n
+        cut = [0] * (n + 1)
+        for j in range(1, n + 1):
+            for i in range(j):
+                part = group[i:j]
+                cost = best[i] + len(part) * len(part[-1].input_ids)
+                cost += self.step_tokens * max(r.max_new for r in part)
+                if cost < best[j]:
+                    best[j], cut[j] = cost, i
+        parts: list[list[_Request]] = []
+        j = n
+        while j > 0:
+            parts.append(group[cut[j] : j])
+            j = cut[j]
+        return parts[::-1]
 
     def _run(self, group: list[_Request]) -> None:
         import torch

@@ -127,3 +127,19 @@ def test_a_failing_generate_reaches_every_caller_and_the_batcher_lives_on(tiny: 
 def test_max_batch_must_be_positive(tiny: Any) -> None:
     with pytest.raises(ValueError, match="max_batch"):
         Batcher(tiny, pad_token_id=PAD, eos_token_ids=[EOS], max_batch=0)
+
+
+def test_prompts_of_very_different_lengths_are_split_where_padding_costs_more() -> None:
+    from persona.agents.batching import _Request
+
+    batcher = Batcher(object(), pad_token_id=PAD, eos_token_ids=[EOS], step_tokens=24)
+
+    def lengths(sizes: list[int], max_new: int = 10) -> list[list[int]]:
+        reqs = [_Request([1] * n, max_new, ()) for n in sizes]
+        return [[len(r.input_ids) for r in part] for part in batcher._split(reqs)]
+
+    # 5 x 520 padded + one pass (2,840) vs 15 + 1,040 + two passes (1,535)
+    assert lengths([500, 3, 520, 4, 5]) == [[3, 4, 5], [500, 520]]
+    assert lengths([40, 41, 39, 40]) == [[39, 40, 40, 41]]  # similar lengths: one batch
+    assert lengths([3, 500], max_new=200) == [[3, 500]]  # long decoding: sharing pays
+    assert lengths([7]) == [[7]]
