@@ -359,9 +359,10 @@ def bench_edits(
     max_tokens: int = typer.Option(128, help="Answer budget in tokens."),
     torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
     jobs: int = typer.Option(
-        0,
-        help="Learners run at once, per task (0: all; with --all both tasks too). The local "
-        "model batches their concurrent calls; 1 runs them one after another.",
+        1,
+        help="Learners run at once, per task (0: all; with --all both tasks too): the local "
+        "model batches their calls. Worth it with a served model or a GPU; on a small CPU, "
+        "1 (one after another) is faster.",
     ),
     out_dir: Path = typer.Option(Path("benchmarks/edits"), "--out", help="Output folder."),
 ) -> None:

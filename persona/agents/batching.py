@@ -1,13 +1,14 @@
 """Dynamic batching for a local causal LM: concurrent calls share one ``generate``.
 
-A 135M model on a CPU is bound by memory traffic, not arithmetic: one ``generate`` over six
-prompts costs little more than over one (measured: 12 → 35 tokens/s for a batch of 6 on two
-cores). Callers in different threads submit token ids; a worker thread waits ``wait_s`` for
-company, left-pads what it collected into one batch and hands each caller its own tokens,
-trimmed to that caller's budget and to its first end-of-sequence token. With greedy decoding
-every caller gets what it would have got alone (up to float rounding of padded batches).
-Reading a prompt is compute-bound where decoding is not, so prompts of very different lengths
-are split into separate batches when the padding would cost more than an extra decoding pass.
+Decoding with a 135M model on a CPU is bound by memory traffic, not arithmetic: one
+``generate`` over six prompts costs little more than over one (measured: 12 → 35 tokens/s for
+six 96-token answers to short prompts on two cores). Callers in different threads submit
+token ids; a worker thread waits ``wait_s`` for company, left-pads what it collected into one
+batch and hands each caller its own tokens, trimmed to that caller's budget and to its first
+end-of-sequence token. With greedy decoding every caller gets what it would have got alone
+(up to float rounding of padded batches). Reading a prompt is compute-bound where decoding is
+not, so prompts of very different lengths are split into separate batches when the padding
+would cost more than an extra decoding pass; where prompts are long, batching does not pay.
 """
 
 from __future__ import annotations

@@ -258,7 +258,8 @@ class LocalChatModel(BaseChatModel):
     #: True)``). Set True only for a local model that does follow a system prompt.
     follows_system_prompt: bool = False
     #: > 1: concurrent calls (threads) share one ``generate`` of up to this many prompts
-    #: (:class:`~persona.agents.batching.Batcher`); ≈ 3× the throughput for 6 callers on a CPU.
+    #: (:class:`~persona.agents.batching.Batcher`). Pays where decoding dominates (≈ 3× for six
+    #: short prompts on two CPU cores), not where long prompts do (see the README).
     batch_size: int = 1
     #: How long a call waits for others to join its batch (only when ``batch_size`` > 1).
     batch_wait_ms: float = 20.0

@@ -48,7 +48,9 @@ class EditsConfig:
     min_similarity: float = 0.25  # the layer's default threshold (manual/feedback preferences)
     cipher_min_similarity: float = 0.0  # the layer's default for CIPHER: plain k nearest
     user: str = "scripted"  # scripted | llm
-    jobs: int = 0  # learners run at once (threads; the local model batches their calls); 0: all
+    # learners run at once (threads; the local model batches their calls); 0: all. 1 (in turn)
+    # is faster on a small CPU, where long padded prompts cost more than batching saves.
+    jobs: int = 1
 
 
 class Run:
