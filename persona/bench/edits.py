@@ -239,12 +239,20 @@ def corpus_same_source(task: str, embedder: Embedder, k: int = 5) -> float:
 
 
 def add_comparisons(doc: dict[str, Any]) -> dict[str, Any]:
-    """Paired per-round comparisons on the shared rounds, under ``doc["comparisons"]``.
+    """Paired per-round comparisons on the shared rounds, under ``doc["comparisons"]``, and
+    each learner's mean cost per round by source (``mean_cost_by_source``).
 
     Every learner against no-learning, and each CIPHER-k against ICL-edit-k (its retrieval
     baseline), when those ran: the mean per-round difference with a 95% bootstrap interval.
     """
     by = {r["learner"]: r for r in doc["results"]}
+    for res in doc["results"]:  # where the edits are: mean cost per round, by source
+        per: dict[str, list[int]] = {}
+        for source, cost in zip(doc["rounds_sources"], res["costs"], strict=True):
+            per.setdefault(source, []).append(cost)
+        res["mean_cost_by_source"] = {
+            s: round(float(np.mean(c)), 2) for s, c in sorted(per.items())
+        }
     pairs = [(name, "no-learning") for name in by if name != "no-learning"]
     pairs += [(n, f"icl-edit-{n[7:]}") for n in by if n.startswith("cipher-")]
     doc["comparisons"] = {

@@ -57,6 +57,12 @@ def test_every_learner_runs_the_same_rounds(tmp_path: Path) -> None:
     diff = [a - b for a, b in zip(by["oracle"]["costs"], by["no-learning"]["costs"], strict=True)]
     assert vs["mean_per_round"] == round(sum(diff) / len(diff), 3)
     assert vs["rounds_cheaper"] == sum(d < 0 for d in diff)
+    by_source = by["cipher-5"]["mean_cost_by_source"]
+    assert set(by_source) == set(doc["rounds_sources"])
+    first = doc["rounds_sources"][0]
+    pairs = zip(doc["rounds_sources"], by["cipher-5"]["costs"], strict=True)
+    firsts = [c for s, c in pairs if s == first]
+    assert by_source[first] == round(sum(firsts) / len(firsts), 2)
 
 
 def test_learners_run_at_once_give_what_they_give_one_after_another(tmp_path: Path) -> None:
