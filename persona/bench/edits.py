@@ -36,6 +36,7 @@ from persona.bench.env import (
 from persona.bench.learners import LEARNERS, Learner, make_learner
 from persona.bench.metrics import edit_distance, paired_difference
 from persona.bench.users import LLMUser, ScriptedUser, SimulatedUser
+from persona.errors import InvalidInputError
 from persona.store.embed import Embedder, embedder_id
 
 
@@ -145,8 +146,6 @@ def model_label(model: BaseChatModel) -> str:
 
 
 def make_user(kind: str, llm: BaseChatModel) -> SimulatedUser:
-    from persona.errors import InvalidInputError
-
     if kind == "scripted":
         return ScriptedUser()
     if kind == "llm":
@@ -167,6 +166,10 @@ def run_edits(
     """Run ``learners`` on the same rounds of ``config.task``; returns the result document."""
     from persona.bench.machine import machine_info
 
+    if not isinstance(config.jobs, int) or config.jobs < 0:
+        raise InvalidInputError(
+            f"jobs must be 0 (every learner at once) or a positive number, got {config.jobs!r}."
+        )
     rounds = sample_rounds(config.task, config.rounds, config.seed)
     jobs = min(len(learners), config.jobs or len(learners)) or 1
 

@@ -75,6 +75,11 @@ def test_learners_run_at_once_give_what_they_give_one_after_another(tmp_path: Pa
     assert together["config"]["jobs"] == 0 and in_turn["config"]["jobs"] == 1
 
 
+def test_negative_jobs_is_refused_before_any_round(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="jobs must be 0 .* got -2"):
+        fake_run(tmp_path, ["no-learning"], rounds=1, jobs=-2)
+
+
 def test_batched_upgrades_only_an_unbatched_local_model() -> None:
     from persona.agents.models import LocalChatModel
     from persona.bench.edits import batched
