@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,19 +86,17 @@ def test_answers_stop_at_the_first_end_of_sequence_token(tiny: Any) -> None:
 
 
 def test_different_settings_never_share_a_batch(tiny: Any) -> None:
+    from persona.agents.batching import _Request
+
     batcher = Batcher(tiny, pad_token_id=PAD, eos_token_ids=[EOS], max_batch=8, wait_s=0.3)
-    barrier = threading.Barrier(2)
-
-    def call(sample: bool) -> list[int]:
-        barrier.wait()
-        kwargs: dict[str, Any] = {"do_sample": sample}
-        if sample:
-            kwargs["temperature"] = 0.7
-        return batcher.generate(PROMPTS[3], 4, **kwargs)
-
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(call, [False, True]))
-    assert results[0] == alone(tiny, PROMPTS[3], 4)
+    greedy = _Request(list(PROMPTS[3]), 4, (("do_sample", False),))
+    sampled = _Request(list(PROMPTS[3]), 4, (("do_sample", True), ("temperature", 0.7)))
+    for req in (greedy, sampled):  # both queued before the worker starts: one collection
+        batcher._queue.put(req)
+    batcher._ensure_worker()
+    assert greedy.done.wait(60) and sampled.done.wait(60)
+    assert greedy.error is None and sampled.error is None
+    assert greedy.tokens == alone(tiny, PROMPTS[3], 4)
     assert batcher.batches == 2 and batcher.largest == 1
 
 
