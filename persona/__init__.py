@@ -12,6 +12,7 @@ from persona.errors import (
     NotFoundError,
     PersonaError,
     SchemaError,
+    StorageError,
     UnknownUserError,
 )
 from persona.layer import PreferenceLayer
@@ -31,6 +32,7 @@ __all__ = [
     "Preference",
     "PreferenceLayer",
     "SchemaError",
+    "StorageError",
     "UnknownUserError",
     "Why",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import re
 from pathlib import Path
@@ -41,11 +42,25 @@ def set_offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _bad_char(text: str) -> str | None:
+    """The first character no stored text may hold: NUL or a lone surrogate (not encodable)."""
+    for ch in text:
+        if ch == "\x00" or "\ud800" <= ch <= "\udfff":
+            return ch
+    return None
+
+
+def _control(ch: str) -> bool:
+    """C0, DEL and C1 control characters (and lone surrogates): never part of an id."""
+    code = ord(ch)
+    return code < 32 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF
+
+
 def check_user_id(user_id: object) -> str:
     """Validate a user id. Any printable text works; it never becomes a raw path."""
     if not isinstance(user_id, str):
         raise InvalidInputError(
-            f"user_id must be a string, got {type(user_id).__name__} {user_id!r}; "
+            f"user_id must be a string, got {type(user_id).__name__} {user_id!r:.60}; "
             "pass the user's id as text, e.g. 'alice'."
         )
     if not user_id.strip():
@@ -57,14 +72,18 @@ def check_user_id(user_id: object) -> str:
             f"user_id {user_id[:40]!r}... is {len(user_id)} characters; "
             f"use at most {MAX_USER_ID_CHARS}."
         )
-    if "\x00" in user_id or any(ord(c) < 32 for c in user_id):
+    if any(_control(c) for c in user_id):
         raise InvalidInputError(
-            f"user_id {user_id!r} contains a NUL or control character; "
-            "remove control characters from the id."
+            f"user_id {user_id!r} contains a control character or an unpaired surrogate; "
+            "remove it from the id."
         )
-    if "/" in user_id or "\\" in user_id or user_id.strip() in {".", ".."} or ".." in user_id:
+    if user_id != user_id.strip():
         raise InvalidInputError(
-            f"user_id {user_id!r} contains '/', '\\\\' or '..'; "
+            f"user_id {user_id!r} starts or ends with a space; pass {user_id.strip()!r}."
+        )
+    if "/" in user_id or "\\" in user_id or ".." in user_id:
+        raise InvalidInputError(
+            f"user_id {user_id!r} contains '/', a backslash or '..'; "
             "user ids must not look like paths — use e.g. 'alice' or 'team-a.alice'."
         )
     return user_id
@@ -78,7 +97,8 @@ def safe_dir_name(user_id: str) -> str:
 
 
 def check_text(value: object, name: str, *, limit: int = MAX_TEXT_CHARS) -> str:
-    """Validate a text argument: a non-empty string within ``limit`` characters, no NUL."""
+    """Validate a text argument: a non-empty string within ``limit`` characters, with no NUL
+    and no unpaired surrogate (neither can be stored as UTF-8)."""
     if not isinstance(value, str):
         raise InvalidInputError(
             f"{name} must be a string, got {type(value).__name__} {value!r:.60}; pass text."
@@ -88,8 +108,54 @@ def check_text(value: object, name: str, *, limit: int = MAX_TEXT_CHARS) -> str:
     if len(value) > limit:
         raise InvalidInputError(
             f"{name} is {len(value):,} characters ({value[:40]!r}...); the limit is "
-            f"{limit:,}: shorten it or split it into several calls."
+            f"{limit:,}: shorten it."
         )
-    if "\x00" in value:
-        raise InvalidInputError(f"{name} {value[:40]!r} contains a NUL character; remove it.")
+    bad = _bad_char(value)
+    if bad is not None:
+        what = "a NUL character" if bad == "\x00" else f"an unpaired surrogate {bad!r}"
+        raise InvalidInputError(f"{name} {value[:40]!r} contains {what}; remove it.")
     return value
+
+
+def check_optional_text(value: object, name: str, *, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """``None``, or a valid text (see :func:`check_text`)."""
+    return None if value is None else check_text(value, name, limit=limit)
+
+
+#: Row ids are SQLite integers: 1 .. 2**63 - 1.
+MAX_ROW_ID = 2**63 - 1
+
+
+def check_pref_id(value: object, name: str = "pref_id") -> int:
+    """A preference id: a positive int (not a bool, not a float, not a string)."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise InvalidInputError(
+            f"{name} must be an integer id, got {type(value).__name__} {value!r:.60}; pass "
+            "the id shown beside the preference, e.g. 3."
+        )
+    value = operator.index(value)  # type: ignore[arg-type]  # numpy integers too
+    if not 1 <= value <= MAX_ROW_ID:
+        raise InvalidInputError(
+            f"{name} {value} is out of range; ids are positive integers below 2**63."
+        )
+    return value
+
+
+#: Most example prompts one feedback may carry (in scope or out of scope).
+MAX_SCOPE_PROMPTS = 256
+
+
+def check_prompts(value: object, name: str) -> list[str]:
+    """``None`` or a list/tuple of texts (a single string is refused: it is not a list)."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise InvalidInputError(
+            f"{name} must be a list of prompts, got {type(value).__name__} {value!r:.60}; "
+            f"pass e.g. {name}=['Write an email to my boss']."
+        )
+    if len(value) > MAX_SCOPE_PROMPTS:
+        raise InvalidInputError(
+            f"{name} has {len(value)} prompts; pass at most {MAX_SCOPE_PROMPTS}."
+        )
+    return [check_text(p, f"{name}[{i}]") for i, p in enumerate(value)]

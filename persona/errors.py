@@ -36,3 +36,10 @@ class LearningError(PersonaError):
 
     The raw event is still stored; nothing else was written.
     """
+
+
+class StorageError(PersonaError, OSError):
+    """The database could not be read or written: damaged, locked too long, or out of space.
+
+    Nothing half-written is left: the call that raised it changed nothing.
+    """

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from persona.config import (
     MAX_PREFERENCE_CHARS,
+    check_optional_text,
+    check_pref_id,
+    check_prompts,
     check_text,
     check_user_id,
     default_home,
@@ -35,6 +41,48 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Keyword options of :meth:`PreferenceLayer.open` besides path, llm and embedder.
+_OPTIONS = frozenset(
+    {
+        "top_k",
+        "min_similarity",
+        "cipher_k",
+        "cipher_min_similarity",
+        "index_capacity",
+        "synchronous",
+    }
+)
+
+
+@dataclass
+class _Write:
+    """What one write transaction did to a user's vectors, applied to FAISS after commit."""
+
+    before: int = 0
+    after: int = 0
+    added: list[tuple[int, Any]] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    # True when the write changed vectors in a way not listed above (e.g. enabled flipped):
+    # the cached index is dropped and rebuilt from SQL on the next search.
+    rebuild: bool = False
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name}={value!r:.40} must be a whole number >= 1, e.g. 5.")
+
+
+def _check_similarity(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not -1.0 <= value <= 1.0
+    ):
+        raise InvalidInputError(
+            f"{name}={value!r:.40} must be a cosine similarity between -1 and 1, e.g. 0.25."
+        )
+
 
 class PreferenceLayer:
     """Learns each user's preferences and conditions agents with them.
@@ -55,8 +103,29 @@ class PreferenceLayer:
         cipher_min_similarity: float = 0.0,
         index_capacity: int = 256,
     ) -> None:
-        if top_k < 1 or cipher_k < 1:
-            raise InvalidInputError(f"top_k={top_k} and cipher_k={cipher_k} must be >= 1.")
+        for name, count in (
+            ("top_k", top_k),
+            ("cipher_k", cipher_k),
+            ("index_capacity", index_capacity),
+        ):
+            _check_count(name, count)
+        for name, sim in (
+            ("min_similarity", min_similarity),
+            ("cipher_min_similarity", cipher_min_similarity),
+        ):
+            _check_similarity(name, sim)
+        if llm is not None and not isinstance(llm, str):
+            from langchain_core.language_models import BaseChatModel
+
+            if not isinstance(llm, BaseChatModel):
+                raise InvalidInputError(
+                    f"llm must be a LangChain BaseChatModel or a spec string, got "
+                    f"{type(llm).__name__}; pass e.g. llm='local' or llm=ChatOpenAI(...)."
+                )
+        elif llm is not None:
+            from persona.agents.models import check_spec
+
+            check_spec(llm)
         self.store = store
         self.embedder = embedder
         self.home = home
@@ -94,13 +163,31 @@ class PreferenceLayer:
         """
         from persona.store.sqlite import SQLiteStore
 
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise InvalidInputError(
+                f"unknown option(s) {sorted(unknown)}; PreferenceLayer.open takes "
+                f"{sorted(_OPTIONS)}."
+            )
+        if path is not None and not isinstance(path, str | Path):
+            raise InvalidInputError(
+                f"path must be a directory or a .db file path, got {type(path).__name__} "
+                f"{path!r:.60}."
+            )
+        synchronous = options.pop("synchronous", "normal")
         home = Path(path).expanduser() if path is not None else default_home()
         if home.suffix in {".db", ".sqlite", ".sqlite3"}:
             db_path, home = home, home.parent
         else:
             db_path = home / "persona.db"
-        home.mkdir(parents=True, exist_ok=True)
-        store = SQLiteStore(db_path)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot create the data directory {str(home)!r} ({exc.strerror}); pass a "
+                "writable path or set PERSONA_HOME."
+            ) from exc
+        store = SQLiteStore(db_path, synchronous=synchronous)
         try:
             return cls(store, embedder=load_embedder(embedder), llm=llm, home=home, **options)
         except Exception:
@@ -163,20 +250,38 @@ class PreferenceLayer:
     def _embed_one(self, text: str) -> Any:
         return self.embedder.embed([text])[0]
 
-    def _add(self, user_id: str, text: str, source: str, **kwargs: Any) -> Preference:
-        """Write a preference (SQL first) and then update the user's FAISS cache."""
-        before = self.store.index_version(user_id)
+    @contextmanager
+    def _writing(self, user_id: str) -> Iterator[_Write]:
+        """One SQL transaction; the user's FAISS cache is updated after it commits.
+
+        The cache is never touched while the store's write lock is held (one lock order), and
+        it moves only from the exact version the transaction started at.
+        """
+        write = _Write()
+        with self.store.transaction():
+            write.before = self.store.index_version(user_id)
+            yield write
+            write.after = self.store.index_version(user_id)
+        if write.after != write.before and write.rebuild:
+            self.index.forget(user_id)
+        elif write.after != write.before:
+            add = None
+            if write.added:
+                import numpy as np
+
+                ids, vecs = zip(*write.added, strict=True)
+                add = (np.asarray(ids, dtype=np.int64), np.stack(vecs))
+            self.index.update(user_id, write.before, write.after, add=add, remove=write.removed)
+
+    def _add(
+        self, write: _Write, user_id: str, text: str, source: str, **kwargs: Any
+    ) -> Preference:
+        """Write a preference row inside ``write``; its vector reaches FAISS after commit."""
         pref = self.store.add_preference(
             user_id, text, source, flagged=looks_like_injection(text), **kwargs
         )
         if kwargs.get("embedding") is not None:
-            import numpy as np
-
-            self.index.update(
-                user_id,
-                before,
-                add=(np.array([pref.id]), np.asarray(kwargs["embedding"])[None, :]),
-            )
+            write.added.append((pref.id, kwargs["embedding"]))
         return pref
 
     # -- manual preferences ----------------------------------------------------------------
@@ -189,18 +294,21 @@ class PreferenceLayer:
         one, it applies to requests similar to that context."""
         check_user_id(user_id)
         text = check_text(text, "text", limit=MAX_PREFERENCE_CHARS).strip()
+        context = check_optional_text(context, "context")
         if context is None:
-            return self._add(user_id, text, "manual")
-        context = check_text(context, "context").strip()
-        return self._add(
-            user_id, text, "manual", context=context, embedding=self._embed_one(context)
-        )
+            with self._writing(user_id) as write:
+                return self._add(write, user_id, text, "manual")
+        context = context.strip()
+        vec = self._embed_one(context)
+        with self._writing(user_id) as write:
+            return self._add(write, user_id, text, "manual", context=context, embedding=vec)
 
     def update_preference(
         self, user_id: str, pref_id: int, *, text: str | None = None, enabled: bool | None = None
     ) -> Preference:
         """Change a preference's text and/or switch it on or off."""
         self._known(user_id)
+        pref_id = check_pref_id(pref_id)
         changes: dict[str, Any] = {}
         if text is not None:
             changes["text"] = check_text(text, "text", limit=MAX_PREFERENCE_CHARS).strip()
@@ -212,24 +320,26 @@ class PreferenceLayer:
             changes["enabled"] = enabled
         if not changes:
             raise InvalidInputError("nothing to update; pass text=... and/or enabled=....")
-        pref = self.store.update_preference(user_id, int(pref_id), **changes)
-        return pref
+        with self._writing(user_id) as write:
+            write.rebuild = True
+            return self.store.update_preference(user_id, pref_id, **changes)
 
     def delete_preference(self, user_id: str, pref_id: int) -> None:
         """Delete one preference (its row and its vector)."""
         self._known(user_id)
-        before = self.store.index_version(user_id)
-        self.store.delete_preference(user_id, int(pref_id))
-        self.index.update(user_id, before, remove=[int(pref_id)])
+        pref_id = check_pref_id(pref_id)
+        with self._writing(user_id) as write:
+            self.store.delete_preference(user_id, pref_id)
+            write.removed.append(pref_id)
 
     def _get(self, user_id: str, pref_id: int) -> Preference:
         from persona.errors import NotFoundError
 
-        found = self.store.get_preferences(user_id, [int(pref_id)])
+        found = self.store.get_preferences(user_id, [pref_id])
         if not found:
             raise NotFoundError(
-                f"preference {pref_id!r} does not exist for user {user_id!r}; list the user's "
-                f"preferences with layer.preferences({user_id!r}) to find its id."
+                f"preference {pref_id!r} does not exist for user {user_id!r}; pick one of the "
+                "ids listed for this user."
             )
         return found[0]
 
@@ -255,17 +365,18 @@ class PreferenceLayer:
             if used is None:
                 return []
             text, source_ids = used
-            with self.store.transaction():
+            with self._writing(user_id) as write:
                 edit = self.store.add_edit(user_id, context, output, edited)
                 prov = (f"edit:{edit.id}", *(f"preference:{i}" for i in source_ids))
                 pref = self._add(
-                    user_id, text, "edit", context=context, embedding=vec, provenance=prov
+                    write, user_id, text, "edit", context=context, embedding=vec, provenance=prov
                 )
             return [pref]
         phrase = self.cipher.infer(output, edited)
-        with self.store.transaction():
+        with self._writing(user_id) as write:
             edit = self.store.add_edit(user_id, context, output, edited)
             pref = self._add(
+                write,
                 user_id,
                 phrase,
                 "edit",
@@ -291,13 +402,14 @@ class PreferenceLayer:
         """
         check_user_id(user_id)
         feedback = check_text(feedback, "feedback", limit=MAX_PREFERENCE_CHARS).strip()
-        ins = [check_text(p, "in_scope prompt") for p in (in_scope or [])]
-        outs = [check_text(p, "out_of_scope prompt") for p in (out_of_scope or [])]
+        ins = check_prompts(in_scope, "in_scope")
+        outs = check_prompts(out_of_scope, "out_of_scope")
         anchor = "\n".join([feedback, *ins])
         vec = self._embed_one(anchor)
-        with self.store.transaction():
+        with self._writing(user_id) as write:
             event = self.store.add_feedback(user_id, feedback, ins, outs)
             return self._add(
+                write,
                 user_id,
                 feedback,
                 "feedback",
@@ -404,8 +516,13 @@ class PreferenceLayer:
     def _used_for(self, user_id: str, context: str) -> tuple[str, tuple[int, ...]] | None:
         key = (user_id, hashlib.sha256(context.encode()).hexdigest())
         with self._lock:
-            if key in self._used:
-                return self._used[key]
+            remembered = self._used.get(key)
+        # Trust the memory only while every preference it names still exists for this user
+        # (another process may have deleted and re-created the user meanwhile).
+        if remembered is not None and len(
+            self.store.get_preferences(user_id, list(remembered[1]))
+        ) == len(remembered[1]):
+            return remembered
         cond = self.condition(user_id, context)  # deterministic: recompute when not remembered
         with self._lock:
             return self._used.get(key) or (

@@ -58,22 +58,37 @@ def load_chat_model(spec: str | BaseChatModel, *, home: Path | None = None) -> B
     """
     if isinstance(spec, BaseChatModel):
         return spec
+    kind, rest = check_spec(spec)
+    if kind == "local":
+        return LocalChatModel(model_dir=str(ensure_local_model(home)))
+    if kind == "openai":
+        return _openai(spec, rest)
+    from persona.agents.fakes import EchoChatModel, ScriptedChatModel
+
+    if not rest:
+        return EchoChatModel()
+    return ScriptedChatModel(responses=rest.split("|"))
+
+
+def check_spec(spec: object) -> tuple[str, str]:
+    """Validate an llm spec without loading anything: ``(kind, rest)``."""
     if not isinstance(spec, str):
         raise InvalidInputError(
             f"llm must be a spec string or a BaseChatModel, got {type(spec).__name__} "
             f"{spec!r:.60}; use one of {SPEC_FORMS}."
         )
     kind, _, rest = spec.strip().partition(":")
-    if kind == "local" and not rest:
-        return LocalChatModel(model_dir=str(ensure_local_model(home)))
     if kind == "openai" and rest:
-        return _openai(spec, rest)
-    if kind == "fake":
-        from persona.agents.fakes import EchoChatModel, ScriptedChatModel
-
-        if not rest:
-            return EchoChatModel()
-        return ScriptedChatModel(responses=rest.split("|"))
+        model, _, base_url = rest.partition("@")
+        if not model.strip() or (base_url and not base_url.startswith(("http://", "https://"))):
+            raise InvalidInputError(
+                f"bad llm spec {spec!r}: expected 'openai:MODEL' or "
+                "'openai:MODEL@http://HOST:PORT/v1' (e.g. "
+                "'openai:llama3.2@http://127.0.0.1:11434/v1')."
+            )
+        return kind, rest
+    if (kind == "local" and not rest) or kind == "fake":
+        return kind, rest
     raise InvalidInputError(f"unknown llm spec {spec!r}; use one of {SPEC_FORMS}.")
 
 
@@ -81,11 +96,6 @@ def _openai(spec: str, rest: str) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
     model, _, base_url = rest.partition("@")
-    if not model.strip() or (base_url and not base_url.startswith(("http://", "https://"))):
-        raise InvalidInputError(
-            f"bad llm spec {spec!r}: expected 'openai:MODEL' or "
-            "'openai:MODEL@http://HOST:PORT/v1' (e.g. 'openai:llama3.2@http://127.0.0.1:11434/v1')."
-        )
     return ChatOpenAI(
         model=model.strip(),
         base_url=base_url or None,

@@ -82,13 +82,23 @@ class Store(ABC):
     @abstractmethod
     def delete_preference(self, user_id: str, pref_id: int) -> None: ...
 
-    @abstractmethod
     def vectors(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 (n,), embeddings float32 (n, dim)) of the user's enabled, embedded rows."""
+        return self.snapshot(user_id)[1:]
+
+    @abstractmethod
+    def snapshot(self, user_id: str) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(index_version, ids, embeddings)`` read together from one consistent state."""
+
+    @abstractmethod
+    def vector_ids(self, user_id: str) -> tuple[int, np.ndarray]:
+        """``(index_version, ids)`` of the user's enabled, embedded rows, from one state."""
 
     @abstractmethod
     def index_version(self, user_id: str) -> int:
-        """A counter bumped by every write that changes the user's vectors."""
+        """0 when the user does not exist; otherwise a value that changes with every write
+        to the user's vectors and never repeats, even after the user is deleted and
+        re-created (a FAISS cache tagged with it can never be mistaken for current)."""
 
     # -- raw events ------------------------------------------------------------------------
     @abstractmethod

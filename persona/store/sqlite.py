@@ -15,7 +15,7 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from persona.errors import InvalidInputError, NotFoundError, SchemaError
+from persona.errors import InvalidInputError, NotFoundError, SchemaError, StorageError
 from persona.store.base import UPDATABLE, Store
 from persona.types import Edit, Feedback, Label, Preference
 
@@ -69,7 +69,38 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
-KNOWN_MIGRATIONS = frozenset({"m001_initial"})
+@migrations()
+def m002_autoincrement_and_version_sequence(db: sqlite_utils.Database) -> None:
+    """Row ids are never reused (a deleted preference's id can never point at another user's
+    row) and index versions come from one sequence, so they never repeat for a user, even
+    after the user is deleted and re-created."""
+    for table in ("preferences", "edits", "feedback", "labels"):
+        sql = db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()[0]
+        indexes = [
+            r[0]
+            for r in db.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                "AND sql IS NOT NULL",
+                (table,),
+            ).fetchall()
+        ]
+        new_sql = sql.replace('"id" INTEGER PRIMARY KEY', '"id" INTEGER PRIMARY KEY AUTOINCREMENT')
+        new_sql = new_sql.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_new"', 1)
+        db.execute(new_sql)
+        db.execute(f'INSERT INTO "{table}_new" SELECT * FROM "{table}"')
+        db.execute(f'DROP TABLE "{table}"')
+        db.execute(f'ALTER TABLE "{table}_new" RENAME TO "{table}"')
+        for index_sql in indexes:
+            db.execute(index_sql)
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('index_seq', "
+        "(SELECT COALESCE(MAX(index_version), 0) FROM users))"
+    )
+
+
+KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_autoincrement_and_version_sequence"})
 
 _PREF_COLS = (
     "id, user_id, text, source, enabled, scope, provenance, context, flagged, "
@@ -77,15 +108,38 @@ _PREF_COLS = (
 )
 
 
+def _json_list(raw: object, where: str) -> tuple[str, ...]:
+    """A JSON list of strings read from a row; anything else means the row is damaged."""
+    if raw is None or raw == "":
+        return ()
+    try:
+        if not isinstance(raw, str | bytes):
+            raise TypeError(f"a {type(raw).__name__}")
+        value = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"{where} holds damaged JSON ({exc}); {_REPAIR}") from exc
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise StorageError(f"{where} holds {value!r:.60}, not a list of texts; {_REPAIR}")
+    return tuple(value)
+
+
+_REPAIR = (
+    "delete that row or restore the database from a backup "
+    "(export the users that still read with `persona export`)"
+)
+
+
 def _pref(row: sqlite3.Row | tuple[Any, ...]) -> Preference:
+    if not isinstance(row[2], str) or not isinstance(row[3], str):
+        raise StorageError(f"preference row {row[0]!r} is damaged (no text); {_REPAIR}")
     return Preference(
         id=row[0],
         user_id=row[1],
         text=row[2],
-        source=row[3],
+        source=row[3],  # type: ignore[arg-type]
         enabled=bool(row[4]),
         scope=row[5],
-        provenance=tuple(json.loads(row[6] or "[]")),
+        provenance=_json_list(row[6], f"preference {row[0]} provenance"),
         context=row[7],
         flagged=bool(row[8]),
         created_at=row[9],
@@ -99,61 +153,139 @@ def _blob(embedding: np.ndarray | None) -> bytes | None:
     return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
 
 
+def _storage_error(path: str, exc: sqlite3.Error) -> StorageError:
+    """A sqlite error as a :class:`StorageError` whose message says what to do."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StorageError(
+            f"the database {path!r} stayed locked by another process past the busy timeout "
+            f"({text}); retry, or keep long writes (imports) out of busy hours."
+        )
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in text:
+        return StorageError(f"the store {path!r} is closed; open the layer again.")
+    if "full" in text or "I/O" in text or "readonly" in text:
+        return StorageError(
+            f"the database {path!r} could not be written ({text}); free disk space or fix "
+            "the file's permissions, then retry."
+        )
+    return StorageError(
+        f"the database {path!r} is damaged or unreadable ({text}); restore it from a backup "
+        "(export the users that still read with `persona export`)."
+    )
+
+
 class SQLiteStore(Store):
     """One SQLite file for all users. Safe to share between threads of one process and between
-    processes (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes)."""
+    processes (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes).
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+    Durability: WAL with ``synchronous=NORMAL`` (default) never corrupts the file; a process
+    crash loses nothing that was committed, a power loss can lose the last transactions
+    committed before it. ``synchronous="full"`` makes every commit survive a power loss too.
+    """
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout_ms: int = 10_000, synchronous: str = "normal"
+    ) -> None:
         self.path = str(path)
+        if synchronous not in ("normal", "full"):
+            raise InvalidInputError(
+                f"synchronous={synchronous!r} is unknown; use 'normal' or 'full'."
+            )
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as exc:
-            raise SchemaError(
-                f"{self.path!r} is not a SQLite database ({exc}); point persona at a new "
-                "path or restore the file from a backup."
-            ) from exc
         self._lock = threading.RLock()
         self._depth = 0
-        self.db = sqlite_utils.Database(self._conn)
-        self._migrate()
+        try:
+            self._conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_ms / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise _storage_error(self.path, exc) from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self.db = sqlite_utils.Database(self._conn)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _storage_error(self.path, exc) from exc
+            raise SchemaError(
+                f"{self.path!r} is not a SQLite database persona can read ({exc}); point persona "
+                "at a new path or restore the file from a backup."
+            ) from exc
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- schema ----------------------------------------------------------------
     def _migrate(self) -> None:
+        """Apply pending migrations under the write lock, so that several processes opening
+        a new file at once wait for each other instead of failing."""
         with self._lock:
             applied = {m.name for m in migrations.applied(self.db)}
-            newer = applied - KNOWN_MIGRATIONS
-            if newer:
-                raise SchemaError(
-                    f"the database {self.path!r} has schema migrations {sorted(newer)} from a "
-                    "newer persona; upgrade persona (pip install -U persona) to open it."
-                )
-            tables = set(self.db.table_names())
-            if not applied and tables - {"_sqlite_migrations"}:
-                raise SchemaError(
-                    f"{self.path!r} holds tables {sorted(tables)[:5]} but is not a persona "
-                    "database; use another path."
-                )
-            migrations.apply(self.db)
+            if applied >= KNOWN_MIGRATIONS:
+                self._check_newer(applied)
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                applied = {m.name for m in migrations.applied(self.db)}
+                self._check_newer(applied)
+                tables = set(self.db.table_names())
+                if not applied and tables - {"_sqlite_migrations"}:
+                    raise SchemaError(
+                        f"{self.path!r} holds tables {sorted(tables)[:5]} but is not a persona "
+                        "database; use another path."
+                    )
+                migrations.apply(self.db)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _check_newer(self, applied: set[str]) -> None:
+        newer = applied - KNOWN_MIGRATIONS
+        if newer:
+            raise SchemaError(
+                f"the database {self.path!r} has schema migrations {sorted(newer)} from a "
+                "newer persona; upgrade persona (pip install -U persona) to open it."
+            )
 
     def get_meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._q("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if not rows else str(rows[0][0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
-            self._conn.execute(
+            self._x(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- statements ----------------------------------------------------------------
+    def _x(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Execute one statement; sqlite errors become :class:`StorageError`."""
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _storage_error(self.path, exc) from exc
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise _storage_error(self.path, exc) from exc
+
+    def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        with self.transaction():
+            return int(self._x(sql, params).lastrowid or 0)
 
     # -- transactions ----------------------------------------------------------------
     @contextmanager
@@ -166,25 +298,36 @@ class SQLiteStore(Store):
                 finally:
                     self._depth -= 1
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._x("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield
             except BaseException:
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._x("ROLLBACK")
                 raise
             self._depth = 0
-            self._conn.execute("COMMIT")
+            try:
+                self._x("COMMIT")
+            except StorageError:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
-    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Several reads that see one consistent state (a read transaction in WAL)."""
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
-    def _insert(self, sql: str, params: Sequence[Any]) -> int:
-        with self.transaction():
-            cur = self._conn.execute(sql, params)
-            return int(cur.lastrowid or 0)
+            if self._depth:
+                yield
+                return
+            self._x("BEGIN")
+            try:
+                yield
+            finally:
+                if self._conn.in_transaction:
+                    self._x("COMMIT")
 
     # -- users ----------------------------------------------------------------
     def users(self) -> list[str]:
@@ -195,23 +338,30 @@ class SQLiteStore(Store):
 
     def ensure_user(self, user_id: str) -> None:
         with self.transaction():
-            self._conn.execute(
-                "INSERT OR IGNORE INTO users (id, created_at, index_version) VALUES (?, ?, 0)",
-                (user_id, time.time()),
-            )
+            if not self._x("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone():
+                self._x(
+                    "INSERT INTO users (id, created_at, index_version) VALUES (?, ?, ?)",
+                    (user_id, time.time(), self._next_version()),
+                )
 
     def delete_user(self, user_id: str) -> None:
         with self.transaction():
             for table in ("preferences", "edits", "feedback", "labels", "adapters"):
-                self._conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-            self._conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+                self._x(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+            self._x("DELETE FROM users WHERE id = ?", (user_id,))
+
+    def _next_version(self) -> int:
+        """The next value of the store-wide version sequence (inside a write transaction)."""
+        self._x("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'index_seq'")
+        row = self._x("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'index_seq'").fetchone()
+        return int(row[0])
 
     def _bump(self, user_id: str) -> None:
-        self._conn.execute(
-            "UPDATE users SET index_version = index_version + 1 WHERE id = ?", (user_id,)
-        )
+        self._x("UPDATE users SET index_version = ? WHERE id = ?", (self._next_version(), user_id))
 
     def index_version(self, user_id: str) -> int:
+        """0 when the user does not exist; otherwise a value that no earlier state of any
+        user of this store ever had (one sequence for the whole store)."""
         rows = self._q("SELECT index_version FROM users WHERE id = ?", (user_id,))
         return int(rows[0][0]) if rows else 0
 
@@ -276,7 +426,7 @@ class SQLiteStore(Store):
             (user_id, *ids),
         )
         by_id = {r[0]: _pref(r) for r in rows}
-        return [by_id[i] for i in ids if i in by_id]
+        return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
     def list_preferences(
         self,
@@ -301,8 +451,8 @@ class SQLiteStore(Store):
         found = self.get_preferences(user_id, [pref_id])
         if not found:
             raise NotFoundError(
-                f"preference {pref_id!r} does not exist for user {user_id!r}; list the "
-                f"user's preferences with layer.preferences({user_id!r}) to find its id."
+                f"preference {pref_id!r} does not exist for user {user_id!r}; pick one of "
+                "the ids listed for this user."
             )
         return found[0]
 
@@ -326,7 +476,7 @@ class SQLiteStore(Store):
                 params.append(value)
             cols.append("updated_at = ?")
             params.append(time.time())
-            self._conn.execute(
+            self._x(
                 f"UPDATE preferences SET {', '.join(cols)} WHERE id = ? AND user_id = ?",
                 (*params, pref_id, user_id),
             )
@@ -337,22 +487,38 @@ class SQLiteStore(Store):
     def delete_preference(self, user_id: str, pref_id: int) -> None:
         with self.transaction():
             self._own(user_id, pref_id)
-            self._conn.execute(
-                "DELETE FROM preferences WHERE id = ? AND user_id = ?", (pref_id, user_id)
-            )
+            self._x("DELETE FROM preferences WHERE id = ? AND user_id = ?", (pref_id, user_id))
             self._bump(user_id)
 
-    def vectors(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._q(
-            "SELECT id, embedding FROM preferences WHERE user_id = ? AND enabled = 1 "
-            "AND embedding IS NOT NULL ORDER BY id",
-            (user_id,),
-        )
+    def snapshot(self, user_id: str) -> tuple[int, np.ndarray, np.ndarray]:
+        with self._snapshot():
+            version = self.index_version(user_id)
+            rows = self._q(
+                "SELECT id, embedding FROM preferences WHERE user_id = ? AND enabled = 1 "
+                "AND embedding IS NOT NULL ORDER BY id",
+                (user_id,),
+            )
         if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            return version, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        sizes = {len(r[1]) if isinstance(r[1], bytes) else -1 for r in rows}
+        if len(sizes) != 1 or min(sizes) <= 0 or min(sizes) % 4:
+            raise StorageError(
+                f"the embeddings of user {user_id!r} are damaged (blob sizes {sorted(sizes)[:4]}); "
+                f"{_REPAIR}"
+            )
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return ids, mat.reshape(len(rows), -1).copy()
+        return version, ids, mat.reshape(len(rows), -1).copy()
+
+    def vector_ids(self, user_id: str) -> tuple[int, np.ndarray]:
+        with self._snapshot():
+            version = self.index_version(user_id)
+            rows = self._q(
+                "SELECT id FROM preferences WHERE user_id = ? AND enabled = 1 "
+                "AND embedding IS NOT NULL ORDER BY id",
+                (user_id,),
+            )
+        return version, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def all_embedded(self) -> list[tuple[int, str, str, str | None]]:
         """(id, user_id, text, context) of every embedded row: for re-embedding."""
@@ -418,7 +584,14 @@ class SQLiteStore(Store):
             (user_id,),
         )
         return [
-            Feedback(r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])), r[5])
+            Feedback(
+                r[0],
+                r[1],
+                r[2],
+                _json_list(r[3], f"feedback {r[0]} in_scope"),
+                _json_list(r[4], f"feedback {r[0]} out_of_scope"),
+                r[5],
+            )
             for r in rows
         ]
 
@@ -434,7 +607,7 @@ class SQLiteStore(Store):
     def set_adapter(self, user_id: str, name: str, path: str, meta: dict[str, Any]) -> None:
         with self.transaction():
             self.ensure_user(user_id)
-            self._conn.execute(
+            self._x(
                 "INSERT INTO adapters (user_id, name, path, meta, created_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET name = excluded.name, "
                 "path = excluded.path, meta = excluded.meta, created_at = excluded.created_at",
@@ -448,7 +621,15 @@ class SQLiteStore(Store):
         if not rows:
             return None
         name, path, meta, created = rows[0]
-        return {"name": name, "path": path, "meta": json.loads(meta), "created_at": created}
+        try:
+            meta_value = json.loads(meta) if meta else {}
+        except ValueError as exc:
+            raise StorageError(f"the adapter row of {user_id!r} is damaged; {_REPAIR}") from exc
+        return {"name": name, "path": path, "meta": meta_value, "created_at": created}
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the whole file: ``"ok"`` when nothing is damaged."""
+        return "; ".join(str(r[0]) for r in self._q("PRAGMA integrity_check"))
 
     def close(self) -> None:
         with self._lock:

@@ -77,10 +77,11 @@ def test_incremental_update_matches_rebuild(store: SQLiteStore) -> None:
     index.search("alice", vec(0), 1)
     before = store.index_version("alice")
     p = store.add_preference("alice", "x", "edit", embedding=vec(50))
-    index.update("alice", before, add=(np.array([p.id]), vec(50)[None, :]))
+    after = store.index_version("alice")
+    index.update("alice", before, after, add=(np.array([p.id]), vec(50)[None, :]))
     before = store.index_version("alice")
     store.delete_preference("alice", ids[0])
-    index.update("alice", before, remove=[ids[0]])
+    index.update("alice", before, store.index_version("alice"), remove=[ids[0]])
     rebuilds = index.rebuilds
     assert index.size("alice") == 5 and index.rebuilds == rebuilds
     fresh = VectorIndex(store, None)
