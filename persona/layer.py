@@ -181,11 +181,12 @@ class PreferenceLayer:
         else:
             db_path = home / "persona.db"
         try:
+            str(home).encode("utf-8")
             home.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: NUL byte or unpaired surrogate
             raise InvalidInputError(
-                f"cannot create the data directory {str(home)!r} ({exc.strerror}); pass a "
-                "writable path or set PERSONA_HOME."
+                f"cannot use {str(home)!r:.80} as the data directory ({exc}); pass a writable "
+                "path or set PERSONA_HOME."
             ) from exc
         store = SQLiteStore(db_path, synchronous=synchronous)
         try:
@@ -558,6 +559,7 @@ class PreferenceLayer:
 
         user_id = import_user(self.store, self.embedder, data, replace=replace)
         self.index.invalidate(user_id)
+        self._forget_used(user_id)
         return user_id
 
     def delete_user(self, user_id: str) -> None:
@@ -567,6 +569,9 @@ class PreferenceLayer:
         self.index.invalidate(user_id)
         if self.home is not None:
             shutil.rmtree(self.home / "adapters" / safe_dir_name(user_id), ignore_errors=True)
+        self._forget_used(user_id)
+
+    def _forget_used(self, user_id: str) -> None:
         with self._lock:
             for key in [k for k in self._used if k[0] == user_id]:
                 del self._used[key]

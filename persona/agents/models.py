@@ -124,7 +124,9 @@ def complete(
             f"{describe(model)} did not answer ({type(exc).__name__}: {exc}); {_fix(model)}"
         ) from exc
     if not isinstance(reply, AIMessage):
-        raise ModelError(f"{describe(model)} returned a {type(reply).__name__}, not an AIMessage.")
+        raise ModelError(
+            f"{describe(model)} returned a {type(reply).__name__}, not an AIMessage; {_fix(model)}"
+        )
     return reply
 
 

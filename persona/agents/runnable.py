@@ -20,6 +20,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from persona.agents.models import complete
 from persona.errors import InvalidInputError, ModelError
 from persona.learn import prompts
+from persona.learn.guard import as_data
 from persona.types import Conditioning
 
 Placement = Literal["auto", "system", "user"]
@@ -51,10 +52,11 @@ def user_id_from(config: RunnableConfig) -> str:
 
 
 def conditioning_text(cond: Conditioning) -> str:
-    """The preferences as one description (CIPHER's aggregate when there is one)."""
+    """The preferences as one description (CIPHER's aggregate when there is one), rendered as
+    data (:func:`~persona.learn.guard.as_data`): one line, no tags, no chat-template tokens."""
     if cond.summary:
-        return cond.summary
-    return "; ".join(dict.fromkeys(p.text for p in cond.preferences))
+        return as_data(cond.summary)
+    return "; ".join(dict.fromkeys(as_data(p.text) for p in cond.preferences))
 
 
 def apply_conditioning(

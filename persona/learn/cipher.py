@@ -16,6 +16,7 @@ or rambling answer is rejected (:class:`LearningError`), never stored raw.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -24,9 +25,12 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
-from persona.agents.models import complete, usage
-from persona.errors import LearningError
+from persona.agents.models import complete, describe, usage
+from persona.errors import LearningError, ModelError
 from persona.learn import prompts
+from persona.learn.guard import looks_like_injection, until_template_token
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,12 @@ _PREAMBLE = re.compile(
 )
 # The question echoed back instead of answered: not a preference.
 _ECHO = re.compile(r"(?:in\s+terms\s+of\s+writing\s+style|generic\s+preference)", re.I)
+# A refusal or a disclaimer is not a preference.
+_REFUSAL = re.compile(
+    r"^\W*(?:i'?m\s+sorry|sorry\b|i\s+(?:cannot|can't|can\s+not|am\s+unable|won't|apologi[sz]e)"
+    r"|as\s+an?\s+(?:ai|language\s+model)|unfortunately\b)",
+    re.IGNORECASE,
+)
 _LEAD = re.compile(r"^\s*(?:[-*•>#]+|\d+[.)])\s*")
 _JUNK = re.compile(
     r"(?:original answer|revised answer|word-level changes|<\|im_|\bassistant\b:)", re.I
@@ -73,7 +83,7 @@ _JUNK = re.compile(
 
 def clean_phrase(raw: str, *, max_words: int = 25) -> str:
     """Turn an LLM answer into a short preference phrase, or raise :class:`LearningError`."""
-    text = raw.strip()
+    text = until_template_token(raw).strip()  # the answer ends at a special token
     if not text:
         raise LearningError("the LLM returned an empty preference; nothing was stored.")
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
@@ -84,9 +94,15 @@ def clean_phrase(raw: str, *, max_words: int = 25) -> str:
         not phrase
         or _JUNK.search(phrase)
         or _ECHO.search(phrase)
+        or _REFUSAL.search(phrase)
         or not re.search(r"[A-Za-z]{2,}", phrase)
     ):
         raise LearningError(f"the LLM answered {raw[:80]!r}, not a preference; nothing was stored.")
+    if looks_like_injection(phrase):
+        raise LearningError(
+            f"the LLM answered {raw[:80]!r}, which reads as an instruction, not a preference; "
+            "nothing was stored."
+        )
     words = phrase.split()
     if len(words) > max_words:
         # Rambling: keep the first clause when it is short enough, else reject.
@@ -124,9 +140,14 @@ class Cipher:
             edited=edited.strip(),
             diff=word_diff(output, edited, max_words=self.config.max_diff_words),
         )
-        return clean_phrase(
-            self._ask(prompt, self.config.infer_tokens), max_words=self.config.max_words
-        )
+        raw = self._ask(prompt, self.config.infer_tokens)
+        try:
+            return clean_phrase(raw, max_words=self.config.max_words)
+        except LearningError as err:
+            raise LearningError(
+                f"{describe(self.llm)}: {err} Retry, use a stronger model (llm="
+                "'openai:MODEL@URL'), or state the preference yourself with add_preference."
+            ) from err
 
     def aggregate(self, texts: Sequence[str]) -> str:
         """One description for the preferences of the k nearest contexts (k > 1)."""
@@ -140,14 +161,24 @@ class Cipher:
             self._cache.move_to_end(key)
             return self._cache[key]
         listing = "\n".join(f"- {t}" for t in distinct)
-        raw = self._ask(
-            prompts.CIPHER_AGGREGATE.format(preferences=listing), self.config.aggregate_tokens
-        )
+        try:
+            raw = self._ask(
+                prompts.CIPHER_AGGREGATE.format(preferences=listing), self.config.aggregate_tokens
+            )
+        except ModelError as err:
+            # The request must not fail because the model is down: serve the nearest
+            # preference this time (not cached, so the next request tries again).
+            log.warning("CIPHER aggregation failed, using the nearest preference: %s", err)
+            return next((t for t in distinct if not looks_like_injection(t)), distinct[0])
         try:
             summary = clean_phrase(raw, max_words=self.config.max_words)
         except LearningError:
-            # A junk aggregate must not condition generation: fall back to the nearest one.
-            summary = distinct[0]
+            summary = ""
+        if not summary or looks_like_injection(summary):
+            # A junk or injected aggregate must not condition generation: fall back to the
+            # nearest preference that does not read as an injection (the layer passes only
+            # unflagged ones, so this is the nearest one unless the detector has since grown).
+            summary = next((t for t in distinct if not looks_like_injection(t)), distinct[0])
         self._cache[key] = summary
         if len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)

@@ -206,7 +206,7 @@ class SQLiteStore(Store):
             raise _storage_error(self.path, exc) from exc
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(busy_timeout_ms / 1000)
             self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self.db = sqlite_utils.Database(self._conn)
@@ -222,6 +222,24 @@ class SQLiteStore(Store):
         except BaseException:
             self._conn.close()
             raise
+
+    def _enable_wal(self, timeout_s: float) -> None:
+        """Switch a new file to WAL. SQLite answers "database is locked" at once (without its
+        busy handler) while another process is creating the same file, so retry until the
+        busy timeout."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal" and self.path != ":memory:":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     # -- schema ----------------------------------------------------------------
     def _migrate(self) -> None:

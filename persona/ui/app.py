@@ -10,12 +10,24 @@ only wires them to components. Errors never crash the app: each :class:`PersonaE
 to the user (``gr.Warning`` and the status line) and whatever they typed is kept.
 """
 
+import logging
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from persona.errors import InvalidInputError, NotFoundError, PersonaError, UnknownUserError
+from persona.config import MAX_ROW_ID, check_user_id
+from persona.errors import (
+    InvalidInputError,
+    LearningError,
+    ModelError,
+    NotFoundError,
+    PersonaError,
+    SchemaError,
+    StorageError,
+    UnknownUserError,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +52,8 @@ HISTORY_TURNS = 4
 Notify = Callable[[str], None]
 Message = dict[str, Any]  # {"role": "user" | "assistant", "content": str}
 
+log = logging.getLogger(__name__)
+
 
 def warn(message: str) -> None:
     """Show ``message`` as a Gradio warning toast (a ``UserWarning`` outside an event)."""
@@ -48,23 +62,122 @@ def warn(message: str) -> None:
     gr.Warning(message)
 
 
+# -- messages for people ---------------------------------------------------------------------------
+# Library messages are written for programmers ("pass pref_id=3", "layer.preferences(...)"); the
+# app shows one only when it reads as plain language, else the plain message of its kind.
+_CODE = re.compile(
+    r"\w\(|\(\)|\blayer\.|\bpersona\.|\w=|`|<class|\b[A-Z]\w*Error\b|\bNoneType\b"
+    r"|\bgot (?:int|float|str|bytes|list|dict|tuple|bool|set)\b|\b(?:pref|user)_id\b"
+)
+_FOR_PEOPLE: tuple[tuple[type[PersonaError], str], ...] = (
+    (UnknownUserError, "Nothing is stored for this user yet."),
+    (NotFoundError, "That preference does not exist for this user; pick an id from the table."),
+    (
+        ModelError,
+        "The model did not answer, so nothing was learned or changed. Check that it is "
+        "running, then try again.",
+    ),
+    (
+        LearningError,
+        "The model's answer was not a usable preference, so nothing was learned. Try again, "
+        "or add the preference yourself on the right.",
+    ),
+    (
+        StorageError,
+        "The preference store could not be read or written, so nothing was changed. Try "
+        "again; if it keeps failing, ask whoever runs this app to restore its database.",
+    ),
+    (
+        SchemaError,
+        "The preference store cannot be opened by this version of the app; ask whoever runs "
+        "it to upgrade it or to point it at another store.",
+    ),
+    (InvalidInputError, "That input was not accepted; check it and try again."),
+)
+INTERNAL = (
+    "Something went wrong inside the app (the details are in its log). What you typed is "
+    "kept; try again."
+)
+
+
+def for_person(err: BaseException) -> str:
+    """A message for the person using the app: no code, no Python names, one fix."""
+    if not isinstance(err, PersonaError):
+        return INTERNAL
+    text = " ".join(str(err).split())
+    if text and not _CODE.search(text):
+        return text[0].upper() + text[1:]
+    kept = [part for part in re.split(r";\s+", text) if part and not _CODE.search(part)]
+    if kept and isinstance(err, InvalidInputError | NotFoundError):
+        text = "; ".join(kept)
+        return text[0].upper() + text[1:].rstrip(".") + "."
+    return next((msg for kind, msg in _FOR_PEOPLE if isinstance(err, kind)), INTERNAL)
+
+
+def _failed(err: BaseException, notify: Notify) -> str:
+    """Tell the person what went wrong (a toast) and return it as Markdown for the status."""
+    if not isinstance(err, PersonaError):
+        log.exception("persona app: unexpected error", exc_info=err)
+    message = for_person(err)
+    notify(message)
+    return escape_md(message)
+
+
+def _user(user_id: Any) -> str:
+    """The user id typed in the app, or :class:`InvalidInputError` with a plain message."""
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidInputError("Type a user id first, such as alice.")
+    try:
+        return check_user_id(user_id)
+    except InvalidInputError:
+        raise InvalidInputError(
+            "That user id cannot be used: use letters, digits, "
+            "dots, dashes or spaces inside (no slashes, no '..', no control characters), "
+            "at most 128 characters, such as alice."
+        ) from None
+
+
 # -- helpers ---------------------------------------------------------------------------------------
-def as_text(content: Any) -> str:
-    """The text of a chat message's content: a string, a ``{"type": "text"}`` part, or a list."""
-    if content is None:
-        return ""
+def as_text(content: Any, _depth: int = 0) -> str:
+    """The text of a chat message's content: a string, a ``{"type": "text"}`` part, or a list.
+
+    Anything else (files, numbers, junk) has no text: ``""``.
+    """
     if isinstance(content, str):
         return content
+    if _depth > 8:
+        return ""
     if isinstance(content, dict):
-        return str(content.get("text") or content.get("content") or "")
+        return as_text(content.get("text") or content.get("content") or "", _depth + 1)
     if isinstance(content, list | tuple):
-        return "\n".join(t for t in (as_text(part) for part in content) if t)
-    return str(content)
+        parts = (as_text(part, _depth + 1) for part in content)
+        return "\n".join(t for t in parts if t)
+    return ""
 
 
-def plain(history: Sequence[Any] | None) -> list[Message]:
+def plain(history: Any) -> list[Message]:
     """Chatbot messages as ``{"role", "content": str}`` dicts (Gradio hands content as parts)."""
-    return [{"role": m["role"], "content": as_text(m.get("content"))} for m in history or ()]
+    if not history:
+        return []
+    if not isinstance(history, list | tuple):
+        raise InvalidInputError("The chat could not be read; clear the chat and start again.")
+    out: list[Message] = []
+    for m in history:
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            raise InvalidInputError("The chat could not be read; clear the chat and start again.")
+        out.append({"role": m["role"], "content": as_text(m.get("content"))})
+    return out
+
+
+def _contexts(contexts: Any) -> dict[int, str]:
+    """The app's own state (message index -> request); entries of another shape are dropped."""
+    if not isinstance(contexts, dict):
+        return {}
+    return {
+        k: v
+        for k, v in contexts.items()
+        if isinstance(k, int) and not isinstance(k, bool) and isinstance(v, str)
+    }
 
 
 def turns(history: Sequence[Message]) -> list[tuple[str, str]]:
@@ -82,24 +195,38 @@ def escape_md(text: str) -> str:
 
 
 def _index(index: Any) -> int:
-    """``EditData.index`` is an int for messages (a pair for the old tuple format)."""
-    return int(index[0] if isinstance(index, list | tuple) else index)
+    """``EditData.index`` is an int for messages (a pair for the old tuple format); -1 when it
+    is neither."""
+    if isinstance(index, list | tuple) and index:
+        index = index[0]
+    if isinstance(index, int) and not isinstance(index, bool):
+        return index
+    return -1
 
 
 def _pref_id(value: Any) -> int:
-    if value is None or value == "":
+    """The id typed (or picked) in the id box: a whole number from the table's id column."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise InvalidInputError(
-            "no preference id given; type one from the table's id column (or click its row)."
+            "No preference id given; type one from the table's id column (or click its row)."
         )
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if number != number or number != int(number):
+    shown = str(value)[:20] if isinstance(value, str | int | float) else "that"
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdecimal():
+        number = int(value.strip()[:20])
+    if number is None:
         raise InvalidInputError(
-            f"preference id {value!r} is not a whole number; use the id column."
+            f"The preference id {shown!r} is not a whole number; use the table's id column."
         )
-    return int(number)
+    if not 1 <= number <= MAX_ROW_ID:
+        raise InvalidInputError(
+            "There is no preference with that id; use an id from the table's id column."
+        )
+    return number
 
 
 # -- the preferences panel -------------------------------------------------------------------------
@@ -131,60 +258,66 @@ class Panel(NamedTuple):
     ok: bool = True
 
 
-def load_user(layer: "PreferenceLayer", user_id: str) -> Panel:
-    """The user's table (on page load and whenever the user id changes)."""
+def load_user(layer: "PreferenceLayer", user_id: Any, notify: Notify | None = None) -> Panel:
+    """The user's table (on page load and whenever the user id changes).
+
+    No toast by default: the user id box changes on every keystroke.
+    """
     try:
+        user_id = _user(user_id)
         table = preference_table(layer, user_id)
-    except PersonaError as err:
-        return Panel(None, f"⚠️ {escape_md(str(err))}", ok=False)
+    except Exception as err:
+        return Panel(None, f"⚠️ {_failed(err, notify or (lambda _: None))}", ok=False)
     if table.empty:
         return Panel(table, f"No preferences stored for **{escape_md(user_id)}** yet.")
     return Panel(table, f"{len(table)} preference(s) stored for **{escape_md(user_id)}**.")
 
 
 def _panel_action(
-    layer: "PreferenceLayer", user_id: str, action: Callable[[], str], notify: Notify
+    layer: "PreferenceLayer", user_id: Any, action: Callable[[str], str], notify: Notify
 ) -> Panel:
     try:
-        status = action()
+        user_id = _user(user_id)
+        status = action(user_id)
         return Panel(preference_table(layer, user_id), status)
-    except PersonaError as err:
-        notify(str(err))
-        return Panel(None, f"⚠️ {escape_md(str(err))}", ok=False)
+    except Exception as err:
+        return Panel(None, f"⚠️ {_failed(err, notify)}", ok=False)
 
 
 def add_preference(
-    layer: "PreferenceLayer", user_id: str, text: str, notify: Notify = warn
+    layer: "PreferenceLayer", user_id: Any, text: Any, notify: Notify = warn
 ) -> Panel:
-    def action() -> str:
-        pref = layer.add_preference(user_id, text)
+    def action(user: str) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("The new preference is empty; type what you prefer first.")
+        pref = layer.add_preference(user, text)
         return f"Added preference #{pref.id}: {escape_md(pref.text)}"
 
     return _panel_action(layer, user_id, action, notify)
 
 
 def toggle_preference(
-    layer: "PreferenceLayer", user_id: str, pref_id: Any, notify: Notify = warn
+    layer: "PreferenceLayer", user_id: Any, pref_id: Any, notify: Notify = warn
 ) -> Panel:
-    def action() -> str:
+    def action(user: str) -> str:
         pid = _pref_id(pref_id)
-        current = next((p for p in layer.preferences(user_id) if p.id == pid), None)
+        current = next((p for p in layer.preferences(user) if p.id == pid), None)
         if current is None:
             raise NotFoundError(
-                f"preference {pid} does not exist for user {user_id!r}; pick an id from the table."
+                f"There is no preference #{pid} for this user; pick an id from the table."
             )
-        pref = layer.update_preference(user_id, pid, enabled=not current.enabled)
+        pref = layer.update_preference(user, pid, enabled=not current.enabled)
         return f"Preference #{pid} {'enabled' if pref.enabled else 'disabled'}."
 
     return _panel_action(layer, user_id, action, notify)
 
 
 def delete_preference(
-    layer: "PreferenceLayer", user_id: str, pref_id: Any, notify: Notify = warn
+    layer: "PreferenceLayer", user_id: Any, pref_id: Any, notify: Notify = warn
 ) -> Panel:
-    def action() -> str:
+    def action(user: str) -> str:
         pid = _pref_id(pref_id)
-        layer.delete_preference(user_id, pid)
+        layer.delete_preference(user, pid)
         return f"Deleted preference #{pid}."
 
     return _panel_action(layer, user_id, action, notify)
@@ -201,13 +334,15 @@ class Turn(NamedTuple):
 
 def applied_markdown(layer: "PreferenceLayer", user_id: str, reply: "Reply") -> str:
     """What conditioned ``reply``: each applied preference with its score and why."""
-    ids = [int(i) for i in reply.applied.get("preference_ids") or ()]
+    ids = [i for i in reply.applied.get("preference_ids") or () if isinstance(i, int)]
     if not ids:
         return "**What applied:** no stored preference matched this request."
     try:  # the same retrieval again: an embedding, a FAISS search and a cached aggregate
         wanted = set(ids)
         items = [p for p in layer.condition(user_id, reply.context).preferences if p.id in wanted]
-    except PersonaError:
+    except Exception as err:
+        if not isinstance(err, PersonaError):
+            log.exception("persona app: unexpected error", exc_info=err)
         items = []
     lines = [
         f"- **#{p.id}** {escape_md(p.text)} — score {p.score:.2f}; {escape_md(str(p.why))}"
@@ -222,33 +357,39 @@ def applied_markdown(layer: "PreferenceLayer", user_id: str, reply: "Reply") -> 
 def send(
     layer: "PreferenceLayer",
     assistant: "Assistant",
-    user_id: str,
-    mode: str,
-    message: str,
-    history: Sequence[Any] | None,
-    contexts: dict[int, str] | None,
+    user_id: Any,
+    mode: Any,
+    message: Any,
+    history: Any,
+    contexts: Any,
     notify: Notify = warn,
 ) -> Turn:
     """Answer ``message`` in ``mode`` (Chat, Summarize or Email), conditioned on the user."""
-    chat, ctx = plain(history), dict(contexts or {})
+    kept = message if isinstance(message, str) else ""
+    ctx = _contexts(contexts)
+    chat: list[Message] = []
     try:
+        chat = plain(history)
+        user = _user(user_id)
+        if not kept.strip():
+            raise InvalidInputError("The message is empty; type something to send first.")
         if mode == "Summarize":
-            reply = assistant.summarize(user_id, message)
+            reply = assistant.summarize(user, kept)
         elif mode == "Email":
-            reply = assistant.email(user_id, message)
+            reply = assistant.email(user, kept)
         else:
-            reply = assistant.chat(user_id, message, turns(chat)[-HISTORY_TURNS:])
-    except PersonaError as err:
-        notify(str(err))
-        return Turn(chat, ctx, message, None, f"⚠️ {escape_md(str(err))}")
-    chat += [{"role": "user", "content": message}, {"role": "assistant", "content": reply.text}]
+            reply = assistant.chat(user, kept, turns(chat)[-HISTORY_TURNS:])
+        applied = applied_markdown(layer, user, reply)
+    except Exception as err:
+        return Turn(chat, ctx, kept, None, f"⚠️ {_failed(err, notify)}")
+    chat += [{"role": "user", "content": kept}, {"role": "assistant", "content": reply.text}]
     ctx[len(chat) - 1] = reply.context
     n = len(reply.applied.get("preference_ids") or ())
     status = (
         f"Answered with {n} preference(s) applied. Edit the answer to teach persona what you "
         "prefer, or accept it as it is."
     )
-    return Turn(chat, ctx, "", applied_markdown(layer, user_id, reply), status)
+    return Turn(chat, ctx, "", applied, status)
 
 
 class Edited(NamedTuple):
@@ -259,22 +400,28 @@ class Edited(NamedTuple):
 
 def edit_message(
     layer: "PreferenceLayer",
-    user_id: str,
-    history: Sequence[Any] | None,
-    contexts: dict[int, str] | None,
+    user_id: Any,
+    history: Any,
+    contexts: Any,
     index: Any,
     previous: Any,
     value: Any,
     notify: Notify = warn,
 ) -> Edited:
     """The user edited message ``index``: keep the new text; learn from an assistant answer."""
-    chat, ctx = plain(history), contexts or {}
+    try:
+        chat = plain(history)
+    except InvalidInputError as err:
+        return Edited([], None, f"⚠️ {_failed(err, notify)}")
+    ctx = _contexts(contexts)
     i, old, new = _index(index), as_text(previous), as_text(value)
     if not 0 <= i < len(chat):
-        notify(f"message {i} is not in this chat (it has {len(chat)}); send a message first.")
+        notify("That message is not in this chat any more; send a message first.")
         return Edited(chat, None, "⚠️ That message is gone; nothing changed.")
     if not new.strip():
-        notify("the edited message is empty; the previous text was kept. Type the text you want.")
+        notify(
+            "The edited message is empty, so the previous text was kept. Type the text you want."
+        )
         return Edited(chat, None, "⚠️ Empty edit ignored; the previous text was kept.")
     chat[i] = {**chat[i], "content": new}
     if chat[i]["role"] != "assistant":
@@ -283,12 +430,16 @@ def edit_message(
     if context is None:
         return Edited(chat, None, "Answer edited; it has no recorded request, so nothing learned.")
     try:
-        learned = layer.learn_from_edit(user_id, context, old, new)
-    except PersonaError as err:
-        notify(str(err))
-        return Edited(
-            chat, None, f"⚠️ Your edit is kept, but nothing was learned: {escape_md(str(err))}"
-        )
+        user = _user(user_id)
+        learned = layer.learn_from_edit(user, context, old, new)
+    except Exception as err:
+        why = _failed(err, notify)
+        return Edited(chat, None, f"⚠️ Your edit is kept, but nothing was learned: {why}")
+    try:
+        table = preference_table(layer, user)
+    except Exception as err:  # learned, but the table could not be read back
+        _failed(err, notify)
+        table = None
     if not learned:
         status = (
             "Your edit matches the answer and no learned preference was used: nothing to learn."
@@ -297,27 +448,33 @@ def edit_message(
         status = "Learned from your edit: " + ", ".join(
             f"**{escape_md(p.text)}** (#{p.id})" for p in learned
         )
-    return Edited(chat, preference_table(layer, user_id), status)
+    return Edited(chat, table, status)
 
 
 def accept_answer(
     layer: "PreferenceLayer",
-    user_id: str,
-    history: Sequence[Any] | None,
-    contexts: dict[int, str] | None,
+    user_id: Any,
+    history: Any,
+    contexts: Any,
     notify: Notify = warn,
 ) -> Panel:
     """The last answer is good as it is (CIPHER stores the preference it used again)."""
-    chat, ctx = plain(history), contexts or {}
+    try:
+        chat = plain(history)
+    except InvalidInputError as err:
+        return Panel(None, f"⚠️ {_failed(err, notify)}", ok=False)
+    ctx = _contexts(contexts)
     answered = [i for i in ctx if 0 <= i < len(chat) and chat[i]["role"] == "assistant"]
     if not answered:
-        notify("there is no answer to accept yet; send a message first.")
+        notify("There is no answer to accept yet; send a message first.")
         return Panel(None, "⚠️ No answer to accept yet.", ok=False)
     i = max(answered)
     text = chat[i]["content"]
 
-    def action() -> str:
-        learned = layer.learn_from_edit(user_id, ctx[i], text, text)
+    def action(user: str) -> str:
+        if not text.strip():
+            raise InvalidInputError("The last answer is empty; there is nothing to accept.")
+        learned = layer.learn_from_edit(user, ctx[i], text, text)
         if not learned:
             return "Accepted. No learned preference shaped this answer, so nothing was stored."
         return "Accepted: stored again " + ", ".join(

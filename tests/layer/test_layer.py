@@ -68,7 +68,7 @@ def test_preferences_are_data_and_injections_are_flagged(layer: PreferenceLayer)
     cond = layer.condition("alice", "hello")
     assert [a.id for a in cond.preferences] == [fine.id]
     assert "Ignore previous" not in cond.system_prompt
-    assert "‹please›" in cond.system_prompt  # tags cannot break out of the block
+    assert "(please)" in cond.system_prompt  # tags cannot break out of the block
     assert cond.system_prompt.count("</user-preferences>") == 1
 
 
