@@ -1,0 +1,175 @@
+"""Mixed operations on one layer, with the ledger of what each call acknowledged.
+
+Used by the load tests (threads in one process, and worker processes on one directory) and by
+the crash tests (a writer killed with SIGKILL). Every preference text is unique, so the store
+can be compared with the ledger row by row: lost (acknowledged, absent), phantom (present,
+never acknowledged) and duplicated writes are counted exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from persona import PreferenceLayer
+from persona.errors import NotFoundError
+from persona.store.embed import HashEmbedder
+
+USERS = ("alice", "bob", "carol", "dave")
+CONTEXTS = (
+    "Write an email to my boss about the budget",
+    "Summarize this paper on protein folding",
+    "Plan a weekend hike in the Alps",
+    "Draft a birthday message for my sister",
+    "Explain how interest rates work",
+)
+
+
+def open_layer(home: str | Path, **options: object) -> PreferenceLayer:
+    return PreferenceLayer.open(
+        home,
+        llm=FakeListChatModel(responses=["short sentences", "bullet points"]),
+        embedder=HashEmbedder(dim=64),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Ledger:
+    """What one worker was told succeeded: texts added (per user) and texts deleted."""
+
+    added: dict[str, list[str]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    operations: int = 0
+    problems: list[str] = field(default_factory=list)  # duplicates or foreign rows seen
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "added": self.added,
+                "deleted": sorted(self.deleted),
+                "operations": self.operations,
+                "problems": self.problems,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Ledger:
+        data = json.loads(text)
+        return cls(data["added"], set(data["deleted"]), data["operations"], data["problems"])
+
+
+def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None) -> Ledger:
+    """``n`` mixed operations; texts are ``"<tag> <i>"`` so every write is unique.
+
+    ``ack``, when given, is called with one line per acknowledged write (the crash test reads
+    them from the killed process's stdout).
+    """
+    rnd = random.Random(seed)
+    ledger = Ledger()
+    mine: dict[str, list[int]] = {}  # ids this worker added and has not deleted
+    texts: dict[int, str] = {}
+    for i in range(n):
+        user = rnd.choice(USERS)
+        op = rnd.random()
+        text = f"{tag} {i}"
+        if op < 0.25:
+            ctx = rnd.choice(CONTEXTS) + f" ({i})" if rnd.random() < 0.7 else None
+            pref = layer.add_preference(user, text, context=ctx)
+        elif op < 0.35:
+            pref = layer.learn_from_feedback(user, text, in_scope=[rnd.choice(CONTEXTS)])
+        elif op < 0.40:
+            layer.learn_from_labels(user, rnd.choice(CONTEXTS), f"good {text}", f"bad {text}")
+            pref = None
+        elif op < 0.50 and mine.get(user):
+            pid = mine[user].pop(rnd.randrange(len(mine[user])))
+            layer.delete_preference(user, pid)
+            ledger.deleted.add(texts[pid])
+            _ack(ack, f"DEL {user} {texts[pid]}")
+            pref = None
+        elif op < 0.55 and mine.get(user):
+            pid = rnd.choice(mine[user])
+            layer.update_preference(user, pid, enabled=rnd.random() < 0.5)
+            pref = None
+        elif op < 0.60:
+            try:
+                for p in layer.preferences(user):
+                    if p.user_id != user:
+                        ledger.problems.append(f"foreign row {p.id} in {user}'s list")
+            except NotFoundError:
+                pass
+            pref = None
+        else:
+            cond = layer.condition(user, rnd.choice(CONTEXTS) + f" ({i})")
+            ids = [p.id for p in cond.preferences]
+            if len(ids) != len(set(ids)):
+                ledger.problems.append(f"duplicate ids {ids}")
+            pref = None
+        if pref is not None:
+            ledger.added.setdefault(user, []).append(text)
+            mine.setdefault(user, []).append(pref.id)
+            texts[pref.id] = text
+            _ack(ack, f"ADD {user} {text}")
+        ledger.operations += 1
+    return ledger
+
+
+def _ack(ack: object, line: str) -> None:
+    if callable(ack):
+        ack(line)
+
+
+def check(layer: PreferenceLayer, ledgers: list[Ledger], tags: list[str]) -> dict[str, int]:
+    """Compare the store with the ledgers: lost, phantom and duplicated writes; SQL vs FAISS."""
+    present: dict[str, list[str]] = {}
+    for user in layer.users():
+        for p in layer.preferences(user):
+            if p.user_id != user:
+                raise AssertionError(f"row {p.id} of {p.user_id!r} listed for {user!r}")
+            if any(p.text.startswith(f"{tag} ") for tag in tags):
+                present.setdefault(user, []).append(p.text)
+    expected = {
+        (user, text)
+        for ledger in ledgers
+        for user, added in ledger.added.items()
+        for text in added
+        if text not in ledger.deleted
+    }
+    got = [(user, text) for user, texts in present.items() for text in texts]
+    mismatched = 0
+    for user in layer.users():
+        _, sql_ids = layer.store.vector_ids(user)
+        if layer.index.ids(user).tolist() != sql_ids.tolist():
+            mismatched += 1
+    return {
+        "lost": len(expected - set(got)),
+        "phantom": len(set(got) - expected),
+        "duplicated": len(got) - len(set(got)),
+        "index_mismatches": mismatched,
+        "problems": sum(len(ledger.problems) for ledger in ledgers),
+    }
+
+
+def main() -> None:
+    """``python workload.py HOME TAG N SEED [ack]``: one worker process."""
+    home, tag, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    acking = len(sys.argv) > 5 and sys.argv[5] == "ack"
+    layer = open_layer(home, index_capacity=2)  # small: evictions write cache files often
+
+    def ack(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    ledger = run(layer, tag, n, seed, ack if acking else None)
+    layer.close()
+    if not acking:
+        sys.stdout.write(ledger.to_json() + "\n")
+
+
+if __name__ == "__main__":
+    main()
