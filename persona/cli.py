@@ -343,6 +343,24 @@ def bench_latency(
     out.print(f"wrote {out_file} and {result['plot']} in {result['wall_seconds']} s", markup=False)
 
 
+@bench_app.command("reliability")
+def bench_reliability(
+    out_file: Path = typer.Option(
+        Path("benchmarks/reliability.json"), "--out", help="JSON result."
+    ),
+    short: bool = typer.Option(False, "--short", help="CI sizes (about a minute)."),
+    select: str | None = typer.Option(None, "-k", help="Only the tests matching (pytest -k)."),
+) -> None:
+    """Load, crash, isolation, fuzzing, injection and failing-LLM figures (tests/reliability)."""
+    from persona.bench.reliability import run_reliability
+
+    with errors():
+        code = run_reliability(out_file, long=not short, select=select)
+    if code != 0:
+        raise fail(f"the reliability suite failed (pytest exit code {code}); see above.")
+    out.print(f"wrote {out_file}", markup=False)
+
+
 @bench_app.command("edits")
 def bench_edits(
     task: str = typer.Option("summarization", help="summarization | email"),
