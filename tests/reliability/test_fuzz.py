@@ -26,6 +26,7 @@ from persona.agents.fakes import EchoChatModel
 from persona.errors import InvalidInputError, PersonaError
 from persona.store.embed import HashEmbedder
 from persona.ui import app as ui
+from persona.ui import messages
 
 # Examples per test: SHORT keeps this file under a minute; LONG (20x) for the benchmark.
 SHORT, LONG = 600, 12_000
@@ -294,7 +295,7 @@ def person_check(tally: Tally, name: str, texts: list[str]) -> None:
             tally.rude.setdefault(name, f"a {type(text).__name__} instead of a message")
             continue
         plain_text = text.replace("\\", "")
-        if PEOPLE_ONLY.search(plain_text) or ui.INTERNAL in plain_text:
+        if PEOPLE_ONLY.search(plain_text) or messages.INTERNAL in plain_text:
             tally.rude.setdefault(name, plain_text[:160])
 
 
@@ -418,8 +419,8 @@ def test_programmer_messages_are_rewritten_for_people(status: str) -> None:
     from persona.errors import ModelError, NotFoundError
 
     for kind in (InvalidInputError, NotFoundError, ModelError):
-        assert not PEOPLE_ONLY.search(ui.for_person(kind(status)))
-    assert ui.for_person(ValueError("boom")) == ui.INTERNAL
+        assert not PEOPLE_ONLY.search(messages.for_person(kind(status)))
+    assert messages.for_person(ValueError("boom")) == messages.INTERNAL
 
 
 # -- opening a layer ---------------------------------------------------------------------------

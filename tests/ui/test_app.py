@@ -249,5 +249,5 @@ def test_browser_blank_preference_warns(page: Any, served) -> None:
     use_user(page, "b-blank")
     page.locator("#pref-text textarea").fill("   ")
     page.locator("#pref-add").click()
-    expect(page.get_by_text("is empty or whitespace").first).to_be_visible()
+    expect(page.get_by_text("The new preference is empty").first).to_be_visible()
     assert "b-blank" not in layer.users()
