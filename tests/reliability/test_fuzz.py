@@ -257,6 +257,16 @@ def layer_calls(layer: PreferenceLayer) -> dict[str, Callable[[st.DataObject], C
             preference_table)}  # fmt: skip
 
 
+def fuzz_settings(reliability: Any) -> settings:
+    """Sizes from the suite (short in CI, long in the benchmark); no example database."""
+    return settings(
+        max_examples=reliability.n(SHORT, LONG),
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def test_layer_methods_raise_only_persona_errors_and_change_nothing(
     tmp_path: Path, reliability: Any
 ) -> None:
@@ -265,12 +275,7 @@ def test_layer_methods_raise_only_persona_errors_and_change_nothing(
         seed(layer)
         calls = layer_calls(layer)
 
-        @settings(
-            max_examples=reliability.n(SHORT, LONG),
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
+        @fuzz_settings(reliability)
         @given(name=st.sampled_from(sorted(calls)), data=st.data())
         def fuzz(name: str, data: st.DataObject) -> None:
             seed(layer)
@@ -375,12 +380,7 @@ def test_ui_handlers_never_raise_and_speak_to_people(tmp_path: Path, reliability
         seed(layer)
         calls = ui_calls(layer)
 
-        @settings(
-            max_examples=reliability.n(SHORT, LONG),
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
+        @fuzz_settings(reliability)
         @given(name=st.sampled_from(sorted(calls)), data=st.data())
         def fuzz(name: str, data: st.DataObject) -> None:
             seed(layer)

@@ -15,6 +15,7 @@ from pathlib import Path
 from reliability.workload import Ledger, check, open_layer, run
 
 WORKER = str(Path(__file__).with_name("workload.py"))
+CLEAN = {"lost": 0, "phantom": 0, "duplicated": 0, "index_mismatches": 0, "problems": 0}
 
 
 def test_threads_on_one_layer(tmp_path: Path, reliability) -> None:  # type: ignore[no-untyped-def]
@@ -50,13 +51,7 @@ def test_threads_on_one_layer(tmp_path: Path, reliability) -> None:  # type: ign
         errors=len(errors),
         **result,
     )
-    assert result == {
-        "lost": 0,
-        "phantom": 0,
-        "duplicated": 0,
-        "index_mismatches": 0,
-        "problems": 0,
-    }
+    assert result == CLEAN
 
 
 def test_processes_on_one_directory(tmp_path: Path, reliability) -> None:  # type: ignore[no-untyped-def]
@@ -91,10 +86,4 @@ def test_processes_on_one_directory(tmp_path: Path, reliability) -> None:  # typ
         **result,
     )
     assert integrity == "ok"
-    assert result == {
-        "lost": 0,
-        "phantom": 0,
-        "duplicated": 0,
-        "index_mismatches": 0,
-        "problems": 0,
-    }
+    assert result == CLEAN
