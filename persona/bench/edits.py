@@ -24,7 +24,6 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
-from persona.agents.models import complete, describe, usage
 from persona.agents.runnable import apply_conditioning
 from persona.bench.env import (
     Context,
@@ -37,6 +36,7 @@ from persona.bench.learners import LEARNERS, Learner, make_learner
 from persona.bench.metrics import edit_distance, paired_difference
 from persona.bench.users import LLMUser, ScriptedUser, SimulatedUser
 from persona.errors import InvalidInputError
+from persona.llm import complete, describe, usage
 from persona.store.embed import Embedder, embedder_id
 
 

@@ -475,7 +475,7 @@ def faiss_threads_diagnosis(
     import faiss
 
     entry = layer.index._get(user_id)  # the cached IndexIDMap2 (warm)
-    k = 4 * (layer.top_k + layer.cipher_k)
+    k = layer._search_k
     queries = layer.embedder.embed([text.context() for _ in range(n)])
     threads = faiss.omp_get_max_threads()
     result: dict[str, Any] = {"k": k, "vectors": int(entry.index.ntotal)}

@@ -7,7 +7,9 @@ learns from the user's edit (:meth:`learn`):
 * ``icl-edit-k`` — the k past (answer, edit) pairs of the closest contexts, as examples;
 * ``agnostic`` — one running preference for every context (inferred from each edit, merged
   by the LLM with the running one);
-* ``cipher-1`` / ``cipher-5`` — the :class:`~persona.PreferenceLayer` itself (CIPHER).
+* ``cipher-1`` / ``cipher-5`` — the :class:`~persona.PreferenceLayer` itself (CIPHER, the
+  LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-list`` — the same
+  layer on its default request path (the deduplicated preferences, no LLM at request time).
 """
 
 from __future__ import annotations
@@ -153,18 +155,18 @@ class Agnostic(NoLearning):
 class CipherLearner(NoLearning):
     """The product: a :class:`PreferenceLayer` learning from edits with CIPHER-k."""
 
-    def __init__(self, layer: PreferenceLayer) -> None:
+    def __init__(self, layer: PreferenceLayer, name: str) -> None:
         self.layer = layer
-        self.name = f"cipher-{layer.cipher_k}"
+        self.name = name
         self.source_of: dict[int, str] = {}
 
     @property
     def tokens_in(self) -> int:  # type: ignore[override]
-        return self.layer.cipher.tokens_in
+        return self.layer.cipher.cipher.tokens_in
 
     @property
     def tokens_out(self) -> int:  # type: ignore[override]
-        return self.layer.cipher.tokens_out
+        return self.layer.cipher.cipher.tokens_out
 
     def prepare(self, ctx: Context) -> Prepared:
         cond = self.layer.condition(USER_ID, instruction(ctx))
@@ -200,16 +202,21 @@ def make_learner(
         return ICLEdit(embedder, int(name[9:]))
     if name == "agnostic":
         return Agnostic(llm)
-    if name.startswith("cipher-") and name[7:].isdigit():
+    k, _, mode = name[7:].partition("-")
+    if name.startswith("cipher-") and k.isdigit() and mode in ("", "list"):
         layer = PreferenceLayer.open(
             home,
             llm=llm,
             embedder=embedder,
-            cipher_k=int(name[7:]),
+            cipher_k=int(k),
             min_similarity=min_similarity,
             cipher_min_similarity=cipher_min_similarity,
+            # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
+            # "cipher-K-list": the layer's default request path (no LLM: the deduplicated list)
+            cipher_aggregate="list" if mode else "sync",
         )
-        return CipherLearner(layer)
+        return CipherLearner(layer, name)
     raise InvalidInputError(
-        f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K)."
+        f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K, "
+        "cipher-K-list)."
     )

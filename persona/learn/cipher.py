@@ -9,6 +9,14 @@
 * **Accept**: when the user accepts an answer unedited, the preference that was used is stored
   again for that context.
 
+:class:`Cipher` holds the two LLM steps; :class:`CipherLearner` is the method as the layer
+runs it: it learns from edits, remembers what each answer was conditioned on (the accept
+rule), and contributes the k nearest edit-learned preferences to a request. At request time
+it waits on no LLM by default (``aggregate="list"``: the deduplicated preferences, nearest
+first); ``"sync"`` is the paper's aggregation on every new set (the edit benchmark's faithful
+CIPHER), ``"background"`` serves the list now and aggregates in a worker thread, so the same
+set is served aggregated next time.
+
 LLM output is parsed defensively: quotes, preambles and lists are stripped; an empty, over-long
 or rambling answer is rejected (:class:`LearningError`), never stored raw.
 """
@@ -16,26 +24,47 @@ or rambling answer is rejected (:class:`LearningError`), never stored raw.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import re
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
-from persona.agents.models import complete, describe, usage
 from persona.errors import LearningError, ModelError
 from persona.learn import prompts
+from persona.learn.base import Contribution, Request, Search, Writing
 from persona.learn.guard import looks_like_injection, until_template_token
+from persona.llm import complete, describe, usage
+from persona.types import AppliedPreference, Preference, Why
 
 log = logging.getLogger(__name__)
+
+
+Aggregate = Literal["list", "background", "sync"]
+AGGREGATE_MODES: tuple[str, ...] = ("list", "background", "sync")
 
 
 @dataclass(frozen=True)
 class CipherConfig:
     k: int = 5  # contexts retrieved per request; PRELUDE reports k in {1, 5}
+    # CIPHER retrieves the k nearest past contexts whatever their similarity (PRELUDE); raise
+    # this to keep edit-learned preferences away from unrelated requests.
+    min_similarity: float = 0.0
+    # How the k retrieved preferences become one description at request time:
+    # "list": deduplicated, nearest first (no LLM on the request path; the default);
+    # "sync": the LLM aggregates every new set before answering (faithful CIPHER);
+    # "background": "list" now, the aggregate of the same set next time (a worker thread).
+    aggregate: Aggregate = "list"
+    remembered: int = 4096  # (user, context) -> description used: the accept rule's memory
     max_words: int = 25  # a preference is a short phrase; longer answers are cut to a clause
     max_diff_words: int = 60  # the diff shown to the LLM is kept compact
     infer_tokens: int = 40  # generation budget for inference (a short phrase)
@@ -125,6 +154,7 @@ class Cipher:
         self.tokens_in = 0
         self.tokens_out = 0
         self._cache: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self._cache_lock = threading.Lock()  # aggregate() may run in a background worker
 
     def _ask(self, prompt: str, max_tokens: int) -> str:
         msg = complete(self.llm, [HumanMessage(prompt)], max_tokens=max_tokens)
@@ -149,6 +179,11 @@ class Cipher:
                 "'openai:MODEL@URL'), or state the preference yourself with add_preference."
             ) from err
 
+    def cached(self, key: tuple[str, ...]) -> str | None:
+        """The aggregate already computed for exactly these distinct texts, if any."""
+        with self._cache_lock:
+            return self._cache.get(key)
+
     def aggregate(self, texts: Sequence[str]) -> str:
         """One description for the preferences of the k nearest contexts (k > 1)."""
         distinct = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
@@ -157,9 +192,10 @@ class Cipher:
         if len(distinct) == 1:
             return distinct[0]
         key = tuple(distinct)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         listing = "\n".join(f"- {t}" for t in distinct)
         try:
             raw = self._ask(
@@ -179,7 +215,183 @@ class Cipher:
             # nearest preference that does not read as an injection (the layer passes only
             # unflagged ones, so this is the nearest one unless the detector has since grown).
             summary = next((t for t in distinct if not looks_like_injection(t)), distinct[0])
-        self._cache[key] = summary
-        if len(self._cache) > self.config.cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[key] = summary
+            if len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
         return summary
+
+
+Used = tuple[str, tuple[int, ...]]  # the description an answer was conditioned on, its rows
+
+
+class CipherLearner:
+    """CIPHER in the layer: learn from edits, contribute the k nearest, accept unedited."""
+
+    def __init__(
+        self,
+        llm: Callable[[], BaseChatModel],
+        search: Search,
+        config: CipherConfig | None = None,
+    ) -> None:
+        self._llm = llm  # loaded on first use: most requests never need it
+        self._search = search
+        self.config = config or CipherConfig()
+        self._cipher: Cipher | None = None
+        self._lock = threading.Lock()
+        self._used: OrderedDict[tuple[str, str], Used] = OrderedDict()
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: dict[tuple[str, ...], Future[str]] = {}
+
+    @property
+    def cipher(self) -> Cipher:
+        """The two LLM steps (the model is loaded on first use)."""
+        with self._lock:
+            if self._cipher is None:
+                self._cipher = Cipher(self._llm(), self.config)
+            return self._cipher
+
+    # -- learning ------------------------------------------------------------------------
+    def learn(
+        self,
+        writing: Writing,
+        user_id: str,
+        context: str,
+        embedding: np.ndarray,
+        output: str,
+        edited: str,
+    ) -> list[Preference]:
+        """Store the preference behind ``output`` → ``edited`` for ``context``.
+
+        An unedited answer stores again the description it was conditioned on (nothing when
+        none was). Otherwise the LLM infers a short phrase first, outside any transaction; if
+        it fails or answers junk, a :class:`PersonaError` is raised and nothing is written.
+        """
+        if " ".join(output.split()) == " ".join(edited.split()):
+            used = self._used_for(user_id, context, embedding)
+            if used is None:
+                return []
+            text, source_ids = used
+            with writing(user_id) as write:
+                edit = write.store.add_edit(user_id, context, output, edited)
+                prov = (f"edit:{edit.id}", *(f"preference:{i}" for i in source_ids))
+                return [
+                    write.add_preference(
+                        text, "edit", context=context, embedding=embedding, provenance=prov
+                    )
+                ]
+        phrase = self.cipher.infer(output, edited)
+        with writing(user_id) as write:
+            edit = write.store.add_edit(user_id, context, output, edited)
+            return [
+                write.add_preference(
+                    phrase,
+                    "edit",
+                    context=context,
+                    embedding=embedding,
+                    provenance=(f"edit:{edit.id}",),
+                )
+            ]
+
+    # -- conditioning --------------------------------------------------------------------
+    def contribute(self, request: Request) -> Contribution:
+        cfg = self.config
+        edits = [
+            h
+            for h in request.nearest
+            if h.preference.source == "edit" and h.similarity >= cfg.min_similarity
+        ][: cfg.k]
+        if not edits:
+            return Contribution()
+        scope = f"CIPHER: {len(edits)} nearest edited contexts (k={cfg.k})"
+        applied = tuple(
+            AppliedPreference(
+                h.preference.id,
+                h.preference.text,
+                h.similarity,
+                Why(h.similarity, scope, h.preference.provenance),
+            )
+            for h in edits
+        )
+        t0 = time.perf_counter()
+        summary = self.describe([h.preference.text for h in edits])
+        timings = {"llm_ms": (time.perf_counter() - t0) * 1e3} if cfg.aggregate == "sync" else {}
+        self._remember(request.user_id, request.context, summary, tuple(p.id for p in applied))
+        return Contribution(preferences=applied, summary=summary, timings=timings)
+
+    def describe(self, texts: Sequence[str]) -> str:
+        """One description for the k retrieved preferences, per the ``aggregate`` mode."""
+        distinct = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
+        if len(distinct) <= 1 or self.config.k == 1:
+            return distinct[0] if distinct else ""
+        if self.config.aggregate == "sync":
+            return self.cipher.aggregate(distinct)
+        listed = "; ".join(distinct)
+        if self.config.aggregate == "list":
+            return listed
+        key = tuple(distinct)
+        cached = self.cipher.cached(key) if self._cipher is not None else None
+        if cached is not None:
+            return cached
+        self._aggregate_later(key)
+        return listed
+
+    def _aggregate_later(self, key: tuple[str, ...]) -> None:
+        cipher = self.cipher  # takes the lock itself: not under it
+        with self._lock:
+            if key in self._pending:
+                return
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="persona-cipher")
+            future = self._worker.submit(cipher.aggregate, key)
+            self._pending[key] = future
+        future.add_done_callback(lambda _: self._done(key))
+
+    def _done(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+
+    def drain(self) -> None:
+        """Wait for the background aggregations queued so far (benchmarks, tests)."""
+        with self._lock:
+            pending = list(self._pending.values())
+        for future in pending:
+            future.exception()  # waits; a failure was already logged by aggregate()
+
+    # -- the accept rule's memory -------------------------------------------------------
+    @staticmethod
+    def _key(user_id: str, context: str) -> tuple[str, str]:
+        return user_id, hashlib.sha256(context.encode()).hexdigest()
+
+    def _remember(self, user_id: str, context: str, text: str, ids: tuple[int, ...]) -> None:
+        key = self._key(user_id, context)
+        with self._lock:
+            self._used[key] = (text, ids)
+            self._used.move_to_end(key)
+            while len(self._used) > self.config.remembered:
+                self._used.popitem(last=False)
+
+    def _used_for(self, user_id: str, context: str, embedding: np.ndarray) -> Used | None:
+        with self._lock:
+            remembered = self._used.get(self._key(user_id, context))
+        nearest = self._search(user_id, embedding)
+        if remembered is not None:
+            # Trust the memory only while every row it names still exists for this user
+            # (another process may have deleted and re-created the user meanwhile).
+            alive = {h.preference.id for h in nearest}
+            if set(remembered[1]) <= alive:
+                return remembered
+        # Not remembered (another process answered, or a restart): recompute, deterministic.
+        part = self.contribute(Request(user_id, context, embedding, nearest))
+        return (part.summary, tuple(p.id for p in part.preferences)) if part.summary else None
+
+    def forget(self, user_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._used if k[0] == user_id]:
+                del self._used[key]
+
+    def close(self) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=False, cancel_futures=True)

@@ -299,8 +299,8 @@ def _check_size(data: dict[str, Any]) -> None:
                 "the file",
                 f"holds more than {MAX_IMPORT_CHARS:,} characters of text or "
                 f"{40 * MAX_IMPORT_ROWS:,} values",
-                "import a file under the limit (e.g. the preferences with fewer of the raw "
-                "edits and labels), then add the rest through the API",
+                "split it: import a file under the limit (e.g. the preferences with fewer of "
+                "the raw edits and labels), then add the rest through the API",
             )
 
 

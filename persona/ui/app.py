@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import gradio as gr
     import pandas as pd
 
-    from persona.agents.assistant import Assistant, Reply
+    from persona.assistant import Assistant, Reply
     from persona.layer import PreferenceLayer
 
 MODES = ("Chat", "Summarize", "Email")
@@ -571,7 +571,7 @@ def serve(
     ``block=True`` serves until interrupted, then closes the layer. ``block=False`` returns the
     running app at once (``app.close()`` stops it; the layer stays open for the process).
     """
-    from persona.agents.assistant import Assistant
+    from persona.assistant import Assistant
     from persona.layer import PreferenceLayer
 
     layer = PreferenceLayer.open(path, llm=llm, embedder=embedder)

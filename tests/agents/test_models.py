@@ -14,12 +14,11 @@ from persona.agents.fakes import EchoChatModel, FailingChatModel, ScriptedChatMo
 from persona.agents.models import (
     LOCAL_DIR_NAME,
     LocalChatModel,
-    complete,
     ensure_local_model,
     load_chat_model,
-    usage,
 )
 from persona.errors import InvalidInputError, ModelError
+from persona.llm import complete, usage
 
 QUESTION = [HumanMessage("What is the capital of France? Answer in one sentence.")]
 

@@ -78,7 +78,9 @@ def test_knn_retrieval_and_aggregation(persona_home: Path) -> None:
         "formal greeting",
         "bullets and short sentences",
     ]
-    with open_layer(persona_home, llm_replies, cipher_k=2, min_similarity=0.0) as layer:
+    with open_layer(
+        persona_home, llm_replies, cipher_k=2, min_similarity=0.0, cipher_aggregate="sync"
+    ) as layer:
         a = layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")[0]
         b = layer.learn_from_edit("alice", NEWS2, "long sentence here", "Short. Here.")[0]
         c = layer.learn_from_edit("alice", EMAIL, "hey", "Dear landlord,")[0]
@@ -107,7 +109,10 @@ def test_single_distinct_preference_needs_no_aggregation(persona_home: Path) -> 
 
 def test_junk_aggregate_falls_back_to_nearest(persona_home: Path) -> None:
     with open_layer(
-        persona_home, ["bullet points", "short sentences", ""], min_similarity=0.0
+        persona_home,
+        ["bullet points", "short sentences", ""],
+        min_similarity=0.0,
+        cipher_aggregate="sync",
     ) as layer:
         layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
         layer.learn_from_edit("alice", NEWS2, "long one", "Short.")
@@ -177,3 +182,32 @@ def test_cipher_threshold_keeps_edits_away_from_unrelated_requests(persona_home:
     with open_layer(persona_home, ["unused"], cipher_min_similarity=0.3) as layer:
         assert layer.condition("alice", "Tell me a joke about cats").preferences == ()
         assert layer.condition("alice", NEWS2).summary == "bullet points"
+
+
+def test_default_path_calls_no_llm_at_request_time(persona_home: Path) -> None:
+    with open_layer(persona_home, ["bullet points", "short sentences"], cipher_k=2) as layer:
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        layer.learn_from_edit("alice", NEWS2, "long one", "Short.")
+        calls = len(layer.llm.seen)  # type: ignore[attr-defined]
+        cond = layer.condition("alice", NEWS)
+        assert cond.summary == "bullet points; short sentences"  # nearest first, deduplicated
+        assert "llm_ms" not in cond.timings
+        assert len(layer.llm.seen) == calls  # type: ignore[attr-defined]
+
+
+def test_background_aggregation_serves_the_list_then_the_aggregate(persona_home: Path) -> None:
+    replies = ["bullet points", "short sentences", "bullets, short sentences"]
+    with open_layer(persona_home, replies, cipher_k=2, cipher_aggregate="background") as layer:
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        layer.learn_from_edit("alice", NEWS2, "long one", "Short.")
+        assert layer.condition("alice", NEWS).summary == "bullet points; short sentences"
+        layer.cipher.drain()
+        assert layer.condition("alice", NEWS).summary == "bullets, short sentences"
+        calls = len(layer.llm.seen)  # type: ignore[attr-defined]
+        layer.condition("alice", NEWS)
+        assert len(layer.llm.seen) == calls  # type: ignore[attr-defined]  # memoized
+
+
+def test_unknown_aggregate_mode_is_refused(persona_home: Path) -> None:
+    with pytest.raises(InvalidInputError, match="cipher_aggregate"):
+        open_layer(persona_home, ["x"], cipher_aggregate="later")

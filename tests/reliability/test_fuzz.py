@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from persona import PreferenceLayer
-from persona.agents.assistant import Assistant
 from persona.agents.fakes import EchoChatModel
+from persona.assistant import Assistant
 from persona.errors import InvalidInputError, PersonaError
 from persona.store.embed import HashEmbedder
 from persona.ui import app as ui
@@ -359,7 +359,7 @@ def ui_calls(layer: PreferenceLayer) -> dict[str, Callable[[st.DataObject, Any],
         )
 
     def applied_markdown(d: st.DataObject, notes: Any) -> Any:
-        from persona.agents.assistant import Reply
+        from persona.assistant import Reply
 
         applied = d.draw(st.one_of(st.just({"preference_ids": ids}), st.just({})))
         reply = Reply("answer", d.draw(maybe(CTX)), applied)

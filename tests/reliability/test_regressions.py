@@ -333,3 +333,28 @@ def test_json_of_a_feedback_row_is_checked(layer: PreferenceLayer) -> None:
     conn.close()
     with pytest.raises(StorageError):
         layer.export_user("alice")
+
+
+def test_background_aggregation_under_threads_never_hangs(tmp_path: Path) -> None:
+    replies = [f"style {i}" for i in range(50)]
+    layer = PreferenceLayer.open(
+        tmp_path / "home",
+        llm=FakeListChatModel(responses=replies),
+        embedder=HashEmbedder(dim=64),
+        cipher_aggregate="background",
+    )
+
+    def learn(t: int) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(20):
+                layer.learn_from_edit("alice", f"email {t} {i}", "a b c", f"A b c {i}.")
+
+        return run
+
+    def condition() -> None:
+        for i in range(60):
+            layer.condition("alice", f"email {i % 3} {i}")
+
+    assert run_threads([learn(0), learn(1), condition, condition], timeout=90) == []
+    layer.cipher.drain()
+    layer.close()

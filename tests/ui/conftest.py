@@ -11,7 +11,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from persona import PreferenceLayer
-from persona.agents.assistant import Assistant
+from persona.assistant import Assistant
 from persona.store.embed import HashEmbedder
 
 CHROMIUM = Path("/usr/bin/chromium")

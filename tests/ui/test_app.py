@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from persona import PreferenceLayer
-from persona.agents.assistant import Assistant
 from persona.agents.fakes import FailingChatModel
+from persona.assistant import Assistant
 from persona.ui import app as ui
 
 USER = "alice"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from persona import InvalidInputError, PreferenceLayer
-from persona.agents.assistant import Assistant
 from persona.agents.fakes import EchoChatModel
+from persona.assistant import Assistant
 
 
 def test_tasks_use_the_templates_and_are_conditioned(layer: PreferenceLayer) -> None:

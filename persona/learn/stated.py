@@ -1,0 +1,68 @@
+"""Preferences the user stated: told directly (``add_preference``) or as verbal feedback.
+
+* A preference with no context applies to every request ("global").
+* One tied to a context (a manual preference with ``context=``, or a feedback anchored on its
+  own text and its in-scope examples) applies to requests whose context is similar to it:
+  the ``top_k`` nearest with cosine >= ``min_similarity``.
+
+C3PO's learned scope replaces the similarity rule for feedback in its own module.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from persona.learn.base import Contribution, Request
+from persona.store.base import Store
+from persona.types import AppliedPreference, Why
+
+#: The sources this learner applies.
+STATED = frozenset({"manual", "feedback"})
+
+
+@dataclass(frozen=True)
+class StatedConfig:
+    top_k: int = 5  # contextual preferences applied per request
+    min_similarity: float = 0.25  # below this cosine a context does not match
+
+
+class Stated:
+    """Applies global stated preferences everywhere and contextual ones where similar."""
+
+    def __init__(self, store: Store, config: StatedConfig | None = None) -> None:
+        self.store = store
+        self.config = config or StatedConfig()
+
+    def contribute(self, request: Request) -> Contribution:
+        t0 = time.perf_counter()
+        globals_ = [
+            p
+            for p in self.store.list_preferences(
+                request.user_id, enabled_only=True, global_only=True
+            )
+            if not p.flagged
+        ]
+        sql_ms = (time.perf_counter() - t0) * 1e3
+        applied = [
+            AppliedPreference(p.id, p.text, 1.0, Why(None, "global (no context)", p.provenance))
+            for p in globals_
+        ]
+        k, floor = self.config.top_k, self.config.min_similarity
+        near = [
+            h for h in request.nearest if h.preference.source in STATED and h.similarity >= floor
+        ][:k]
+        scope = f"similar context (top-{k}, >= {floor})"
+        applied += [
+            AppliedPreference(
+                h.preference.id,
+                h.preference.text,
+                h.similarity,
+                Why(h.similarity, scope, h.preference.provenance),
+            )
+            for h in near
+        ]
+        return Contribution(preferences=tuple(applied), timings={"sql_ms": sql_ms})
+
+    def forget(self, user_id: str) -> None:
+        """Nothing is cached per user."""
