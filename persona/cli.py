@@ -310,6 +310,9 @@ def bench_latency(
     minilm_users: int = typer.Option(3, help="Users in the MiniLM store."),
     minilm_prefs: int = typer.Option(1_000, help="Preferences per MiniLM user."),
     minilm_queries: int = typer.Option(100, help="Warm queries per MiniLM user."),
+    minilm_dtype: str = typer.Option(
+        "auto", help="MiniLM dtype: auto (bfloat16 where native), float32 or bfloat16."
+    ),
     faiss_threads: int | None = typer.Option(
         None, help="Set FAISS's OpenMP threads (default: leave as the library finds it)."
     ),
@@ -333,6 +336,7 @@ def bench_latency(
         minilm_users=minilm_users,
         minilm_prefs=minilm_prefs,
         minilm_queries=minilm_queries,
+        minilm_dtype=minilm_dtype,
         faiss_threads=faiss_threads,
         seed=seed,
         db=str(db) if db else None,
@@ -467,7 +471,12 @@ def show_latency(result: dict[str, Any]) -> None:
     table = Table(title="condition() latency (ms)", title_justify="left")
     for name in ("run", "phase", "part", "p50", "p99", "n"):
         table.add_column(name, justify="right" if name in ("p50", "p99", "n") else "left")
-    runs = [("hash", result["store_part"]), ("minilm", result.get("minilm"))]
+    minilm = result.get("minilm")
+    runs = [
+        ("hash", result["store_part"]),
+        ("minilm", minilm),
+        ("minilm, edits", minilm["edit_learned"] if minilm else None),
+    ]
     for run, data in runs:
         if not data:
             continue

@@ -32,6 +32,16 @@ def default_home() -> Path:
     return Path.home() / ".local" / "share" / "persona"
 
 
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (x86 AVX512-BF16/AMX, Arm BF16); where
+    it does not, bfloat16 is emulated and slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore").split()
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
+
+
 def set_offline() -> None:
     """Never let transformers / sentence-transformers reach for a model hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

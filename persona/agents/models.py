@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, SecretStr
 
 from persona.agents.batching import Batcher
-from persona.config import default_home, set_offline
+from persona.config import cpu_has_bf16, default_home, set_offline
 from persona.errors import InvalidInputError, ModelError
 from persona.llm import cut_at_stop
 
@@ -169,15 +169,6 @@ def _convert(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _cpu_has_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (x86 AVX512-BF16/AMX, Arm BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore").split()
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
-
-
 def _load(folder: str, dtype: str, device: str) -> tuple[Any, Any]:
     """Load (model, tokenizer) once per process for each folder, dtype and device."""
     key = (folder, dtype, device)
@@ -294,7 +285,7 @@ class LocalChatModel(BaseChatModel):
         dtype = self.dtype
         if dtype == "auto":
             native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else None
-            dtype = "bfloat16" if (native if native is not None else _cpu_has_bf16()) else "float32"
+            dtype = "bfloat16" if (native if native is not None else cpu_has_bf16()) else "float32"
         return _load(folder, dtype, device)
 
     def _prepare(self, messages: list[BaseMessage], stop: list[str], **kwargs: Any) -> Any:

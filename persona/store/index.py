@@ -43,7 +43,6 @@ from persona.store.base import Store
 
 log = logging.getLogger(__name__)
 
-_configured = False
 _MAGIC = b"PERSONA-FAISS\x01"
 _SUFFIX = ".faiss"
 _TMP_SUFFIX = ".tmp"
@@ -51,16 +50,26 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _faiss() -> Any:
-    """faiss, limited to one OpenMP thread: per-user flat indexes hold at most thousands of
-    vectors, where a search takes ~0.05 ms on one thread but p99 > 100 ms with 2 threads on a
-    2-core machine (OpenMP spin-waits; measured by ``persona bench latency``)."""
-    global _configured
     import faiss
 
-    if not _configured:
-        faiss.omp_set_num_threads(1)
-        _configured = True
     return faiss
+
+
+def _search(index: Any, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` on one OpenMP thread: per-user flat indexes hold at most thousands of
+    vectors, where a search takes ~0.05 ms on one thread but p99 > 100 ms with 2 threads on a
+    2-core machine (OpenMP spin-waits; measured by ``persona bench latency``).
+
+    FAISS and torch share the OpenMP runtime, and its thread count is a per-thread setting:
+    setting it once for FAISS left torch (the embedder, the local model) on one core in every
+    thread that had searched. So it is set around the search and restored after."""
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(query, k)
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 @dataclass
@@ -216,7 +225,7 @@ class VectorIndex:
         with self._lock:  # an update may be changing this entry's index
             if entry.index.ntotal == 0 or k <= 0 or q.shape[1] != entry.dim:
                 return []
-            scores, ids = entry.index.search(q, min(k, entry.index.ntotal))
+            scores, ids = _search(entry.index, q, min(k, entry.index.ntotal))
         best: dict[int, float] = {}  # best first; an id appears once
         for i, s in zip(ids[0], scores[0], strict=True):
             if i >= 0:

@@ -76,3 +76,22 @@ def test_machine_info() -> None:
     assert info["command"] == "persona bench latency --users 'a b'"
     assert info["cores"] >= 1 and info["python"].count(".") == 2
     assert {"torch", "faiss-cpu", "sentence-transformers"} <= set(info["packages"])
+
+
+@pytest.mark.slow
+def test_minilm_part_measures_stated_and_edit_learned_users(tmp_path: Path) -> None:
+    cfg = LatencyConfig(
+        users=2,
+        prefs=10,
+        sample_users=1,
+        queries=2,
+        minilm_users=1,
+        minilm_prefs=20,
+        minilm_queries=3,
+    )
+    data = run_latency(cfg, tmp_path / "latency.json", console=None)
+    edits = data["minilm"]["edit_learned"]
+    assert edits["warm"]["total_ms"]["n"] == 3 and edits["preferences_applied"] >= 5
+    names = [t["name"] for t in data["targets"]]
+    assert any("edit-learned" in n and "p99" in n for n in names)
+    assert all(t["limit_ms"] in (2.0, 10.0, 25.0) for t in data["targets"])

@@ -1,8 +1,8 @@
 """Chat models that fail: time out, refuse, answer junk, drop the connection, return the wrong type.
 
 For CIPHER's two LLM steps — inferring a preference from an edit (``learn_from_edit``) and
-aggregating the k nearest ones (``condition`` with ``cipher_k=5``) — the store is left as it
-was, learning fails with a :class:`PersonaError` that names the model and the fix, and
+aggregating the k nearest ones (``condition`` with ``cipher_aggregate="sync"``) — the store
+is left as it was, learning fails with a :class:`PersonaError` that names the model and the fix, and
 ``condition`` still answers (it falls back to the nearest stored preference).
 """
 
@@ -152,7 +152,7 @@ def test_condition_with_a_failing_aggregate(tmp_path: Path, reliability: Any, na
     seeded(tmp_path)
     model = fresh(FAILURES[name])
     with PreferenceLayer.open(
-        tmp_path, llm=model, embedder=HashEmbedder(dim=64), cipher_k=5
+        tmp_path, llm=model, embedder=HashEmbedder(dim=64), cipher_k=5, cipher_aggregate="sync"
     ) as layer:
         before = digest(layer)
         try:

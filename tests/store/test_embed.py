@@ -41,3 +41,29 @@ def test_minilm_is_offline_384d_normalized_and_semantic() -> None:
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-4)
     assert float(vecs[0] @ vecs[1]) > float(vecs[0] @ vecs[2])
     assert e.embed([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_minilm_fast_path_agrees_with_sentence_transformers(dtype: str) -> None:
+    """The direct pipeline gives sentence-transformers' own vectors (cosine >= 0.99), in
+    both dtypes (bfloat16 is forced even where the CPU only emulates it), batched or not."""
+    texts = [
+        "hi",
+        "Write an email to my boss about the quarterly budget review and next month's trip",
+        "Summarize this paper on protein folding for a general audience, in five bullets",
+    ]
+    fast = MiniLMEmbedder(dtype=dtype, batch_size=2)
+    got = fast.embed(texts)
+    reference = fast._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    plain = MiniLMEmbedder(dtype="float32")._load().encode(texts, normalize_embeddings=True)
+    cosines = (got * np.asarray(plain, dtype=np.float32)).sum(axis=1)
+    assert got.shape == (3, 384) and got.dtype == np.float32
+    assert cosines.min() >= 0.99
+    np.testing.assert_allclose(got, np.asarray(reference, dtype=np.float32), atol=2e-2)
+    np.testing.assert_allclose(fast.embed(texts[1:2])[0], got[1], atol=2e-2)  # alone = batched
+
+
+def test_minilm_dtype_is_checked() -> None:
+    with pytest.raises(InvalidInputError, match="dtype"):
+        MiniLMEmbedder(dtype="int8")
