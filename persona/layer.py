@@ -363,17 +363,9 @@ class PreferenceLayer:
         feedback = check_text(feedback, "feedback", limit=MAX_PREFERENCE_CHARS).strip()
         ins = check_prompts(in_scope, "in_scope")
         outs = check_prompts(out_of_scope, "out_of_scope")
-        anchor = "\n".join([feedback, *ins])
-        vec = self._embed_one(anchor)
-        with self._writing(user_id) as write:
-            event = self.store.add_feedback(user_id, feedback, ins, outs)
-            return write.add_preference(
-                feedback,
-                "feedback",
-                context=anchor,
-                embedding=vec,
-                provenance=(f"feedback:{event.id}",),
-            )
+        return self.stated.learn_feedback(
+            self._writing, user_id, feedback, ins, outs, self.embedder
+        )
 
     def learn_from_labels(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
         """A labeled pair: ``chosen`` is preferred to ``rejected`` for ``prompt``.

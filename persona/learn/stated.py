@@ -11,11 +11,13 @@ C3PO's learned scope replaces the similarity rule for feedback in its own module
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from persona.learn.base import Contribution, Request
+from persona.learn.base import Contribution, Request, Writing
 from persona.store.base import Store
-from persona.types import AppliedPreference, Why
+from persona.store.embed import Embedder
+from persona.types import AppliedPreference, Preference, Why
 
 #: The sources this learner applies.
 STATED = frozenset({"manual", "feedback"})
@@ -33,6 +35,29 @@ class Stated:
     def __init__(self, store: Store, config: StatedConfig | None = None) -> None:
         self.store = store
         self.config = config or StatedConfig()
+
+    def learn_feedback(
+        self,
+        writing: Writing,
+        user_id: str,
+        feedback: str,
+        in_scope: Sequence[str],
+        out_of_scope: Sequence[str],
+        embedder: Embedder,
+    ) -> Preference:
+        """Store the feedback as an event and as a preference anchored on its own text and its
+        in-scope examples: it applies to requests similar to them, not everywhere."""
+        anchor = "\n".join([feedback, *in_scope])
+        vec = embedder.embed([anchor])[0]
+        with writing(user_id) as write:
+            event = write.store.add_feedback(user_id, feedback, in_scope, out_of_scope)
+            return write.add_preference(
+                feedback,
+                "feedback",
+                context=anchor,
+                embedding=vec,
+                provenance=(f"feedback:{event.id}",),
+            )
 
     def contribute(self, request: Request) -> Contribution:
         t0 = time.perf_counter()
