@@ -510,44 +510,35 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
     t0 = time.perf_counter()
     vectors = embedder.embed(contexts) if contexts else np.zeros((0, embedder.dim), np.float32)
     embed_s = time.perf_counter() - t0
-    user_ids = [f"minilm-{i:03d}" for i in range(cfg.minilm_users)]
-    with _open(root / "minilm.db", embedder) as layer:
-        if not _existing(layer, user_ids, cfg.minilm_users * cfg.minilm_prefs):
-            populate(
-                layer.store,  # type: ignore[arg-type]
-                embedder,
-                user_ids,
-                cfg.minilm_prefs,
-                cfg.globals_per_user,
-                text,
-                console,
-                shared=(contexts, vectors),
+    queries = SyntheticText(cfg.seed + 11)
+
+    def run(name: str, sources: tuple[str, ...]) -> tuple[Samples, Samples, int]:
+        """Users whose rows have these sources, in their own store: cold and warm queries."""
+        user_ids = [f"{name}-{i:03d}" for i in range(cfg.minilm_users)]
+        with _open(root / f"{name}.db", embedder) as layer:
+            if not _existing(layer, user_ids, cfg.minilm_users * cfg.minilm_prefs):
+                populate(
+                    layer.store,  # type: ignore[arg-type]
+                    embedder,
+                    user_ids,
+                    cfg.minilm_prefs,
+                    cfg.globals_per_user,
+                    text,
+                    console,
+                    shared=(contexts, vectors),
+                    sources=sources,
+                )
+            layer.condition(user_ids[0], queries.context())  # warm-up call
+            cold, warm = measure(
+                layer, user_ids, cfg.minilm_queries, queries, console, f"query ({name})"
             )
-        queries = SyntheticText(cfg.seed + 11)
-        layer.condition(user_ids[0], queries.context())  # warm-up call
-        cold, warm = measure(
-            layer, user_ids, cfg.minilm_queries, queries, console, "query (MiniLM)"
-        )
+            applied = len(layer.condition(user_ids[0], queries.context()).preferences)
+        return cold, warm, applied
+
+    cold, warm, _ = run("minilm", ("feedback", "manual"))
     # The same rows learned from edits: CIPHER contributes the k nearest, on the default
     # request path (deduplicated, no LLM).
-    edit_users = [f"minilm-edits-{i:03d}" for i in range(cfg.minilm_users)]
-    with _open(root / "minilm-edits.db", embedder) as layer:
-        if not _existing(layer, edit_users, cfg.minilm_users * cfg.minilm_prefs):
-            populate(
-                layer.store,  # type: ignore[arg-type]
-                embedder,
-                edit_users,
-                cfg.minilm_prefs,
-                cfg.globals_per_user,
-                text,
-                console,
-                shared=(contexts, vectors),
-                sources=("edit",),
-            )
-        edits_cold, edits_warm = measure(
-            layer, edit_users, cfg.minilm_queries, queries, console, "query (MiniLM, edits)"
-        )
-        applied = len(layer.condition(edit_users[0], queries.context()).preferences)
+    edits_cold, edits_warm, applied = run("minilm-edits", ("edit",))
     return {
         "embedder": embedder_id(embedder),
         "dtype": str(next(embedder._load()[0].auto_model.parameters()).dtype),
@@ -559,7 +550,7 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
         "warm": warm.summary(),
         "raw": {"cold": cold.parts, "warm": warm.parts},
         "edit_learned": {
-            "users": len(edit_users),
+            "users": cfg.minilm_users,
             "rows_per_user": cfg.minilm_prefs,
             "cipher_aggregate": "list",
             "preferences_applied": applied,
