@@ -386,6 +386,12 @@ def bench_edits(
         "model batches their calls. Worth it with a served model or a GPU; on a small CPU, "
         "1 (one after another) is faster.",
     ),
+    repetition_penalty: float = typer.Option(
+        1.0, help="The local agent's repetition penalty (1.0: none)."
+    ),
+    no_repeat_ngram: int = typer.Option(
+        0, help="The local agent never repeats a token n-gram of this size (0: off)."
+    ),
     out_dir: Path = typer.Option(Path("benchmarks/edits"), "--out", help="Output folder."),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
@@ -394,7 +400,7 @@ def bench_edits(
     from rich.progress import Progress
 
     from persona.agents.models import load_chat_model
-    from persona.bench.edits import EditsConfig, batched, run_edits, write_results
+    from persona.bench.edits import EditsConfig, batched, decoding, run_edits, write_results
     from persona.bench.env import TASKS
     from persona.bench.learners import LEARNERS
     from persona.store.embed import load_embedder
@@ -410,8 +416,9 @@ def bench_edits(
     concurrent_tasks = len(tasks) if jobs == 0 else 1
     callers = (jobs or len(learners)) * concurrent_tasks
     with errors():
-        agent = batched(load_chat_model(llm), callers)
-        judge = batched(load_chat_model(user_llm), callers) if user_llm else agent
+        base = batched(load_chat_model(llm), callers)
+        agent = decoding(base, repetition_penalty, no_repeat_ngram)
+        judge = batched(load_chat_model(user_llm), callers) if user_llm else base
         emb = load_embedder(embedder)
         with Progress(console=err) as progress:
             bars = {

@@ -222,6 +222,11 @@ class LocalChatModel(BaseChatModel):
     stop: list[str] | None = None
     #: 0 → greedy decoding (deterministic); > 0 → sampling at that temperature.
     temperature: float = 0.0
+    #: > 1 discourages tokens already in the prompt or answer (transformers' CTRL penalty);
+    #: greedy 135M decoding otherwise loops ("Subject: ..." eight times over).
+    repetition_penalty: float = 1.0
+    #: > 0: never repeat a word-piece n-gram of this size within the answer and prompt.
+    no_repeat_ngram_size: int = 0
     #: Seconds one generation may take; past it the answer is cut short (transformers'
     #: ``max_time``), not an error. None: no limit.
     timeout: float | None = Field(default=None, gt=0)
@@ -319,6 +324,10 @@ class LocalChatModel(BaseChatModel):
         }
         if temperature > 0:
             gen["temperature"] = temperature
+        if self.repetition_penalty != 1.0:
+            gen["repetition_penalty"] = float(self.repetition_penalty)
+        if self.no_repeat_ngram_size > 0:
+            gen["no_repeat_ngram_size"] = int(self.no_repeat_ngram_size)
         if self.timeout is not None:
             gen["max_time"] = float(self.timeout)
         if stop:
@@ -336,7 +345,8 @@ class LocalChatModel(BaseChatModel):
         stop = self._stops(stop)
         model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
         if self.batch_size > 1 and not stop:
-            settings = {k: gen[k] for k in ("do_sample", "temperature", "max_time") if k in gen}
+            keys = ("do_sample", "temperature", "max_time", "repetition_penalty")
+            settings = {k: gen[k] for k in (*keys, "no_repeat_ngram_size") if k in gen}
             out = self._batcher(model, tokenizer).generate(
                 gen["input_ids"][0].tolist(), gen["max_new_tokens"], **settings
             )

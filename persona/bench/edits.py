@@ -33,7 +33,7 @@ from persona.bench.env import (
     sample_rounds,
 )
 from persona.bench.learners import LEARNERS, Learner, make_learner
-from persona.bench.metrics import edit_distance, paired_difference
+from persona.bench.metrics import edit_distance, paired_difference, repeats
 from persona.bench.users import LLMUser, ScriptedUser, SimulatedUser
 from persona.errors import InvalidInputError
 from persona.llm import complete, describe, usage
@@ -90,11 +90,13 @@ class Run:
 
     def run(self, rounds: list[Context], tick: Callable[[], None] | None = None) -> dict[str, Any]:
         costs: list[int] = []
+        looped = 0  # answers with a repeated 6-word run
         accurate: list[bool] = []
         retrieved_same = retrieved_all = 0
         start = time.perf_counter()
         for ctx in rounds:
             output, prepared = self._answer(ctx)
+            looped += repeats(output)
             edited = self.user.edit(ctx, output)
             costs.append(edit_distance(output, edited))
             if prepared.description:
@@ -111,6 +113,7 @@ class Run:
             "cumulative_cost": int(sum(costs)),
             "costs": costs,
             "zero_cost_rounds": sum(c == 0 for c in costs),
+            "repetition_rate": looped / len(costs) if costs else None,
             "preference_accuracy": float(np.mean(accurate)) if accurate else None,
             "rounds_with_description": len(accurate),
             "retrieval_accuracy": retrieved_same / retrieved_all if retrieved_all else None,
@@ -136,6 +139,24 @@ def batched(model: BaseChatModel, callers: int) -> BaseChatModel:
     if callers > 1 and getattr(model, "batch_size", None) == 1:
         return model.model_copy(update={"batch_size": callers})
     return model
+
+
+def decoding(
+    model: BaseChatModel, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0
+) -> BaseChatModel:
+    """``model`` with these anti-repetition settings (the local model only)."""
+    if repetition_penalty == 1.0 and no_repeat_ngram_size == 0:
+        return model
+    if not hasattr(model, "repetition_penalty"):
+        raise InvalidInputError(
+            f"--repetition-penalty / --no-repeat-ngram apply to the local model, not "
+            f"{type(model).__name__}; drop them or use --llm local."
+        )
+    update = {
+        "repetition_penalty": repetition_penalty,
+        "no_repeat_ngram_size": no_repeat_ngram_size,
+    }
+    return model.model_copy(update=update)
 
 
 def model_label(model: BaseChatModel) -> str:

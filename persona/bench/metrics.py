@@ -78,3 +78,15 @@ def paired_difference(
         "rounds_cheaper": int((diff < 0).sum()),
         "rounds_dearer": int((diff > 0).sum()),
     }
+
+
+def repeats(text: str, n: int = 6) -> bool:
+    """True when some run of ``n`` words occurs twice in ``text``: the answer loops."""
+    words = text.lower().split()
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            return True
+        seen.add(gram)
+    return False

@@ -259,3 +259,20 @@ def test_local_batches_concurrent_calls_in_bf16(local: LocalChatModel) -> None:
     assert largest >= 2
     # Each answer belongs to its own question: it starts like that question's own answer.
     assert [str(r.content).split()[0] for r in replies] == [a.split()[0] for a in alone]
+
+
+@pytest.mark.slow
+def test_local_anti_repetition_settings_reach_generate(local: LocalChatModel) -> None:
+    """With no_repeat_ngram_size=2 no token pair repeats in the answer, batched or not."""
+    from persona.agents import models
+
+    plain = local.model_copy(update={"max_new_tokens": 40, "dtype": "float32"})
+    strict = plain.model_copy(update={"no_repeat_ngram_size": 2, "repetition_penalty": 1.3})
+    question = [HumanMessage("List the days of the week, twice.")]
+    _, tokenizer = strict.load()
+    for model in (strict, strict.model_copy(update={"batch_size": 2})):
+        reply = complete(model, question)
+        ids = tokenizer(str(reply.content), add_special_tokens=False)["input_ids"]
+        pairs = list(zip(ids, ids[1:], strict=False))
+        assert len(pairs) == len(set(pairs)), reply.content
+    assert models.LocalChatModel.model_fields["repetition_penalty"].default == 1.0

@@ -76,3 +76,13 @@ def test_paired_difference_separates_a_real_gain_from_noise() -> None:
     assert paired_difference([], [])["ci95"] is None
     with pytest.raises(ValueError, match="length"):
         paired_difference([1, 2], [1])
+
+
+def test_repeats_finds_a_looping_answer() -> None:
+    from persona.bench.metrics import repeats
+
+    loop = "Subject: Project: A New Approach to the Business Model " * 3
+    assert repeats(loop)
+    assert not repeats("Dear Ms. Lee, the trip is booked for Monday and the budget is approved.")
+    assert not repeats("one two three four five")  # shorter than a run
+    assert repeats("a b c d e f x a b c d e f")
