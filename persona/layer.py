@@ -260,10 +260,18 @@ class PreferenceLayer:
                 add = (np.asarray(ids, dtype=np.int64), np.stack(vecs))
             self.index.update(user_id, write.before, write.after, add=add, remove=write.removed)
 
-    def _nearest(self, user_id: str, embedding: Any) -> tuple[Hit, ...]:
-        """The user's enabled, unflagged rows nearest to ``embedding``, nearest first."""
+    def _nearest(
+        self, user_id: str, embedding: Any, timings: dict[str, float] | None = None
+    ) -> tuple[Hit, ...]:
+        """The user's enabled, unflagged rows nearest to ``embedding``, nearest first (with
+        the FAISS and SQL times added to ``timings`` when given)."""
+        t0 = time.perf_counter()
         hits = self.index.search(user_id, embedding, self._search_k)
+        t1 = time.perf_counter()
         rows = self.store.get_preferences(user_id, [i for i, _ in hits])
+        if timings is not None:
+            timings["faiss_ms"] = (t1 - t0) * 1e3
+            timings["sql_ms"] = (time.perf_counter() - t1) * 1e3
         sims = dict(hits)
         return tuple(Hit(p, sims[p.id]) for p in rows if not p.flagged)
 
@@ -396,20 +404,9 @@ class PreferenceLayer:
             return Conditioning()
         t0 = time.perf_counter()
         qvec = self._embed_one(context)
-        t1 = time.perf_counter()
-        hits = self.index.search(user_id, qvec, self._search_k)
-        t2 = time.perf_counter()
-        rows = self.store.get_preferences(user_id, [i for i, _ in hits])
-        t3 = time.perf_counter()
-        sims = dict(hits)
-        nearest = tuple(Hit(p, sims[p.id]) for p in rows if not p.flagged)
-        request = Request(user_id, context, qvec, nearest)
+        timings = {"embed_ms": (time.perf_counter() - t0) * 1e3}
+        request = Request(user_id, context, qvec, self._nearest(user_id, qvec, timings))
         parts = [learner.contribute(request) for learner in self.learners]
-        timings = {
-            "embed_ms": (t1 - t0) * 1e3,
-            "faiss_ms": (t2 - t1) * 1e3,
-            "sql_ms": (t3 - t2) * 1e3,
-        }
         return _merge(parts, timings, self.store.get_adapter(user_id))
 
     def as_runnable(

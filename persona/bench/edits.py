@@ -266,8 +266,9 @@ def add_comparisons(doc: dict[str, Any]) -> dict[str, Any]:
     """Paired per-round comparisons on the shared rounds, under ``doc["comparisons"]``, and
     each learner's mean cost per round by source (``mean_cost_by_source``).
 
-    Every learner against no-learning, and each CIPHER-k against ICL-edit-k (its retrieval
-    baseline), when those ran: the mean per-round difference with a 95% bootstrap interval.
+    Every learner against no-learning, each CIPHER-k against ICL-edit-k (its retrieval
+    baseline) and the default request path (``cipher-k-list``) against faithful CIPHER-k,
+    when those ran: the mean per-round difference with a 95% bootstrap interval.
     """
     by = {r["learner"]: r for r in doc["results"]}
     for res in doc["results"]:  # where the edits are: mean cost per round, by source
@@ -279,6 +280,7 @@ def add_comparisons(doc: dict[str, Any]) -> dict[str, Any]:
         }
     pairs = [(name, "no-learning") for name in by if name != "no-learning"]
     pairs += [(n, f"icl-edit-{n[7:]}") for n in by if n.startswith("cipher-")]
+    pairs += [(n, n.removesuffix("-list")) for n in by if n.endswith("-list")]
     doc["comparisons"] = {
         f"{a} vs {b}": paired_difference(by[a]["costs"], by[b]["costs"])
         for a, b in pairs
