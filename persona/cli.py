@@ -390,7 +390,7 @@ def bench_edits(
         1.0, help="The local agent's repetition penalty (1.0: none)."
     ),
     no_repeat_ngram: int = typer.Option(
-        0, help="The local agent never repeats a token n-gram of this size (0: off)."
+        6, help="The local agent never repeats a token n-gram of this size (0: off)."
     ),
     out_dir: Path = typer.Option(Path("benchmarks/edits"), "--out", help="Output folder."),
 ) -> None:

@@ -225,8 +225,9 @@ class LocalChatModel(BaseChatModel):
     #: > 1 discourages tokens already in the prompt or answer (transformers' CTRL penalty);
     #: greedy 135M decoding otherwise loops ("Subject: ..." eight times over).
     repetition_penalty: float = 1.0
-    #: > 0: never repeat a word-piece n-gram of this size within the answer and prompt.
-    no_repeat_ngram_size: int = 0
+    #: > 0: never repeat a token n-gram of this size (prompt included). 6 cut looping answers
+    #: from 19-56 % to 0-13 % on the edit benchmark without raising its costs (0: off).
+    no_repeat_ngram_size: int = 6
     #: Seconds one generation may take; past it the answer is cut short (transformers'
     #: ``max_time``), not an error. None: no limit.
     timeout: float | None = Field(default=None, gt=0)

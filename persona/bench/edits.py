@@ -142,10 +142,13 @@ def batched(model: BaseChatModel, callers: int) -> BaseChatModel:
 
 
 def decoding(
-    model: BaseChatModel, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0
+    model: BaseChatModel, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 6
 ) -> BaseChatModel:
-    """``model`` with these anti-repetition settings (the local model only)."""
-    if repetition_penalty == 1.0 and no_repeat_ngram_size == 0:
+    """``model`` with these anti-repetition settings (the local model's defaults: no change)."""
+    if (
+        getattr(model, "repetition_penalty", 1.0) == repetition_penalty
+        and getattr(model, "no_repeat_ngram_size", 6) == no_repeat_ngram_size
+    ):
         return model
     if not hasattr(model, "repetition_penalty"):
         raise InvalidInputError(

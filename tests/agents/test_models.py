@@ -275,4 +275,4 @@ def test_local_anti_repetition_settings_reach_generate(local: LocalChatModel) ->
         ids = tokenizer(str(reply.content), add_special_tokens=False)["input_ids"]
         pairs = list(zip(ids, ids[1:], strict=False))
         assert len(pairs) == len(set(pairs)), reply.content
-    assert models.LocalChatModel.model_fields["repetition_penalty"].default == 1.0
+    assert models.LocalChatModel.model_fields["no_repeat_ngram_size"].default == 6
