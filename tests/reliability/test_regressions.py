@@ -24,7 +24,8 @@ from persona import PreferenceLayer
 from persona.config import safe_dir_name
 from persona.store.embed import HashEmbedder
 from persona.store.index import VectorIndex, _faiss
-from persona.store.sqlite import SQLiteStore, migrations
+from persona.store.migrations import migrations
+from persona.store.sqlite import SQLiteStore
 
 
 def open_layer(home: Path, **options: object) -> PreferenceLayer:
