@@ -374,7 +374,8 @@ def import_user(store: Store, embedder: Embedder, data: dict[str, Any], *, repla
       or a file from a newer persona is noticed rather than silently half-imported.
 
     Limits: at most :data:`MAX_IMPORT_ROWS` rows per list and :data:`MAX_IMPORT_CHARS`
-    characters of text in all; split a bigger user into several files.
+    characters of text in all (an import at the cap holds the write lock well under a
+    second); for a bigger user, import part of it and add the rest through the API.
     """
     if not isinstance(replace, bool):
         raise InvalidInputError(f"replace={replace!r:.40} must be True or False.")
