@@ -436,7 +436,9 @@ class PreferenceLayer:
         """Load a user exported by :meth:`export_user`; returns the user id. All or nothing."""
         from persona.store.portable import import_user
 
-        user_id = import_user(self.store, self.embedder, data, replace=replace)
+        user_id = import_user(
+            self.store, self.embedder, data, replace=replace, flag=looks_like_injection
+        )
         self.index.invalidate(user_id)
         for learner in self.learners:
             learner.forget(user_id)

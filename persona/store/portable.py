@@ -11,7 +11,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +26,6 @@ from persona.config import (
     safe_dir_name,
 )
 from persona.errors import InvalidInputError
-from persona.learn.guard import looks_like_injection
 from persona.store.base import Store
 from persona.store.embed import Embedder
 from persona.types import SOURCES
@@ -223,8 +222,8 @@ def _preference(row: dict[str, Any], i: int) -> _Pref:
     if not isinstance(source, str) or source not in SOURCES:
         raise _bad(f"{where}.source", f"is {_kind(source)}", f"use one of {list(SOURCES)}")
     enabled = _bool(row, "enabled", where, True)
-    # Never trusted: an injected text stays flagged whatever the file says.
-    flagged = _bool(row, "flagged", where, False) or looks_like_injection(text)
+    # Never trusted alone: import_user() ORs it with its own check of the text.
+    flagged = _bool(row, "flagged", where, False)
     return _Pref(
         old_id=row["id"],
         text=text,
@@ -355,7 +354,14 @@ def check_export(data: object) -> _Checked:
 
 
 # -- import --------------------------------------------------------------------------------------
-def import_user(store: Store, embedder: Embedder, data: dict[str, Any], *, replace: bool) -> str:
+def import_user(
+    store: Store,
+    embedder: Embedder,
+    data: dict[str, Any],
+    *,
+    replace: bool,
+    flag: Callable[[str], bool],
+) -> str:
     """Load a user from :func:`export_user`'s dict; returns the user id.
 
     Everything is checked first (:func:`check_export`), contexts are embedded, and only then is
@@ -365,8 +371,9 @@ def import_user(store: Store, embedder: Embedder, data: dict[str, Any], *, repla
 
     What the file is *not* trusted with:
 
-    * ``flagged``: recomputed from each preference's text; an injected text stays flagged
-      even if the file says ``false`` (a ``true`` in the file is kept).
+    * ``flagged``: recomputed from each preference's text with ``flag`` (the layer passes its
+      injection check); an injected text stays flagged even if the file says ``false`` (a
+      ``true`` in the file is kept).
     * the adapter's ``path``: ignored. The adapter's files do not travel with an export, so
       the name and meta are recorded with the user's own adapter folder
       (``adapters/<safe user dir>``, relative to the persona home); copy the files there.
@@ -413,7 +420,7 @@ def import_user(store: Store, embedder: Embedder, data: dict[str, Any], *, repla
                 provenance=[remap[r] for r in p.provenance if r in remap],
                 scope=p.scope,
                 enabled=p.enabled,
-                flagged=p.flagged,
+                flagged=p.flagged or flag(p.text),
             )
             new_ids.append(new_p.id)
         for p, new_id in zip(checked.prefs, new_ids, strict=True):
