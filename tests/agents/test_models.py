@@ -252,27 +252,31 @@ def test_local_batches_concurrent_calls_without_changing_answers_in_fp32(
 @pytest.mark.slow
 def test_local_batches_concurrent_calls_in_bf16(local: LocalChatModel) -> None:
     """bfloat16 rounds differently with the batch's shape, so a greedy answer may drift from
-    the one-by-one answer after a few tokens (seen on AVX512-BF16 CPUs): the batch must still
-    give each caller its own complete answer. Forced bf16 also runs where it is emulated."""
+    the one-by-one answer (seen on AVX512-BF16 CPUs): the batch must still give each caller a
+    complete answer. Forced bf16 also runs where it is only emulated."""
     alone, replies, largest = _batched_and_alone(local, "bfloat16")
     assert all(str(r.content).strip() and 0 < usage(r)[1] <= 16 for r in replies)
     assert largest >= 2
-    # Each answer belongs to its own question: it starts like that question's own answer.
-    assert [str(r.content).split()[0] for r in replies] == [a.split()[0] for a in alone]
+    # No stronger claim holds: in bfloat16 the first token's top two logits of these prompts
+    # are 0.12-0.25 apart, about bfloat16's resolution at that size, so even the first word
+    # may differ between a padded batch and a lone prompt.
 
 
 @pytest.mark.slow
 def test_local_anti_repetition_settings_reach_generate(local: LocalChatModel) -> None:
-    """With no_repeat_ngram_size=2 no token pair repeats in the answer, batched or not."""
+    """The settings reach ``generate`` and hold on the tokens it returns. (The batched path
+    gets them too: the fp32 batching test compares it with this one, default settings on.)"""
     from persona.agents import models
 
-    plain = local.model_copy(update={"max_new_tokens": 40, "dtype": "float32"})
-    strict = plain.model_copy(update={"no_repeat_ngram_size": 2, "repetition_penalty": 1.3})
+    strict = local.model_copy(
+        update={"max_new_tokens": 40, "no_repeat_ngram_size": 2, "repetition_penalty": 1.3}
+    )
     question = [HumanMessage("List the days of the week, twice.")]
-    _, tokenizer = strict.load()
-    for model in (strict, strict.model_copy(update={"batch_size": 2})):
-        reply = complete(model, question)
-        ids = tokenizer(str(reply.content), add_special_tokens=False)["input_ids"]
-        pairs = list(zip(ids, ids[1:], strict=False))
-        assert len(pairs) == len(set(pairs)), reply.content
+    model, _, gen, n_in = strict._prepare(question, [])
+    assert gen["no_repeat_ngram_size"] == 2 and gen["repetition_penalty"] == 1.3
+    ids = model.generate(**gen)[0].tolist()
+    assert len(ids) > n_in
+    for j in range(n_in, len(ids)):  # no generated token completes a pair seen before it
+        earlier = set(zip(ids[: j - 1], ids[1:j], strict=True))
+        assert (ids[j - 1], ids[j]) not in earlier
     assert models.LocalChatModel.model_fields["no_repeat_ngram_size"].default == 6
