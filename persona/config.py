@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 import os
 import re
@@ -169,3 +170,22 @@ def check_prompts(value: object, name: str) -> list[str]:
             f"{name} has {len(value)} prompts; pass at most {MAX_SCOPE_PROMPTS}."
         )
     return [check_text(p, f"{name}[{i}]") for i, p in enumerate(value)]
+
+
+def check_count(name: str, value: object) -> None:
+    """A count option (``top_k``, ``cipher_k``, ...): a whole number >= 1, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name}={value!r:.40} must be a whole number >= 1, e.g. 5.")
+
+
+def check_similarity(name: str, value: object) -> None:
+    """A cosine threshold: a finite number in [-1, 1], not a bool."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not -1.0 <= value <= 1.0
+    ):
+        raise InvalidInputError(
+            f"{name}={value!r:.40} must be a cosine similarity between -1 and 1, e.g. 0.25."
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import threading
 import time
@@ -14,24 +13,25 @@ from typing import TYPE_CHECKING, Any
 
 from persona.config import (
     MAX_PREFERENCE_CHARS,
+    check_count,
     check_optional_text,
     check_pref_id,
     check_prompts,
+    check_similarity,
     check_text,
     check_user_id,
     default_home,
     safe_dir_name,
 )
 from persona.errors import InvalidInputError, UnknownUserError
-from persona.learn import prompts
-from persona.learn.base import Contribution, Hit, Learner, Request, Write, merged_summary
+from persona.learn.base import Hit, Learner, Request, Write, merge
 from persona.learn.cipher import AGGREGATE_MODES, Aggregate, CipherConfig, CipherLearner
-from persona.learn.guard import as_data, looks_like_injection
+from persona.learn.guard import looks_like_injection
 from persona.learn.stated import Stated, StatedConfig
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id, load_embedder
 from persona.store.index import VectorIndex
-from persona.types import AppliedPreference, Conditioning, Label, Preference
+from persona.types import Conditioning, Label, Preference
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -52,23 +52,6 @@ _OPTIONS = frozenset(
         "synchronous",
     }
 )
-
-
-def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name}={value!r:.40} must be a whole number >= 1, e.g. 5.")
-
-
-def _check_similarity(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not -1.0 <= value <= 1.0
-    ):
-        raise InvalidInputError(
-            f"{name}={value!r:.40} must be a cosine similarity between -1 and 1, e.g. 0.25."
-        )
 
 
 class PreferenceLayer:
@@ -96,12 +79,12 @@ class PreferenceLayer:
             ("cipher_k", cipher_k),
             ("index_capacity", index_capacity),
         ):
-            _check_count(name, count)
+            check_count(name, count)
         for name, sim in (
             ("min_similarity", min_similarity),
             ("cipher_min_similarity", cipher_min_similarity),
         ):
-            _check_similarity(name, sim)
+            check_similarity(name, sim)
         if llm is not None and not isinstance(llm, str):
             from langchain_core.language_models import BaseChatModel
 
@@ -407,7 +390,7 @@ class PreferenceLayer:
         timings = {"embed_ms": (time.perf_counter() - t0) * 1e3}
         request = Request(user_id, context, qvec, self._nearest(user_id, qvec, timings))
         parts = [learner.contribute(request) for learner in self.learners]
-        return _merge(parts, timings, self.store.get_adapter(user_id))
+        return merge(parts, timings, self.store.get_adapter(user_id))
 
     def as_runnable(
         self, chat_model: BaseChatModel | str | None = None, *, placement: Placement = "auto"
@@ -464,32 +447,3 @@ class PreferenceLayer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _merge(
-    parts: Sequence[Contribution], timings: dict[str, float], adapter: dict[str, Any] | None
-) -> Conditioning:
-    """The learners' contributions as one :class:`Conditioning` (each preference once)."""
-    applied = list({p.id: p for part in parts for p in part.preferences}.values())
-    summary = merged_summary(parts)
-    for part in parts:
-        for name, ms in part.timings.items():
-            timings[name] = timings.get(name, 0.0) + ms
-    names = [part.adapter for part in parts if part.adapter]
-    return Conditioning(
-        preferences=tuple(applied),
-        examples=tuple(e for part in parts for e in part.examples),
-        system_prompt=render_system_prompt(applied, summary),
-        adapter=names[0] if names else (adapter["name"] if adapter else None),
-        summary=summary,
-        timings=timings,
-    )
-
-
-def render_system_prompt(applied: Sequence[AppliedPreference], summary: str | None) -> str:
-    """The preferences inside a delimited data block (empty string when nothing applies)."""
-    if not applied:
-        return ""
-    texts = [summary] if summary else list(dict.fromkeys(p.text for p in applied))
-    lines = "\n".join(f"- {as_data(t)}" for t in texts)
-    return prompts.SYSTEM_BLOCK.format(preferences=lines)

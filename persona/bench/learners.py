@@ -23,8 +23,9 @@ from langchain_core.language_models import BaseChatModel
 from persona.bench.env import Context, instruction
 from persona.bench.users import SimulatedUser
 from persona.errors import LearningError
-from persona.layer import PreferenceLayer, render_system_prompt
+from persona.layer import PreferenceLayer
 from persona.learn import prompts
+from persona.learn.base import render_system_prompt
 from persona.learn.cipher import Cipher
 from persona.store.embed import Embedder
 from persona.types import AppliedPreference, Conditioning, Why

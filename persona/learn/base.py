@@ -1,4 +1,5 @@
-"""The shape every learner has, so that :class:`~persona.PreferenceLayer` only composes.
+"""The shape every learner has, and how contributions merge and render, so that
+:class:`~persona.PreferenceLayer` only composes.
 
 A learner learns from its signal (its own LLM calls, what it stores, its own caches) and, for
 each request, *contributes* what applies: preferences with their score and reason, few-shot
@@ -15,16 +16,17 @@ to the FAISS cache after commit (never while the write lock is held).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from persona.learn.guard import looks_like_injection
+from persona.learn import prompts
+from persona.learn.guard import as_data, looks_like_injection
 from persona.store.base import Store
-from persona.types import AppliedPreference, Label, Preference
+from persona.types import AppliedPreference, Conditioning, Label, Preference, Why
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,23 @@ class Request:
     context: str
     embedding: np.ndarray
     nearest: tuple[Hit, ...]  # enabled, unflagged rows of every source, nearest first
+
+    def pick(
+        self, sources: Collection[str], k: int, floor: float, scope: str
+    ) -> tuple[AppliedPreference, ...]:
+        """The ``k`` nearest rows of these sources with cosine >= ``floor``, as applied
+        preferences whose reason is ``scope``."""
+        hits = [h for h in self.nearest if h.preference.source in sources]
+        return tuple(
+            AppliedPreference(
+                h.preference.id,
+                h.preference.text,
+                h.similarity,
+                Why(h.similarity, scope, h.preference.provenance),
+            )
+            for h in hits
+            if h.similarity >= floor
+        )[:k]
 
 
 @dataclass(frozen=True)
@@ -112,3 +131,32 @@ def merged_summary(parts: Sequence[Contribution]) -> str | None:
     if not any(part.summary for part in parts):
         return None
     return "; ".join(dict.fromkeys(t for part in parts for t in part.texts))
+
+
+def merge(
+    parts: Sequence[Contribution], timings: dict[str, float], adapter: dict[str, Any] | None
+) -> Conditioning:
+    """The learners' contributions as one :class:`Conditioning` (each preference once)."""
+    applied = list({p.id: p for part in parts for p in part.preferences}.values())
+    summary = merged_summary(parts)
+    for part in parts:
+        for name, ms in part.timings.items():
+            timings[name] = timings.get(name, 0.0) + ms
+    names = [part.adapter for part in parts if part.adapter]
+    return Conditioning(
+        preferences=tuple(applied),
+        examples=tuple(e for part in parts for e in part.examples),
+        system_prompt=render_system_prompt(applied, summary),
+        adapter=names[0] if names else (adapter["name"] if adapter else None),
+        summary=summary,
+        timings=timings,
+    )
+
+
+def render_system_prompt(applied: Sequence[AppliedPreference], summary: str | None) -> str:
+    """The preferences inside a delimited data block (empty string when nothing applies)."""
+    if not applied:
+        return ""
+    texts = [summary] if summary else list(dict.fromkeys(p.text for p in applied))
+    lines = "\n".join(f"- {as_data(t)}" for t in texts)
+    return prompts.SYSTEM_BLOCK.format(preferences=lines)

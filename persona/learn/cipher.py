@@ -44,7 +44,7 @@ from persona.learn import prompts
 from persona.learn.base import Contribution, Request, Search, Writing
 from persona.learn.guard import looks_like_injection, until_template_token
 from persona.llm import complete, describe, usage
-from persona.types import AppliedPreference, Preference, Why
+from persona.types import Preference
 
 log = logging.getLogger(__name__)
 
@@ -296,25 +296,12 @@ class CipherLearner:
     # -- conditioning --------------------------------------------------------------------
     def contribute(self, request: Request) -> Contribution:
         cfg = self.config
-        edits = [
-            h
-            for h in request.nearest
-            if h.preference.source == "edit" and h.similarity >= cfg.min_similarity
-        ][: cfg.k]
-        if not edits:
+        scope = f"CIPHER: nearest edited contexts (k={cfg.k})"
+        applied = request.pick({"edit"}, cfg.k, cfg.min_similarity, scope)
+        if not applied:
             return Contribution()
-        scope = f"CIPHER: {len(edits)} nearest edited contexts (k={cfg.k})"
-        applied = tuple(
-            AppliedPreference(
-                h.preference.id,
-                h.preference.text,
-                h.similarity,
-                Why(h.similarity, scope, h.preference.provenance),
-            )
-            for h in edits
-        )
         t0 = time.perf_counter()
-        summary = self.describe([h.preference.text for h in edits])
+        summary = self.describe([p.text for p in applied])
         timings = {"llm_ms": (time.perf_counter() - t0) * 1e3} if cfg.aggregate == "sync" else {}
         self._remember(request.user_id, request.context, summary, tuple(p.id for p in applied))
         return Contribution(preferences=applied, summary=summary, timings=timings)

@@ -74,19 +74,7 @@ class Stated:
             for p in globals_
         ]
         k, floor = self.config.top_k, self.config.min_similarity
-        near = [
-            h for h in request.nearest if h.preference.source in STATED and h.similarity >= floor
-        ][:k]
-        scope = f"similar context (top-{k}, >= {floor})"
-        applied += [
-            AppliedPreference(
-                h.preference.id,
-                h.preference.text,
-                h.similarity,
-                Why(h.similarity, scope, h.preference.provenance),
-            )
-            for h in near
-        ]
+        applied += request.pick(STATED, k, floor, f"similar context (top-{k}, >= {floor})")
         return Contribution(preferences=tuple(applied), timings={"sql_ms": sql_ms})
 
     def forget(self, user_id: str) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from persona.bench.latency import LatencyConfig, SyntheticText, run_latency
+from persona.bench.latency import LatencyConfig, run_latency
 from persona.bench.machine import machine_info
+from persona.bench.synthetic import SyntheticText
 from persona.errors import InvalidInputError
 
 PARTS = {"total_ms", "store_ms", "sql_ms", "faiss_ms", "embed_ms"}

@@ -20,8 +20,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from persona import LearningError, PreferenceLayer
 from persona.agents.fakes import ScriptedChatModel
 from persona.agents.runnable import apply_conditioning
-from persona.layer import render_system_prompt
 from persona.learn import prompts
+from persona.learn.base import render_system_prompt
 from persona.learn.guard import as_data, looks_like_injection
 from persona.store.embed import HashEmbedder
 from persona.types import AppliedPreference, Conditioning, Why
