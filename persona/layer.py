@@ -50,6 +50,7 @@ _OPTIONS = frozenset(
         "index_capacity",
         "cipher_aggregate",
         "synchronous",
+        "follow_adapter",
     }
 )
 
@@ -73,6 +74,7 @@ class PreferenceLayer:
         cipher_min_similarity: float = 0.0,
         cipher_aggregate: Aggregate = "list",
         index_capacity: int = 256,
+        follow_adapter: bool | str = True,
     ) -> None:
         for name, count in (
             ("top_k", top_k),
@@ -102,6 +104,12 @@ class PreferenceLayer:
                 f"cipher_aggregate={cipher_aggregate!r:.40} is unknown; use one of "
                 f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
             )
+        if not isinstance(follow_adapter, bool | str):
+            raise InvalidInputError(
+                f"follow_adapter={follow_adapter!r:.40} must be True (the shipped adapter), "
+                "False (none) or the path of an adapter folder."
+            )
+        self.follow_adapter = follow_adapter
         self.store = store
         self.embedder = embedder
         self.home = home
@@ -204,7 +212,9 @@ class PreferenceLayer:
             if self._llm is None:
                 from persona.agents.models import load_chat_model
 
-                self._llm = load_chat_model(self._llm_spec, home=self.home)
+                self._llm = load_chat_model(
+                    self._llm_spec, home=self.home, follow_adapter=self.follow_adapter
+                )
             return self._llm
 
     # -- helpers ----------------------------------------------------------------
@@ -402,7 +412,11 @@ class PreferenceLayer:
         from persona.agents.models import load_chat_model
         from persona.agents.runnable import PreferenceRunnable
 
-        model = self.llm if chat_model is None else load_chat_model(chat_model, home=self.home)
+        model = (
+            self.llm
+            if chat_model is None
+            else load_chat_model(chat_model, home=self.home, follow_adapter=self.follow_adapter)
+        )
         return PreferenceRunnable(self.condition, model, placement)
 
     # -- users ----------------------------------------------------------------

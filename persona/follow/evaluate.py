@@ -1,0 +1,215 @@
+"""``persona bench follow``: does the follow adapter make the local model apply and name
+preferences, on atom types it never saw, without spoiling plain answers?
+
+On the corpus's evaluation inputs (never trained on), base model vs base + adapter:
+
+- **satisfaction**: the request with one atom's description in the user turn (the layer's
+  placement); the share of answers whose checker passes, per atom, for training and held-out
+  atom types;
+- **inference accuracy**: the base model's plain answer, edited by one atom; CIPHER's inference
+  prompt; the inferred phrase is right when its embedding is closest to that atom's description
+  among every atom type's;
+- **side effects**: plain requests: answer length, share of looping answers, a sample.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from persona.bench import atoms as A
+from persona.bench.metrics import repeats
+from persona.errors import LearningError
+from persona.follow.data import Input, applicable, follow_prompt, is_eval, load_inputs
+from persona.follow.phrases import HELD_OUT, atom_type
+from persona.learn import prompts
+from persona.learn.cipher import clean_phrase, word_diff
+from persona.store.embed import Embedder
+
+
+def eval_atoms() -> dict[str, list[A.Atom]]:
+    """One atom per type at the sizes the edit benchmark uses: training and held-out."""
+    train = [a for a in A.ATOMS.values() if atom_type(a) not in HELD_OUT]
+    seen: dict[str, A.Atom] = {}
+    for atom in train:
+        seen.setdefault(atom_type(atom), atom)
+    return {"train": list(seen.values()), "held_out": [A.ATOMS[n] for n in HELD_OUT]}
+
+
+@dataclass
+class Model:
+    """A named (model, tokenizer) to generate with."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+
+
+def _rate(flags: Sequence[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 3) if flags else None
+
+
+def run_follow_bench(
+    models: Sequence[Model],
+    embedder: Embedder,
+    *,
+    inputs: Sequence[Input] | None = None,
+    max_tokens: int = 128,
+    batch_size: int = 8,
+    tick: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Every measurement for every model, on the evaluation inputs (``on_total``: told how
+    many prompts will be generated, for a progress bar that ``tick`` advances)."""
+    from persona.follow.generate import generate
+
+    items = [i for i in (inputs if inputs is not None else load_inputs()) if is_eval(i)]
+    sets = eval_atoms()
+    cases = [
+        (item, atom, split)
+        for item in items
+        for split, atoms in sets.items()
+        for atom in atoms
+        if applicable(atom, item.kind)
+    ]
+    pairs = _inference_pairs(items, sets)
+    if on_total:
+        on_total(len(models) * (len(items) + len(cases) + len(pairs)))
+    every_type = {atom_type(a): a.description for s in sets.values() for a in s}
+    type_names = list(every_type)
+    type_vecs = embedder.embed(list(every_type.values()))
+    result: dict[str, Any] = {
+        "inputs": len(items),
+        "atoms": {k: [a.name for a in v] for k, v in sets.items()},
+        "max_tokens": max_tokens,
+        "models": {},
+    }
+
+    def run(m: Model, prompts_: list[str], tokens: int) -> list[str]:
+        return generate(
+            m.model, m.tokenizer, prompts_, max_new_tokens=tokens, batch_size=batch_size, tick=tick
+        )
+
+    plain_by_model: dict[str, list[str]] = {}
+    for m in models:
+        plain = run(m, [i.request for i in items], max_tokens)
+        plain_by_model[m.name] = plain
+        answers = run(m, [follow_prompt(i.request, a.description) for i, a, _ in cases], max_tokens)
+        per_atom: dict[str, list[bool]] = {}
+        per_split: dict[str, list[bool]] = {"train": [], "held_out": []}
+        # The same prompt without the preference: did the atom hold anyway?
+        by_id = {i.id: text for i, text in zip(items, plain, strict=True)}
+        already: dict[str, list[bool]] = {"train": [], "held_out": []}
+        for (item, atom, split), answer in zip(cases, answers, strict=True):
+            ok = atom.check(answer)
+            per_atom.setdefault(atom.name, []).append(ok)
+            per_split[split].append(ok)
+            already[split].append(atom.check(by_id[item.id]))
+        result["models"][m.name] = {
+            "satisfaction": {k: _rate(v) for k, v in per_split.items()},
+            "satisfied_without_preference": {k: _rate(v) for k, v in already.items()},
+            "satisfaction_per_atom": {k: _rate(v) for k, v in per_atom.items()},
+            "plain": _plain_stats(plain),
+        }
+    pairs = _inference_pairs(items, sets, plain_by_model[models[0].name])
+    infer_prompts = [
+        prompts.CIPHER_INFER.format(output=a, edited=e, diff=word_diff(a, e))
+        for _, _, a, e in pairs
+    ]
+    for m in models:
+        raws = run(m, infer_prompts, 40)
+        hits: dict[str, list[bool]] = {"train": [], "held_out": []}
+        per_atom_hits: dict[str, list[bool]] = {}
+        samples: list[dict[str, str]] = []
+        for (split, atom, _, _), raw in zip(pairs, raws, strict=True):
+            try:
+                phrase_ = clean_phrase(raw)
+            except LearningError:
+                phrase_ = ""
+            right = False
+            if phrase_:
+                vec = embedder.embed([phrase_])[0]
+                right = type_names[int(np.argmax(type_vecs @ vec))] == atom_type(atom)
+            hits[split].append(right)
+            per_atom_hits.setdefault(atom.name, []).append(right)
+            if split == "held_out" and len(samples) < 10:
+                samples.append({"atom": atom.name, "inferred": phrase_ or raw[:80]})
+        result["models"][m.name]["inference_accuracy"] = {k: _rate(v) for k, v in hits.items()}
+        result["models"][m.name]["inference_accuracy_per_atom"] = {
+            k: _rate(v) for k, v in per_atom_hits.items()
+        }
+        result["models"][m.name]["inference_samples_held_out"] = samples
+    result["inference_pairs"] = {
+        split: sum(p[0] == split for p in pairs) for split in ("train", "held_out")
+    }
+    result["plain_samples"] = [
+        {"request": items[i].request[:160], **{m: plain_by_model[m][i] for m in plain_by_model}}
+        for i in (0, len(items) // 2, len(items) - 1)
+    ]
+    return result
+
+
+def _inference_pairs(
+    items: Sequence[Input],
+    sets: dict[str, list[A.Atom]],
+    answers: Sequence[str] | None = None,
+) -> list[tuple[str, A.Atom, str, str]]:
+    """(split, atom, answer, edited) for inference: the first model's plain answers, each
+    edited by one atom where that changes it; without ``answers``, an upper bound on the count
+    (every applicable pair), for the progress bar."""
+    pairs = []
+    for n, item in enumerate(items):
+        answer = answers[n] if answers is not None else ""
+        for split, atoms in sets.items():
+            for atom in atoms:
+                if not applicable(atom, item.kind):
+                    continue
+                edited = atom.edit(answer) if answers is not None else "x"
+                if edited != answer:
+                    pairs.append((split, atom, answer, edited))
+    return pairs
+
+
+def _plain_stats(answers: Sequence[str]) -> dict[str, Any]:
+    words = [len(a.split()) for a in answers]
+    return {
+        "mean_words": round(statistics.mean(words), 1),
+        "median_words": statistics.median(words),
+        "repetition_rate": _rate([repeats(a) for a in answers]),
+        "empty": sum(not a.strip() for a in answers),
+    }
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Satisfaction per atom, one bar per model; held-out atoms marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [*result["atoms"]["train"], *result["atoms"]["held_out"]]
+    models = list(result["models"])
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / len(models)
+    for k, m in enumerate(models):
+        per = result["models"][m]["satisfaction_per_atom"]
+        ax.bar(
+            [i + k * width for i in range(len(names))],
+            [per.get(n) or 0 for n in names],
+            width,
+            label=m,
+        )
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))])
+    held = set(result["atoms"]["held_out"])
+    ax.set_xticklabels([f"{n}*" if n in held else n for n in names], rotation=45, ha="right")
+    ax.set_ylabel("share of answers satisfying the atom")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{result.get('llm', '')}: stated preference followed (* = held-out type)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,129 @@
+"""The follow adapter's data: held-out atom types really absent, targets right, seeded."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from persona.bench import atoms as A
+from persona.bench.env import load_corpus
+from persona.follow import data as D
+from persona.follow.phrases import (
+    HELD_OUT,
+    HELD_OUT_WORDS,
+    PHRASES,
+    atom_type,
+    held_out_atoms,
+    training_atoms,
+)
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[D.Example]:
+    inputs = D.load_inputs()
+    # The inputs stand in for the model's answers: real, varied text, no model needed.
+    answers = {i.id: i.text for i in inputs}
+    return D.build_examples(inputs, answers, seed=3, aggregate=120)
+
+
+def test_corpus_is_its_own() -> None:
+    inputs = D.load_inputs()
+    assert len(inputs) == 135 and len({i.id for i in inputs}) == 135
+    assert {i.kind for i in inputs} == {"document", "notes", "question"}
+    bench = [c.text.lower().split() for t in ("summarization", "email") for c in load_corpus(t)]
+    grams = {tuple(w[i : i + 8]) for w in bench for i in range(len(w) - 7)}
+    for item in inputs:
+        words = item.text.lower().split()
+        assert not any(tuple(words[i : i + 8]) in grams for i in range(len(words) - 7)), item.id
+
+
+def test_training_phrases_never_name_a_held_out_type() -> None:
+    assert not set(PHRASES) & set(HELD_OUT)
+    for options in PHRASES.values():
+        for text in options:
+            assert not any(w in text.lower() for w in HELD_OUT_WORDS), text
+    assert all(atom_type(a) not in HELD_OUT for a in training_atoms())
+    assert [atom_type(a) for a in held_out_atoms()] == list(HELD_OUT)
+
+
+def _preference_part(ex: D.Example) -> str:
+    if ex.kind == "follow":
+        return ex.prompt.rsplit("prefers the following style:", 1)[1]
+    if ex.kind == "aggregate":
+        return ex.prompt + "\n" + ex.target
+    if ex.kind == "infer":
+        return ex.target
+    return ""
+
+
+def test_held_out_types_are_absent_as_editor_and_as_phrase(examples: list[D.Example]) -> None:
+    kinds = {ex.kind for ex in examples}
+    assert kinds == {"plain", "follow", "infer", "aggregate"}
+    for ex in examples:
+        assert all(atom_type(A.ATOMS.get(n) or _sized(n)) not in HELD_OUT for n in ex.atoms)
+        text = _preference_part(ex).lower()
+        assert not any(w in text for w in HELD_OUT_WORDS), (ex.kind, text)
+
+
+def _sized(name: str) -> A.Atom:
+    size = int(name.rsplit("_", 1)[1])
+    return A.max_words(size) if name.startswith("max_words") else A.short_sentences(size)
+
+
+def test_evaluation_inputs_are_never_trained_on(examples: list[D.Example]) -> None:
+    evals = {i.id for i in D.load_inputs() if D.is_eval(i)}
+    assert len(evals) == 27
+    used = {ex.input_id for ex in examples if ex.input_id}
+    assert used and not used & evals
+
+
+def test_follow_targets_satisfy_their_atoms_and_keep_the_answer(
+    examples: list[D.Example],
+) -> None:
+    follows = [ex for ex in examples if ex.kind == "follow"]
+    assert len(follows) > 400
+    for ex in follows:
+        atoms = [A.ATOMS.get(n) or _sized(n) for n in ex.atoms]
+        assert all(a.check(ex.target) for a in atoms), ex.atoms
+        assert D.compatible(atoms)
+        assert "Write it for a user who prefers the following style:" in ex.prompt
+
+
+def test_inference_targets_name_only_what_the_edit_shows(examples: list[D.Example]) -> None:
+    answers = {i.id: i.text for i in D.load_inputs()}
+    for ex in (e for e in examples if e.kind == "infer"):
+        answer = D.tidy(answers[ex.input_id])
+        assert all(not (A.ATOMS.get(n) or _sized(n)).check(answer) for n in ex.atoms)
+        assert "Revised answer by the user:" in ex.prompt
+
+
+def test_aggregate_keeps_the_most_represented(examples: list[D.Example]) -> None:
+    for ex in (e for e in examples if e.kind == "aggregate"):
+        lines = re.findall(r"^- (.*)$", ex.prompt, re.MULTILINE)
+        assert len(lines) >= 2 and ex.atoms and ex.target
+
+
+def test_generation_is_seeded() -> None:
+    inputs = D.load_inputs()[:20]
+    answers = {i.id: i.text for i in inputs}
+    one = D.build_examples(inputs, answers, seed=1, aggregate=10)
+    assert D.fingerprint(one) == D.fingerprint(
+        D.build_examples(inputs, answers, seed=1, aggregate=10)
+    )
+    assert D.fingerprint(one) != D.fingerprint(
+        D.build_examples(inputs, answers, seed=2, aggregate=10)
+    )
+
+
+def test_tidy_and_usable() -> None:
+    cut = "A first full sentence of the answer. A second full sentence. And a third cut in the"
+    assert D.tidy(cut) == "A first full sentence of the answer. A second full sentence."
+    # Cutting back would drop most of the answer: kept as it is.
+    assert D.tidy("Short. And then a long sentence that was cut off in the") == (
+        "Short. And then a long sentence that was cut off in the"
+    )
+    assert D.tidy("Complete.") == "Complete."
+    assert not D.usable("too short")
+    assert not D.usable(" ".join(["the same six words again here"] * 3))
+    assert D.usable("A plain answer with enough words to be kept as a target.")

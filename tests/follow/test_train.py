@@ -1,0 +1,146 @@
+"""A real training run (trl SFTTrainer + peft LoRA) on a tiny Llama, resumed, then loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persona.agents.models import LocalChatModel, follow_adapter_path, local_gguf
+from persona.errors import InvalidInputError, ModelError
+from persona.follow.data import load_inputs
+from persona.follow.train import Recipe, train_follow
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised two-layer Llama with SmolLM2's tokenizer (chat template)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    gguf = local_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _inputs_and_answers(work: Path) -> list[Any]:
+    inputs = [i for i in load_inputs() if i.id.endswith(("-01", "-02"))]
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / "answers.jsonl").open("w") as fh:  # stand-in answers: no generation needed
+        for item in inputs:
+            fh.write(json.dumps({"id": item.id, "answer": item.text}) + "\n")
+    return inputs
+
+
+RECIPE = Recipe(
+    rank=4,
+    alpha=8,
+    batch_size=2,
+    max_steps=2,
+    max_length=256,
+    save_steps=1,
+    follow_per_input=2,
+    infer_per_input=1,
+    aggregate=4,
+    eval_examples=4,
+    bf16=False,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    work = tmp_path_factory.mktemp("follow-work")
+    out = work / "adapter"
+    record = train_follow(
+        work, out, RECIPE, model_dir=str(tiny_dir), inputs=_inputs_and_answers(work)
+    )
+    return work, out, record
+
+
+def test_training_writes_an_adapter_and_its_record(trained: tuple[Path, Path, dict]) -> None:
+    work, out, record = trained
+    assert (out / "adapter_config.json").is_file()
+    assert (out / "adapter_model.safetensors").is_file()
+    saved = json.loads((out / "follow.json").read_text())
+    assert saved["steps"] == 2 and saved["resumed"] is False
+    assert saved["recipe"]["rank"] == 4
+    assert len(saved["data_sha256"]) == 64 and saved["data_version"]
+    assert saved["examples"]["follow"] > 0 and saved["examples"]["plain"] == 6
+    assert saved["eval_loss"]["base"] > 0 and saved["eval_loss"]["trained"] > 0
+    assert (work / "examples.jsonl").is_file()
+    assert any((work / "checkpoints").glob("checkpoint-*"))
+
+
+def test_a_rerun_resumes_from_the_last_checkpoint(
+    tiny_dir: Path, trained: tuple[Path, Path, dict]
+) -> None:
+    work, out, first = trained
+    again = train_follow(
+        work,
+        out,
+        Recipe(**{**RECIPE.__dict__, "max_steps": 3}),
+        model_dir=str(tiny_dir),
+        inputs=_inputs_and_answers(work),
+    )
+    assert again["resumed"] is True and again["steps"] == 3
+    assert again["data_sha256"] == first["data_sha256"]  # same seed, same data
+
+
+def test_the_adapter_loads_merged_and_the_option_turns_it_off(
+    tiny_dir: Path, trained: tuple[Path, Path, dict]
+) -> None:
+    import torch
+
+    _, out, _ = trained
+    on = LocalChatModel(model_dir=str(tiny_dir), follow_adapter=str(out), dtype="float32")
+    off = LocalChatModel(model_dir=str(tiny_dir), follow_adapter=False, dtype="float32")
+    with_adapter, _ = on.load()
+    plain, _ = off.load()
+    assert with_adapter is not plain
+    assert not hasattr(with_adapter, "peft_config")  # merged: a plain transformers model
+    q_on = with_adapter.model.layers[0].self_attn.q_proj.weight
+    q_off = plain.model.layers[0].self_attn.q_proj.weight
+    assert not torch.equal(q_on, q_off)
+    reply = on.model_copy(update={"max_new_tokens": 3}).invoke("hello")
+    assert isinstance(reply.content, str)
+
+
+def test_a_missing_adapter_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="follow_adapter=False"):
+        follow_adapter_path(str(tmp_path / "nowhere"))
+    assert follow_adapter_path(False) == ""
+
+
+def test_the_shipped_adapter_is_in_the_package() -> None:
+    folder = Path(follow_adapter_path(True))
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA"
+    assert "/" not in str(config.get("base_model_name_or_path", ""))  # no build-machine path
+    record = json.loads((folder / "follow.json").read_text())
+    assert record["base_model"] == "SmolLM2-135M-Instruct"
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size < 12_000_000
+
+
+def test_recipe_is_checked() -> None:
+    with pytest.raises(InvalidInputError, match="method"):
+        Recipe(method="qlora").check()
+    with pytest.raises(InvalidInputError, match="rank"):
+        Recipe(rank=0).check()
