@@ -244,6 +244,7 @@ def train_follow(
         tokenizer.save_pretrained(str(out))
     else:
         shrink(out)
+        portable(out, _base_name(model_dir))
     counts: dict[str, int] = {}
     for ex in train:
         counts[ex.kind] = counts.get(ex.kind, 0) + 1
@@ -282,6 +283,14 @@ def _base_name(model_dir: str) -> str:
     from persona.agents.models import LOCAL_DIR_NAME, LOCAL_MODEL_NAME
 
     return LOCAL_MODEL_NAME if Path(model_dir).name == LOCAL_DIR_NAME else str(model_dir)
+
+
+def portable(folder: Path, base: str) -> None:
+    """Name the base model in ``adapter_config.json`` instead of this machine's folder."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def shrink(folder: Path) -> None:

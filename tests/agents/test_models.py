@@ -186,6 +186,24 @@ def test_local_converts_once_to_a_plain_folder(local_home: Path) -> None:
 
 
 @pytest.mark.slow
+def test_local_runs_with_the_shipped_follow_adapter_unless_turned_off(
+    local: LocalChatModel,
+) -> None:
+    import torch
+
+    assert local.follow_adapter is True
+    with_adapter, _ = local.load()
+    off = local.model_copy(update={"follow_adapter": False})
+    plain, _ = off.load()
+    assert with_adapter is not plain and not hasattr(with_adapter, "peft_config")  # merged
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(with_adapter.state_dict()[q], plain.state_dict()[q])
+    assert with_adapter.dtype == plain.dtype
+    for model in (local, off):
+        assert str(complete(model, QUESTION).content).strip()
+
+
+@pytest.mark.slow
 def test_local_greedy_generation(local: LocalChatModel) -> None:
     reply = complete(local, QUESTION)
     assert isinstance(reply.content, str) and reply.content.strip()
