@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from persona.cli_common import err, errors, fail, out
 from persona.config import HOME_ENV, default_home
-from persona.errors import PersonaError
+from persona.follow.commands import bench_follow, train_follow_cmd
 
 if TYPE_CHECKING:
     from persona.layer import PreferenceLayer
@@ -48,9 +48,6 @@ app.add_typer(prefs_app, name="prefs")
 app.add_typer(bench_app, name="bench")
 app.add_typer(train_app, name="train")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
 
 class EmbedderName(StrEnum):
     minilm = "minilm"
@@ -61,21 +58,6 @@ class EmbedderName(StrEnum):
 class Options:
     path: Path | None  # None: $PERSONA_HOME or ~/.local/share/persona
     embedder: str | None  # None: the embedder the store was written with (else MiniLM)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` as one red line on stderr; return the Exit(1) to raise."""
-    err.print(f"error: {' '.join(message.splitlines())}", style="red", markup=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def errors() -> Iterator[None]:
-    """Turn a PersonaError into a red one-line message and exit status 1 (no traceback)."""
-    try:
-        yield
-    except PersonaError as exc:
-        raise fail(str(exc)) from None
 
 
 def _db_path(path: Path | None) -> Path:
@@ -526,152 +508,7 @@ def show_latency(result: dict[str, Any]) -> None:
         out.print(f"{mark} {t['name']}: {t['value_ms']:.3f} ms <= {t['limit_ms']} ms{scale}")
 
 
-# -- training ----------------------------------------------------------------------------------
+# -- the follow adapter (persona/follow/commands.py) -------------------------------------------
 
-
-@train_app.command("follow")
-def train_follow_cmd(
-    out_dir: Path = typer.Option(
-        Path("follow-adapter"), "--out", help="Where the adapter and follow.json are written."
-    ),
-    work: Path | None = typer.Option(
-        None,
-        help="Work folder (answers, examples, checkpoints); a rerun resumes from it. "
-        "Default: <persona home>/train/follow.",
-    ),
-    method: str = typer.Option("lora", help="lora | full (a full fine-tune; about 540 MB)."),
-    rank: int = typer.Option(16, help="LoRA rank."),
-    alpha: int = typer.Option(32, help="LoRA alpha."),
-    lr: float | None = typer.Option(None, help="Learning rate (default 3e-4 LoRA, 3e-5 full)."),
-    epochs: float = typer.Option(1.0, help="Passes over the training examples."),
-    max_steps: int = typer.Option(-1, help="> 0: stop after this many optimizer steps."),
-    batch_size: int = typer.Option(8, help="Examples per optimizer step."),
-    follow_per_input: int = typer.Option(5, help="Stated-preference examples per input."),
-    aggregate: int = typer.Option(160, help="CIPHER aggregation examples."),
-    seed: int = typer.Option(0, help="Seed of the data and of training."),
-    torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
-) -> None:
-    """Train the follow adapter: the local model applies a stated preference, names the one
-    behind an edit and aggregates several (data generated from persona's own corpus)."""
-    from rich.progress import Progress
-
-    from persona.agents.models import ensure_local_model
-    from persona.follow.data import load_inputs
-    from persona.follow.train import Recipe, train_follow
-
-    if torch_threads:
-        import torch
-
-        torch.set_num_threads(torch_threads)
-    recipe = Recipe(
-        method=method,
-        rank=rank,
-        alpha=alpha,
-        learning_rate=lr if lr is not None else (3e-4 if method == "lora" else 3e-5),
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        follow_per_input=follow_per_input,
-        aggregate=aggregate,
-        seed=seed,
-        extra={"command": "persona " + " ".join(sys.argv[1:])},
-    )
-    with errors():
-        folder = str(ensure_local_model())
-        inputs = load_inputs()
-        with Progress(console=err) as progress:
-            bar = progress.add_task("base answers", total=len(inputs))
-            record = train_follow(
-                work or default_home() / "train" / "follow",
-                out_dir,
-                recipe,
-                model_dir=folder,
-                inputs=inputs,
-                tick=lambda n: progress.advance(bar, n),
-            )
-    loss = record["eval_loss"]
-    out.print(
-        f"wrote {out_dir} ({record['files_bytes'] / 1e6:.1f} MB, {record['steps']} steps, "
-        f"eval loss {loss['base']} -> {loss['trained']})",
-        markup=False,
-    )
-
-
-@bench_app.command("follow")
-def bench_follow(
-    adapter: Path | None = typer.Option(
-        None, help="The adapter folder to measure (default: the one shipped with persona)."
-    ),
-    max_tokens: int = typer.Option(128, help="Answer budget in tokens."),
-    batch_size: int = typer.Option(8, help="Prompts per generate call."),
-    torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
-    out_dir: Path = typer.Option(Path("benchmarks/follow"), "--out", help="Output folder."),
-) -> None:
-    """Base local model vs base + follow adapter: satisfaction of stated preferences (training
-    and held-out atom types), CIPHER inference accuracy, and plain answers (side effects)."""
-    from rich.progress import Progress
-
-    from persona.agents.models import LocalChatModel, ensure_local_model
-    from persona.bench.edits import model_label
-    from persona.bench.machine import machine_info
-    from persona.follow.evaluate import Model, plot, run_follow_bench
-    from persona.store.embed import embedder_id, load_embedder
-
-    if torch_threads:
-        import torch
-
-        torch.set_num_threads(torch_threads)
-    with errors():
-        folder = str(ensure_local_model())
-        choice: bool | str = str(adapter) if adapter else True
-        models = []
-        for name, follow in (("base", False), ("adapter", choice)):
-            local = LocalChatModel(model_dir=folder, follow_adapter=follow)
-            models.append(Model(name, *local.load()))
-        emb = load_embedder("minilm")
-        with Progress(console=err) as progress:
-            bar = progress.add_task("generating", total=None)
-            result = run_follow_bench(
-                models,
-                emb,
-                max_tokens=max_tokens,
-                batch_size=batch_size,
-                tick=lambda n: progress.advance(bar, n),
-                on_total=lambda n: progress.update(bar, total=n),
-            )
-        result = {
-            "benchmark": "follow",
-            "llm": model_label(LocalChatModel(model_dir=folder, follow_adapter=False)),
-            "adapter": str(adapter) if adapter else "persona/agents/follow_adapter (shipped)",
-            "embedder": embedder_id(emb),
-            **result,
-            "machine": machine_info(),
-            "command": "persona " + " ".join(sys.argv[1:]),
-        }
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "follow.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot(result, str(out_dir / "follow.png"))
-    table = Table(title=f"follow adapter: {result['llm']}", title_justify="left")
-    for col in (
-        "model",
-        "satisfied train",
-        "held-out",
-        "infer acc. train",
-        "held-out",
-        "plain words",
-        "plain loops",
-    ):
-        table.add_column(col)
-    for name, r in result["models"].items():
-        sat, acc, plain = r["satisfaction"], r["inference_accuracy"], r["plain"]
-        table.add_row(
-            name,
-            str(sat["train"]),
-            str(sat["held_out"]),
-            str(acc["train"]),
-            str(acc["held_out"]),
-            str(plain["mean_words"]),
-            str(plain["repetition_rate"]),
-        )
-    out.print(table)
-    out.print(f"wrote {out_dir / 'follow.json'}", markup=False)
+train_app.command("follow")(train_follow_cmd)
+bench_app.command("follow")(bench_follow)

@@ -178,6 +178,15 @@ def check_count(name: str, value: object) -> None:
         raise InvalidInputError(f"{name}={value!r:.40} must be a whole number >= 1, e.g. 5.")
 
 
+def check_follow_adapter(value: object) -> None:
+    """The local model's follow adapter option: True, False or a folder path."""
+    if not isinstance(value, bool | str):
+        raise InvalidInputError(
+            f"follow_adapter={value!r:.40} must be True (the shipped adapter), "
+            "False (none) or the path of an adapter folder."
+        )
+
+
 def check_similarity(name: str, value: object) -> None:
     """A cosine threshold: a finite number in [-1, 1], not a bool."""
     if (

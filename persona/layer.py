@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from persona.config import (
     MAX_PREFERENCE_CHARS,
     check_count,
+    check_follow_adapter,
     check_optional_text,
     check_pref_id,
     check_prompts,
@@ -104,11 +105,7 @@ class PreferenceLayer:
                 f"cipher_aggregate={cipher_aggregate!r:.40} is unknown; use one of "
                 f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
             )
-        if not isinstance(follow_adapter, bool | str):
-            raise InvalidInputError(
-                f"follow_adapter={follow_adapter!r:.40} must be True (the shipped adapter), "
-                "False (none) or the path of an adapter folder."
-            )
+        check_follow_adapter(follow_adapter)
         self.follow_adapter = follow_adapter
         self.store = store
         self.embedder = embedder

@@ -1,0 +1,29 @@
+"""What every ``persona`` command shares: the consoles and the PersonaError → exit-1 rule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from persona.errors import PersonaError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as one red line on stderr; return the Exit(1) to raise."""
+    err.print(f"error: {' '.join(message.splitlines())}", style="red", markup=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn a PersonaError into a red one-line message and exit status 1 (no traceback)."""
+    try:
+        yield
+    except PersonaError as exc:
+        raise fail(str(exc)) from None
