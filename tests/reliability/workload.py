@@ -88,6 +88,8 @@ def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None)
             pref = None
         elif op < 0.50 and mine.get(user):
             pid = mine[user].pop(rnd.randrange(len(mine[user])))
+            # Announced first: a kill between the commit and the ack leaves either state valid.
+            _ack(ack, f"DELETING {user} {texts[pid]}")
             layer.delete_preference(user, pid)
             ledger.deleted.add(texts[pid])
             _ack(ack, f"DEL {user} {texts[pid]}")
