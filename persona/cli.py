@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
+from persona.bench.feedback_cmd import bench_feedback
 from persona.cli_common import err, errors, fail, out
 from persona.config import HOME_ENV, default_home
 from persona.follow.commands import bench_follow, train_follow_cmd
@@ -512,3 +513,6 @@ def show_latency(result: dict[str, Any]) -> None:
 
 train_app.command("follow")(train_follow_cmd)
 bench_app.command("follow")(bench_follow)
+
+# -- verbal feedback, C3PO (persona/bench/feedback_cmd.py) ------------------------------------
+bench_app.command("feedback")(bench_feedback)

@@ -172,10 +172,13 @@ def check_prompts(value: object, name: str) -> list[str]:
     return [check_text(p, f"{name}[{i}]") for i, p in enumerate(value)]
 
 
-def check_count(name: str, value: object) -> None:
-    """A count option (``top_k``, ``cipher_k``, ...): a whole number >= 1, not a bool."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name}={value!r:.40} must be a whole number >= 1, e.g. 5.")
+def check_count(name: str, value: object, *, minimum: int = 1) -> None:
+    """A count option (``top_k``, ``cipher_k``, ...): a whole number >= ``minimum``, not a
+    bool."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(
+            f"{name}={value!r:.40} must be a whole number >= {minimum}, e.g. 5."
+        )
 
 
 def check_follow_adapter(value: object) -> None:
@@ -198,3 +201,52 @@ def check_similarity(name: str, value: object) -> None:
         raise InvalidInputError(
             f"{name}={value!r:.40} must be a cosine similarity between -1 and 1, e.g. 0.25."
         )
+
+
+#: Most prompts of one list of a C3PO dataset (the paper's sizes fit: 30 x 32 = 960).
+MAX_DATASET_PROMPTS = 4_096
+
+
+def check_dataset(value: object, where: str) -> dict[str, object] | None:
+    """A feedback's C3PO dataset (as stored and exported), or ``None``: every list a list of
+    texts, the three prompt sets split into ``train`` and ``test``."""
+    if value is None:
+        return None
+
+    def bad(problem: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"import: {where} {problem}; export the user again, or remove the dataset (it is "
+            "rebuilt without an LLM from the feedback and its examples)."
+        )
+
+    if not isinstance(value, dict):
+        raise bad(f"must be an object, got {type(value).__name__}")
+
+    def texts(item: object, name: str) -> None:
+        if not isinstance(item, list) or len(item) > MAX_DATASET_PROMPTS:
+            raise bad(f"{name} must be a list of at most {MAX_DATASET_PROMPTS} texts")
+        for i, t in enumerate(item):
+            try:
+                check_text(t, f"{name}[{i}]")
+            except InvalidInputError as exc:
+                raise bad(str(exc)) from None
+
+    if not isinstance(value.get("feedback"), str):
+        raise bad("has no 'feedback' text")
+    for key in ("scope", "categories", "user_in_scope", "user_out_of_scope"):
+        texts(value.get(key, []), key)
+    for key in ("in_scope", "near_scope", "out_of_scope"):
+        split = value.get(key)
+        if not isinstance(split, dict) or set(split) != {"train", "test"}:
+            raise bad(f"{key} must be an object with 'train' and 'test' lists")
+        texts(split["train"], f"{key}.train")
+        texts(split["test"], f"{key}.test")
+    answers = value.get("answers", {})
+    if not isinstance(answers, dict) or not all(
+        isinstance(k, str)
+        and isinstance(v, dict)
+        and all(isinstance(x, str | None) for x in v.values())
+        for k, v in answers.items()
+    ):
+        raise bad("answers must map prompts to {'baseline': text, 'revised': text or null}")
+    return value

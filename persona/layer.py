@@ -26,6 +26,8 @@ from persona.config import (
 )
 from persona.errors import InvalidInputError, UnknownUserError
 from persona.learn.base import Hit, Learner, Request, Write, merge
+from persona.learn.c3po import C3PO, C3POConfig
+from persona.learn.c3po_data import DatasetConfig
 from persona.learn.cipher import AGGREGATE_MODES, Aggregate, CipherConfig, CipherLearner
 from persona.learn.guard import looks_like_injection
 from persona.learn.stated import Stated, StatedConfig
@@ -52,6 +54,8 @@ _OPTIONS = frozenset(
         "cipher_aggregate",
         "synchronous",
         "follow_adapter",
+        "c3po_categories",
+        "c3po_prompts",
     }
 )
 
@@ -76,8 +80,12 @@ class PreferenceLayer:
         cipher_aggregate: Aggregate = "list",
         index_capacity: int = 256,
         follow_adapter: bool | str = True,
+        c3po_categories: int = 4,
+        c3po_prompts: int = 5,
     ) -> None:
+        check_count("c3po_categories", c3po_categories, minimum=0)
         for name, count in (
+            ("c3po_prompts", c3po_prompts),
             ("top_k", top_k),
             ("cipher_k", cipher_k),
             ("index_capacity", index_capacity),
@@ -124,7 +132,19 @@ class PreferenceLayer:
                 k=cipher_k, min_similarity=cipher_min_similarity, aggregate=cipher_aggregate
             ),
         )
-        self.learners: tuple[Learner, ...] = (self.stated, self.cipher)
+        self.c3po = C3PO(
+            store,
+            embedder,
+            lambda: self.llm,
+            C3POConfig(
+                DatasetConfig(
+                    categories=c3po_categories,
+                    per_category=c3po_prompts,
+                    generate=c3po_categories > 0,
+                )
+            ),
+        )
+        self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher)
         self._check_embedder()
 
     # -- construction ----------------------------------------------------------------
@@ -350,19 +370,43 @@ class PreferenceLayer:
         in_scope: Sequence[str] | None = None,
         out_of_scope: Sequence[str] | None = None,
     ) -> Preference:
-        """Verbal feedback ("no emojis in emails to my boss").
+        """Verbal feedback ("no emojis in emails to my boss"), learned with C3PO.
 
-        Today: the feedback is stored as an event and as a preference tied to the feedback's own
-        text (plus any ``in_scope`` examples), so it applies to requests similar to it (cosine >=
-        ``min_similarity``), not everywhere. C3PO's learned scope (in/near/out-of-scope data)
-        replaces this in the next release with the same signature.
+        The layer's LLM writes the feedback's synthetic dataset (where it applies, where it
+        must not); ``in_scope`` / ``out_of_scope`` example requests from the user widen or
+        narrow it. A scope model fitted on it decides, per request and without an LLM, whether
+        the feedback applies. Returns the one preference the user sees, with its ``scope``.
         """
         check_user_id(user_id)
         feedback = check_text(feedback, "feedback", limit=MAX_PREFERENCE_CHARS).strip()
         ins = check_prompts(in_scope, "in_scope")
         outs = check_prompts(out_of_scope, "out_of_scope")
-        return self.stated.learn_feedback(
-            self._writing, user_id, feedback, ins, outs, self.embedder
+        return self.c3po.learn(self._writing, user_id, feedback, ins, outs)
+
+    def edit_scope(
+        self,
+        user_id: str,
+        pref_id: int,
+        *,
+        scope: str | None = None,
+        add_in_scope: Sequence[str] | None = None,
+        add_out_of_scope: Sequence[str] | None = None,
+    ) -> Preference:
+        """Widen or narrow where a feedback applies: rename its scope ("emails to anyone at
+        work"), or add requests where it should (``add_in_scope``) or should not
+        (``add_out_of_scope``) apply. No LLM call; the scope model is refitted."""
+        self._known(user_id)
+        pref = self._get(user_id, check_pref_id(pref_id))
+        scope = check_optional_text(scope, "scope", limit=MAX_PREFERENCE_CHARS)
+        ins = check_prompts(add_in_scope, "add_in_scope")
+        outs = check_prompts(add_out_of_scope, "add_out_of_scope")
+        return self.c3po.edit_scope(
+            self._writing,
+            user_id,
+            pref,
+            scope=scope.strip() if scope else None,
+            add_in_scope=ins,
+            add_out_of_scope=outs,
         )
 
     def learn_from_labels(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Source = Literal["edit", "feedback", "label", "manual"]
 SOURCES: tuple[str, ...] = ("edit", "feedback", "label", "manual")
@@ -59,6 +59,9 @@ class Feedback:
     in_scope: tuple[str, ...] = ()
     out_of_scope: tuple[str, ...] = ()
     created_at: float = 0.0
+    # C3PO's synthetic dataset (scope phrases, in/near/out-of-scope prompts with their
+    # train/test split, answers once an adapter was trained); None for feedback stored before.
+    dataset: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ class Conditioning:
     # The single description that conditions generation (CIPHER's aggregate), if any.
     summary: str | None = None
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    # Preferences considered and not applied here (a feedback outside its learned scope),
+    # each with the reason: what the app shows under "why not".
+    withheld: tuple[AppliedPreference, ...] = ()
 
     @property
     def empty(self) -> bool:

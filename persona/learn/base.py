@@ -69,6 +69,8 @@ class Contribution:
     """What one learner adds to a request's conditioning."""
 
     preferences: tuple[AppliedPreference, ...] = ()
+    # Considered and not applied (a feedback out of its scope), with the reason.
+    withheld: tuple[AppliedPreference, ...] = ()
     examples: tuple[Label, ...] = ()
     # One description standing for this learner's preferences (CIPHER's aggregate); when
     # set, it is what generation is conditioned on instead of the preferences' own texts.
@@ -145,6 +147,7 @@ def merge(
     names = [part.adapter for part in parts if part.adapter]
     return Conditioning(
         preferences=tuple(applied),
+        withheld=tuple(p for part in parts for p in part.withheld),
         examples=tuple(e for part in parts for e in part.examples),
         system_prompt=render_system_prompt(applied, summary),
         adapter=names[0] if names else (adapter["name"] if adapter else None),

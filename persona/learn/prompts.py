@@ -62,3 +62,36 @@ Here are earlier answers and how this user revised them:
 {message}
 
 Write it the way this user revised the earlier answers."""
+
+# -- C3PO (RLVF, Stephan et al. 2024): the synthetic dataset of one verbal feedback -------------
+
+C3PO_SCOPE = """\
+A user gave this feedback to their AI assistant:
+"{feedback}"
+
+In a short phrase, name the kind of requests this feedback is about (for example: "emails to \
+my boss" or "Python code"). Answer with the phrase only."""
+
+C3PO_CATEGORIES = """\
+A user gave this feedback to their AI assistant:
+"{feedback}"
+
+List {n} different categories of requests to which this feedback applies. Write one category \
+per line, each a few words, with no other text."""
+
+C3PO_IN_SCOPE = """\
+A user gave this feedback to their AI assistant:
+"{feedback}"
+
+Write {n} different requests that a user might send to an assistant in the category \
+"{category}", to which this feedback applies. Each request is one line, written as the user \
+would type it, with concrete details. Write only the requests, one per line."""
+
+C3PO_NEAR_SCOPE = """\
+A user gave this feedback to their AI assistant:
+"{feedback}"
+
+Write {n} different requests that a user might send to an assistant that are close to the \
+category "{category}" but to which this feedback does NOT apply (a different audience, \
+medium or task). Each request is one line, written as the user would type it, with concrete \
+details. Write only the requests, one per line."""

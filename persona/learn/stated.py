@@ -1,26 +1,23 @@
 """Preferences the user stated: told directly (``add_preference``) or as verbal feedback.
 
 * A preference with no context applies to every request ("global").
-* One tied to a context (a manual preference with ``context=``, or a feedback anchored on its
-  own text and its in-scope examples) applies to requests whose context is similar to it:
-  the ``top_k`` nearest with cosine >= ``min_similarity``.
+* One tied to a context (a manual preference with ``context=``) applies to requests whose
+  context is similar to it: the ``top_k`` nearest with cosine >= ``min_similarity``.
 
-C3PO's learned scope replaces the similarity rule for feedback in its own module.
+Verbal feedback is C3PO's (:mod:`persona.learn.c3po`): its learned scope decides.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from persona.learn.base import Contribution, Request, Writing
+from persona.learn.base import Contribution, Request
 from persona.store.base import Store
-from persona.store.embed import Embedder
-from persona.types import AppliedPreference, Preference, Why
+from persona.types import AppliedPreference, Why
 
-#: The sources this learner applies.
-STATED = frozenset({"manual", "feedback"})
+#: The sources this learner applies (feedback is C3PO's, see :mod:`persona.learn.c3po`).
+STATED = frozenset({"manual"})
 
 
 @dataclass(frozen=True)
@@ -35,29 +32,6 @@ class Stated:
     def __init__(self, store: Store, config: StatedConfig | None = None) -> None:
         self.store = store
         self.config = config or StatedConfig()
-
-    def learn_feedback(
-        self,
-        writing: Writing,
-        user_id: str,
-        feedback: str,
-        in_scope: Sequence[str],
-        out_of_scope: Sequence[str],
-        embedder: Embedder,
-    ) -> Preference:
-        """Store the feedback as an event and as a preference anchored on its own text and its
-        in-scope examples: it applies to requests similar to them, not everywhere."""
-        anchor = "\n".join([feedback, *in_scope])
-        vec = embedder.embed([anchor])[0]
-        with writing(user_id) as write:
-            event = write.store.add_feedback(user_id, feedback, in_scope, out_of_scope)
-            return write.add_preference(
-                feedback,
-                "feedback",
-                context=anchor,
-                embedding=vec,
-                provenance=(f"feedback:{event.id}",),
-            )
 
     def contribute(self, request: Request) -> Contribution:
         t0 = time.perf_counter()

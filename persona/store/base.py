@@ -111,7 +111,35 @@ class Store(ABC):
         text: str,
         in_scope: Sequence[str] = (),
         out_of_scope: Sequence[str] = (),
+        *,
+        dataset: dict[str, Any] | None = None,
+        scope_model: dict[str, Any] | None = None,
     ) -> Feedback: ...
+
+    @abstractmethod
+    def get_feedback(self, user_id: str, feedback_id: int) -> Feedback:
+        """One of the user's feedback rows; NotFoundError for another user's id."""
+
+    @abstractmethod
+    def update_feedback(
+        self,
+        user_id: str,
+        feedback_id: int,
+        *,
+        in_scope: Sequence[str],
+        out_of_scope: Sequence[str],
+        dataset: dict[str, Any],
+        scope_model: dict[str, Any],
+    ) -> Feedback:
+        """Replace the feedback's examples, dataset and scope model; its revision grows."""
+
+    @abstractmethod
+    def scope_revisions(self, user_id: str) -> dict[int, int]:
+        """``{feedback id: scope revision}`` for the user's feedback (one cheap query)."""
+
+    @abstractmethod
+    def scope_model(self, user_id: str, feedback_id: int) -> tuple[int, dict[str, Any] | None]:
+        """``(revision, scope model JSON or None)`` of one of the user's feedback rows."""
 
     @abstractmethod
     def add_label(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label: ...

@@ -90,4 +90,15 @@ def m002_autoincrement_and_version_sequence(db: sqlite_utils.Database) -> None:
     )
 
 
-KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_autoincrement_and_version_sequence"})
+@migrations()
+def m003_feedback_scope(db: sqlite_utils.Database) -> None:
+    """C3PO: each feedback keeps its synthetic dataset (JSON), its fitted scope model (JSON)
+    and a revision that grows whenever the scope changes (caches key on id and revision)."""
+    db.execute("ALTER TABLE feedback ADD COLUMN dataset TEXT")
+    db.execute("ALTER TABLE feedback ADD COLUMN scope_model TEXT")
+    db.execute("ALTER TABLE feedback ADD COLUMN scope_rev INTEGER NOT NULL DEFAULT 0")
+
+
+KNOWN_MIGRATIONS = frozenset(
+    {"m001_initial", "m002_autoincrement_and_version_sequence", "m003_feedback_scope"}
+)

@@ -18,6 +18,7 @@ from typing import Any
 from persona.config import (
     MAX_PREFERENCE_CHARS,
     MAX_TEXT_CHARS,
+    check_dataset,
     check_optional_text,
     check_pref_id,
     check_prompts,
@@ -136,7 +137,9 @@ _PREFS = _Spec(
     ("user_id", "enabled", "scope", "provenance", "context", "flagged", "created_at", "updated_at"),
 )
 _EDITS = _Spec("edits", ("id", "context", "output", "edited"), ("user_id", "created_at"))
-_FEEDBACK = _Spec("feedback", ("id", "text"), ("user_id", "in_scope", "out_of_scope", "created_at"))
+_FEEDBACK = _Spec(
+    "feedback", ("id", "text"), ("user_id", "in_scope", "out_of_scope", "created_at", "dataset")
+)
 _LABELS = _Spec("labels", ("id", "prompt", "chosen", "rejected"), ("user_id", "created_at"))
 
 
@@ -308,7 +311,7 @@ class _Checked:
     user_id: str
     prefs: list[_Pref]
     edits: list[tuple[int, str, str, str]]
-    feedback: list[tuple[int, str, list[str], list[str]]]
+    feedback: list[tuple[int, str, list[str], list[str], dict[str, Any] | None]]
     labels: list[tuple[int, str, str, str]]
     adapter: tuple[str, dict[str, Any]] | None
 
@@ -345,7 +348,8 @@ def check_export(data: object) -> _Checked:
         where = f"feedback[{i}]"
         text = _text(r["text"], f"{where}.text", limit=MAX_PREFERENCE_CHARS)
         ins, outs = _prompts(r, "in_scope", where), _prompts(r, "out_of_scope", where)
-        feedback.append((r["id"], text, ins, outs))
+        dataset = check_dataset(r.get("dataset"), f"{where}.dataset")
+        feedback.append((r["id"], text, ins, outs, dataset))
     labels = []
     for i, r in enumerate(_rows(data, _LABELS, user_id)):
         texts = [_text(r[f], f"labels[{i}].{f}") for f in ("prompt", "chosen", "rejected")]
@@ -402,8 +406,9 @@ def import_user(
         for eid, context, output, edited in checked.edits:
             new = store.add_edit(user_id, context, output, edited)
             remap[f"edit:{eid}"] = f"edit:{new.id}"
-        for fid, text, ins, outs in checked.feedback:
-            new_fb = store.add_feedback(user_id, text, ins, outs)
+        for fid, text, ins, outs, dataset in checked.feedback:
+            # the scope model is refitted from the dataset on first use, with this embedder
+            new_fb = store.add_feedback(user_id, text, ins, outs, dataset=dataset)
             remap[f"feedback:{fid}"] = f"feedback:{new_fb.id}"
         for lid, prompt, chosen, rejected in checked.labels:
             new_lb = store.add_label(user_id, prompt, chosen, rejected)

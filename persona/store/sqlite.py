@@ -40,6 +40,25 @@ def _json_list(raw: object, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _json_dict(raw: object, where: str) -> dict[str, Any] | None:
+    """A JSON object read from a row (None when the column is empty)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        if not isinstance(raw, str | bytes):
+            raise TypeError(f"a {type(raw).__name__}")
+        value = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"{where} holds damaged JSON ({exc}); {_REPAIR}") from exc
+    if not isinstance(value, dict):
+        raise StorageError(f"{where} holds {value!r:.60}, not an object; {_REPAIR}")
+    return value
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
 _REPAIR = (
     "delete that row or restore the database from a backup "
     "(export the users that still read with `persona export`)"
@@ -482,16 +501,88 @@ class SQLiteStore(Store):
         text: str,
         in_scope: Sequence[str] = (),
         out_of_scope: Sequence[str] = (),
+        *,
+        dataset: dict[str, Any] | None = None,
+        scope_model: dict[str, Any] | None = None,
     ) -> Feedback:
         now = time.time()
         with self.transaction():
             self.ensure_user(user_id)
             fid = self._insert(
-                "INSERT INTO feedback (user_id, text, in_scope, out_of_scope, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (user_id, text, json.dumps(list(in_scope)), json.dumps(list(out_of_scope)), now),
+                "INSERT INTO feedback (user_id, text, in_scope, out_of_scope, created_at, "
+                "dataset, scope_model) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user_id,
+                    text,
+                    json.dumps(list(in_scope)),
+                    json.dumps(list(out_of_scope)),
+                    now,
+                    _json_or_null(dataset),
+                    _json_or_null(scope_model),
+                ),
             )
-        return Feedback(fid, user_id, text, tuple(in_scope), tuple(out_of_scope), now)
+        return Feedback(fid, user_id, text, tuple(in_scope), tuple(out_of_scope), now, dataset)
+
+    _FEEDBACK_COLS = "id, user_id, text, in_scope, out_of_scope, created_at, dataset"
+
+    def _feedback(self, r: Sequence[Any]) -> Feedback:
+        return Feedback(
+            r[0],
+            r[1],
+            r[2],
+            _json_list(r[3], f"feedback {r[0]} in_scope"),
+            _json_list(r[4], f"feedback {r[0]} out_of_scope"),
+            r[5],
+            _json_dict(r[6], f"feedback {r[0]} dataset"),
+        )
+
+    def get_feedback(self, user_id: str, feedback_id: int) -> Feedback:
+        rows = self._q(
+            f"SELECT {self._FEEDBACK_COLS} FROM feedback WHERE id = ? AND user_id = ?",
+            (feedback_id, user_id),
+        )
+        if not rows:
+            raise NotFoundError(f"{user_id!r} has no feedback {feedback_id}.")
+        return self._feedback(rows[0])
+
+    def update_feedback(
+        self,
+        user_id: str,
+        feedback_id: int,
+        *,
+        in_scope: Sequence[str],
+        out_of_scope: Sequence[str],
+        dataset: dict[str, Any],
+        scope_model: dict[str, Any],
+    ) -> Feedback:
+        with self.transaction():
+            self.get_feedback(user_id, feedback_id)
+            self._x(
+                "UPDATE feedback SET in_scope = ?, out_of_scope = ?, dataset = ?, "
+                "scope_model = ?, scope_rev = scope_rev + 1 WHERE id = ? AND user_id = ?",
+                (
+                    json.dumps(list(in_scope)),
+                    json.dumps(list(out_of_scope)),
+                    _json_or_null(dataset),
+                    _json_or_null(scope_model),
+                    feedback_id,
+                    user_id,
+                ),
+            )
+            return self.get_feedback(user_id, feedback_id)
+
+    def scope_revisions(self, user_id: str) -> dict[int, int]:
+        rows = self._q("SELECT id, scope_rev FROM feedback WHERE user_id = ?", (user_id,))
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def scope_model(self, user_id: str, feedback_id: int) -> tuple[int, dict[str, Any] | None]:
+        rows = self._q(
+            "SELECT scope_rev, scope_model FROM feedback WHERE id = ? AND user_id = ?",
+            (feedback_id, user_id),
+        )
+        if not rows:
+            raise NotFoundError(f"{user_id!r} has no feedback {feedback_id}.")
+        return int(rows[0][0]), _json_dict(rows[0][1], f"feedback {feedback_id} scope model")
 
     def add_label(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
         now = time.time()
@@ -514,21 +605,10 @@ class SQLiteStore(Store):
 
     def list_feedback(self, user_id: str) -> list[Feedback]:
         rows = self._q(
-            "SELECT id, user_id, text, in_scope, out_of_scope, created_at FROM feedback "
-            "WHERE user_id = ? ORDER BY id",
+            f"SELECT {self._FEEDBACK_COLS} FROM feedback WHERE user_id = ? ORDER BY id",
             (user_id,),
         )
-        return [
-            Feedback(
-                r[0],
-                r[1],
-                r[2],
-                _json_list(r[3], f"feedback {r[0]} in_scope"),
-                _json_list(r[4], f"feedback {r[0]} out_of_scope"),
-                r[5],
-            )
-            for r in rows
-        ]
+        return [self._feedback(r) for r in rows]
 
     def list_labels(self, user_id: str) -> list[Label]:
         rows = self._q(

@@ -1,0 +1,313 @@
+"""``persona bench feedback``: is verbal feedback applied where it belongs and nowhere else?
+
+On the shipped feedback set (``bench/corpus/feedback.json``: each feedback with held-out
+in-scope, near-scope and out-of-scope prompts written for persona, never used for tuning), each
+feedback is learned in a fresh layer (``learn_from_feedback`` with the chosen LLM), then:
+
+- **scope decisions** for every held-out prompt, per method: *in-context* (C3PO's baseline:
+  always apply), the *similarity rule* of the previous release (apply where the request's
+  cosine to the feedback is >= 0.25) and *C3PO scope* (the learned scope model). Accuracy =
+  applied on in-scope prompts, withheld on near- and out-of-scope ones.
+- **behaviour** (with an answer model): the plain answer (no feedback), the answer with the
+  feedback in the prompt (in-context), and the scoped answer (the feedback in the prompt only
+  where the scope model applies it). A quantitative feedback's checker reads each answer
+  against the plain one; only prompts whose plain answer does not already comply count.
+  In-scope adherence is the share that comply; near- and out-of-scope *applied rates* (the
+  over-generalization) are the share that comply where they should not have changed.
+- **cost** of ``learn_from_feedback``: LLM calls, tokens and seconds.
+
+:func:`fit_scope` refits the scope model's shared combiner on the *development* set
+(``feedback_dev.json``), never on the test set.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+
+from persona.bench.feedback_checks import adheres
+from persona.learn import prompts
+from persona.learn.c3po import scope_model_for
+from persona.learn.c3po_data import DatasetBuilder, DatasetConfig
+from persona.learn.scope import FEATURES, fit_weights
+from persona.store.embed import Embedder
+
+GROUPS = ("in_scope", "near_scope", "out_of_scope")
+METHODS = ("in_context", "similarity_rule", "c3po_scope")
+SIMILARITY_RULE = 0.25  # the previous release's rule (StatedConfig.min_similarity)
+
+
+def _rate(flags: Sequence[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 3) if flags else None
+
+
+def with_feedback(prompt: str, feedback: str) -> str:
+    """The request with the feedback in the user turn (the placement the layer uses for the
+    local model)."""
+    return prompts.USER_TURN.format(message=prompt, preferences=feedback.rstrip("."))
+
+
+def answer_all(model: BaseChatModel, texts: Sequence[str], max_tokens: int) -> list[str]:
+    """The model's answers, concurrently (the local model merges them into batches)."""
+    replies = model.batch(
+        [[HumanMessage(t)] for t in texts],
+        config={"max_concurrency": 8},
+        max_tokens=max_tokens,
+    )
+    return [r.text for r in replies]
+
+
+def _learn(
+    feedback: dict[str, Any], llm: BaseChatModel | None, embedder: Embedder, cfg: DatasetConfig
+) -> tuple[Any, Any, float]:
+    """The layer's C3PO on one feedback: (preference, layer, seconds) in a throwaway home."""
+    from persona import PreferenceLayer
+
+    home = Path(tempfile.mkdtemp(prefix="persona-feedback-"))
+    layer = PreferenceLayer.open(
+        home,
+        llm=llm if llm is not None else "fake",
+        embedder=embedder,
+        c3po_categories=cfg.categories if llm is not None else 0,
+        c3po_prompts=cfg.per_category,
+    )
+    t0 = time.perf_counter()
+    pref = layer.learn_from_feedback("bench", feedback["text"])
+    return pref, layer, time.perf_counter() - t0
+
+
+def run_feedback_bench(
+    feedbacks: Sequence[dict[str, Any]],
+    *,
+    llm: BaseChatModel | None,
+    embedder: Embedder,
+    answer_model: BaseChatModel | None = None,
+    dataset: DatasetConfig | None = None,
+    max_tokens: int = 160,
+    tick: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Scope decisions (and behaviour, given ``answer_model``) for each feedback."""
+    cfg = dataset or DatasetConfig()
+    rows: list[dict[str, Any]] = []
+    for fb in feedbacks:
+        pref, layer, seconds = _learn(fb, llm, embedder, cfg)
+        cost = layer.c3po.last_cost
+        fvec = embedder.embed([fb["text"]])[0]
+        row: dict[str, Any] = {
+            "id": fb["id"],
+            "kind": fb["kind"],
+            "scope_learned": pref.scope,
+            "cost": {
+                "llm_calls": cost.calls if cost else 0,
+                "tokens_in": cost.tokens_in if cost else 0,
+                "tokens_out": cost.tokens_out if cost else 0,
+                "seconds": round(seconds, 2),
+                "failed_steps": len(cost.failed_steps) if cost else 0,
+            },
+            "decisions": {},
+        }
+        for group in GROUPS:
+            texts = fb[group]
+            vecs = embedder.embed(texts)
+            c3po = [
+                any(p.id == pref.id for p in layer.condition("bench", t).preferences) for t in texts
+            ]
+            sim = [bool(float(v @ fvec) >= SIMILARITY_RULE) for v in vecs]
+            row["decisions"][group] = {"c3po_scope": c3po, "similarity_rule": sim}
+        layer.close()
+        if answer_model is not None and fb.get("checker"):
+            row["behaviour"] = _behaviour(fb, row["decisions"], answer_model, max_tokens)
+        rows.append(row)
+        if tick:
+            tick(1)
+    return {"feedbacks": rows, "summary": summarize(rows)}
+
+
+def _behaviour(
+    fb: dict[str, Any],
+    decisions: dict[str, Any],
+    model: BaseChatModel,
+    max_tokens: int,
+) -> dict[str, Any]:
+    """Plain, in-context and scoped answers to every held-out prompt, read by the checker."""
+    out: dict[str, Any] = {}
+    for group in GROUPS:
+        texts = fb[group]
+        plain = answer_all(model, texts, max_tokens)
+        told = answer_all(model, [with_feedback(t, fb["text"]) for t in texts], max_tokens)
+        scoped = [
+            a if d else p
+            for a, p, d in zip(told, plain, decisions[group]["c3po_scope"], strict=True)
+        ]
+        counted = [adheres(fb, p, p) is False for p in plain]  # the plain answer does not comply
+        out[group] = {
+            "counted": sum(counted),
+            "no_feedback": [adheres(fb, p, p) for p in plain],
+            "in_context": [
+                adheres(fb, a, p) if c else None
+                for a, p, c in zip(told, plain, counted, strict=True)
+            ],
+            "c3po_scope": [
+                adheres(fb, a, p) if c else None
+                for a, p, c in zip(scoped, plain, counted, strict=True)
+            ],
+            "sample": {"prompt": texts[0], "plain": plain[0], "in_context": told[0]},
+        }
+    return out
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy of the scope decisions and the behaviour rates, per method."""
+    summary: dict[str, Any] = {"scope_accuracy": {}, "applied_rate": {}, "cost": {}}
+    for method in METHODS:
+        per_group: dict[str, float | None] = {}
+        every: list[bool] = []
+        for group in GROUPS:
+            flags = []
+            for row in rows:
+                if method == "in_context":
+                    decided = [True] * len(row["decisions"][group]["c3po_scope"])
+                else:
+                    decided = row["decisions"][group][method]
+                flags += [d == (group == "in_scope") for d in decided]
+            per_group[group] = _rate(flags)
+            every += flags
+        summary["scope_accuracy"][method] = {"all": _rate(every), **per_group}
+    behaved = [r["behaviour"] for r in rows if "behaviour" in r]
+    if behaved:
+        for method in ("in_context", "c3po_scope"):
+            rates: dict[str, Any] = {}
+            for group in GROUPS:
+                flags = [bool(v) for b in behaved for v in b[group][method] if v is not None]
+                rates[group] = {"rate": _rate(flags), "n": len(flags)}
+            off = [
+                bool(v)
+                for b in behaved
+                for g in ("near_scope", "out_of_scope")
+                for v in b[g][method]
+                if v is not None
+            ]
+            rates["near_and_out"] = {"rate": _rate(off), "n": len(off)}
+            summary["applied_rate"][method] = rates
+        ic, sc = summary["applied_rate"]["in_context"], summary["applied_rate"]["c3po_scope"]
+        if ic["near_and_out"]["rate"]:
+            summary["over_generalization_cut"] = round(
+                1 - (sc["near_and_out"]["rate"] or 0) / ic["near_and_out"]["rate"], 3
+            )
+        if ic["in_scope"]["rate"] is not None and sc["in_scope"]["rate"] is not None:
+            summary["in_scope_adherence_change"] = round(
+                sc["in_scope"]["rate"] - ic["in_scope"]["rate"], 3
+            )
+    for key in ("llm_calls", "tokens_in", "tokens_out", "seconds", "failed_steps"):
+        values = [r["cost"][key] for r in rows]
+        summary["cost"][key] = round(statistics.mean(values), 2) if values else None
+    return summary
+
+
+# -- fitting the scope model's shared combiner (development set only) ---------------------------
+
+
+def scope_features(
+    feedbacks: Sequence[dict[str, Any]],
+    *,
+    llm: BaseChatModel | None,
+    embedder: Embedder,
+    dataset: DatasetConfig,
+    simulate: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features and labels of every held-out prompt of ``feedbacks``.
+
+    ``simulate``: the dataset's generated prompts are the first half of each set's own prompts
+    (a stand-in for a strong LLM), and only the second half is scored.
+    """
+    xs: list[np.ndarray] = []
+    ys: list[int] = []
+    owners: list[str] = []
+    for fb in feedbacks:
+        if simulate:
+            half = {g: len(fb[g]) // 2 for g in GROUPS}
+            data, _ = DatasetBuilder(None, DatasetConfig(generate=False)).build(fb["text"])
+            data["in_scope"]["train"] = fb["in_scope"][: half["in_scope"]]
+            data["near_scope"]["train"] = fb["near_scope"][: half["near_scope"]]
+            held = {g: fb[g][half[g] :] for g in GROUPS}
+        else:
+            data, _ = DatasetBuilder(llm, dataset).build(fb["text"])
+            held = {g: fb[g] for g in GROUPS}
+        model = scope_model_for(data, embedder)
+        for group in GROUPS:
+            for vec in embedder.embed(held[group]):
+                xs.append(model.features(vec))
+                ys.append(int(group == "in_scope"))
+                owners.append(fb["id"])
+    return np.array(xs), np.array(ys), owners
+
+
+def fit_scope(features: np.ndarray, labels: np.ndarray, owners: Sequence[str]) -> dict[str, Any]:
+    """The combiner fitted on all rows, and its leave-one-feedback-out accuracy."""
+    weights = fit_weights(features, labels)
+    correct = []
+    for held in sorted(set(owners)):
+        mask = np.array([o == held for o in owners])
+        w = np.asarray(fit_weights(features[~mask], labels[~mask]))
+        logits = features[mask] @ w[:-1] + w[-1]
+        correct += list((logits >= 0) == (labels[mask] == 1))
+    return {
+        "features": list(FEATURES),
+        "weights": list(weights),
+        "rows": len(labels),
+        "leave_one_feedback_out_accuracy": _rate(correct),
+    }
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Scope accuracy and over-generalization per method, as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = result["summary"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    acc = summary["scope_accuracy"]
+    groups = ["all", *GROUPS]
+    width = 0.8 / len(METHODS)
+    for k, method in enumerate(METHODS):
+        axes[0].bar(
+            [i + k * width for i in range(len(groups))],
+            [acc[method][g] or 0 for g in groups],
+            width,
+            label=method,
+        )
+    axes[0].set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
+    axes[0].set_xticklabels(groups)
+    axes[0].set_ylim(0, 1)
+    axes[0].set_title(f"scope decisions (embedder {result.get('embedder', '')})")
+    axes[0].legend(fontsize=8)
+    rates = summary.get("applied_rate") or {}
+    if rates:
+        methods = list(rates)
+        width = 0.8 / len(methods)
+        for k, method in enumerate(methods):
+            axes[1].bar(
+                [i + k * width for i in range(len(GROUPS))],
+                [rates[method][g]["rate"] or 0 for g in GROUPS],
+                width,
+                label=method,
+            )
+        axes[1].set_xticks([i + 0.4 - width / 2 for i in range(len(GROUPS))])
+        axes[1].set_xticklabels(GROUPS)
+        axes[1].set_ylim(0, 1)
+        axes[1].set_title(f"feedback applied ({result.get('answer_model', '')})", fontsize=9)
+        axes[1].legend(fontsize=8)
+    fig.suptitle(f"persona bench feedback; dataset LLM: {result.get('llm', '')}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,129 @@
+"""``persona bench feedback`` (registered by :mod:`persona.cli`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from persona.cli_common import err, errors, out
+
+
+def bench_feedback(
+    llm: str = typer.Option(
+        "local", help="The LLM that writes each feedback's dataset (and answers, by default)."
+    ),
+    answers: bool = typer.Option(
+        True, "--answers/--no-answers", help="Also generate answers and check behaviour."
+    ),
+    limit: int | None = typer.Option(None, help="Only the first N feedbacks."),
+    categories: int = typer.Option(4, help="Categories the LLM writes per feedback."),
+    per_category: int = typer.Option(5, help="In- and near-scope prompts per category."),
+    max_tokens: int = typer.Option(160, help="Answer budget in tokens."),
+    fit_scope: bool = typer.Option(
+        False,
+        "--fit-scope",
+        help="Refit the scope model's shared weights on the development set instead "
+        "(writes scope-weights.json; copy the weights into persona/learn/scope.py).",
+    ),
+    follow_adapter: bool = typer.Option(
+        True, "--follow-adapter/--no-follow-adapter", help="The local model's follow adapter."
+    ),
+    out_dir: Path = typer.Option(Path("benchmarks/feedback"), "--out", help="Output folder."),
+) -> None:
+    """C3PO on the shipped feedback set: scope-decision accuracy (in-context, similarity
+    rule, learned scope), in-scope adherence and near/out-of-scope over-generalization, and
+    the cost of learning a feedback."""
+    from rich.progress import Progress
+
+    from persona.agents.models import load_chat_model
+    from persona.bench.edits import batched, model_label
+    from persona.bench.feedback import fit_scope as fit
+    from persona.bench.feedback import plot, run_feedback_bench, scope_features
+    from persona.bench.feedback_checks import load_feedback_set
+    from persona.bench.machine import machine_info
+    from persona.learn.c3po_data import DatasetConfig
+    from persona.store.embed import embedder_id, load_embedder
+
+    command = "persona " + " ".join(sys.argv[1:])
+    with errors():
+        model = load_chat_model(llm, follow_adapter=follow_adapter)
+        emb = load_embedder("minilm")
+        cfg = DatasetConfig(categories=categories, per_category=per_category)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if fit_scope:
+            dev = load_feedback_set("dev")[:limit]
+            parts = [
+                scope_features(dev, llm=model, embedder=emb, dataset=cfg),
+                scope_features(dev, llm=None, embedder=emb, dataset=cfg, simulate=True),
+            ]
+            import numpy as np
+
+            x = np.vstack([p[0] for p in parts])
+            y = np.concatenate([p[1] for p in parts])
+            owners = [o for p in parts for o in p[2]]
+            record = {
+                "benchmark": "feedback/fit-scope",
+                "split": "dev",
+                "llm": model_label(model),
+                "embedder": embedder_id(emb),
+                "regimes": ["dataset by the LLM", "generated prompts simulated by half the set"],
+                **fit(x, y, owners),
+                "machine": machine_info(),
+                "command": command,
+            }
+            (out_dir / "scope-weights.json").write_text(json.dumps(record, indent=2) + "\n")
+            out.print(json.dumps({k: record[k] for k in ("weights", "rows")}), markup=False)
+            out.print(
+                f"leave-one-feedback-out accuracy {record['leave_one_feedback_out_accuracy']}"
+            )
+            return
+        feedbacks = load_feedback_set("test")[:limit]
+        with Progress(console=err) as progress:
+            bar = progress.add_task("feedbacks", total=len(feedbacks))
+            result = run_feedback_bench(
+                feedbacks,
+                llm=model,
+                embedder=emb,
+                answer_model=batched(model, 8) if answers else None,
+                dataset=cfg,
+                max_tokens=max_tokens,
+                tick=lambda n: progress.advance(bar, n),
+            )
+        label = model_label(model)
+        result = {
+            "benchmark": "feedback",
+            "llm": label,
+            "answer_model": label if answers else None,
+            "judge": "programmatic checkers (quantitative feedbacks only; no LLM judge)",
+            "embedder": embedder_id(emb),
+            "dataset": {"categories": categories, "per_category": per_category},
+            **result,
+            "machine": machine_info(),
+            "command": command,
+        }
+        (out_dir / "feedback.json").write_text(json.dumps(result, indent=2) + "\n")
+        plot(result, str(out_dir / "feedback.png"))
+    s = result["summary"]
+    table = Table(title=f"feedback: {label}", title_justify="left")
+    for col in ("method", "scope acc.", "in", "near", "out"):
+        table.add_column(col)
+    for method, acc in s["scope_accuracy"].items():
+        table.add_row(
+            method,
+            str(acc["all"]),
+            str(acc["in_scope"]),
+            str(acc["near_scope"]),
+            str(acc["out_of_scope"]),
+        )
+    out.print(table)
+    for method, rates in s.get("applied_rate", {}).items():
+        out.print(
+            f"{method}: applied in scope {rates['in_scope']['rate']} (n={rates['in_scope']['n']}),"
+            f" near+out {rates['near_and_out']['rate']} (n={rates['near_and_out']['n']})",
+            markup=False,
+        )
+    out.print(f"wrote {out_dir / 'feedback.json'}", markup=False)

@@ -1,0 +1,259 @@
+"""C3PO (RLVF, Stephan et al. 2024): apply verbal feedback where it belongs and nowhere else.
+
+"Don't use emojis when drafting emails to my boss" must change emails to the boss, and leave
+alone a text to a friend (near scope) or a Python question (out of scope).
+
+* **Learn** (:meth:`C3PO.learn`): the layer's LLM writes the feedback's synthetic dataset
+  (scope phrase, categories, in-scope and near-scope prompts; out-of-scope prompts from the
+  shipped pool; see :mod:`persona.learn.c3po_data`). The user's own examples widen
+  (``in_scope``) or narrow (``out_of_scope``) it. A scope model is fitted on it
+  (:mod:`persona.learn.scope`), and the dataset, the scope model and one preference (the
+  feedback, with its scope) are stored together in one transaction.
+* **Apply** (:meth:`C3PO.contribute`): for each of the user's feedback preferences, the scope
+  model decides from the request's embedding whether it applies; no LLM at request time. The
+  applied ones carry the probability and the decision in their ``why``; the withheld ones are
+  reported too, so the app can show why a feedback did *not* apply.
+* **Adapter level**: the same dataset trains a LoRA with C3PO's objective
+  (:mod:`persona.adapters.c3po`).
+
+Scope models are cached per feedback id and scope revision (both never reused), read fresh
+from SQL on every request, so an edit made by another process is seen on the next call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from persona.learn.base import Contribution, Request, Writing
+from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig, describe_scope
+from persona.learn.scope import THRESHOLD, ScopeModel
+from persona.store.base import Store
+from persona.store.embed import Embedder, embedder_id
+from persona.types import AppliedPreference, Preference, Why
+
+_FEEDBACK_REF = re.compile(r"^feedback:(\d+)$")
+
+
+@dataclass(frozen=True)
+class C3POConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    threshold: float = THRESHOLD
+    cache_size: int = 1024  # scope models kept in memory (across users)
+
+
+def scope_model_for(dataset: dict[str, Any], embedder: Embedder) -> ScopeModel:
+    """Fit the scope model of a feedback's dataset."""
+    return ScopeModel.fit(
+        embedder,
+        embedder_id(embedder),
+        anchors=[dataset["feedback"], *dataset.get("scope", [])],
+        positives=[*dataset["in_scope"]["train"], *dataset.get("user_in_scope", [])],
+        negatives=[*dataset["near_scope"]["train"], *dataset.get("user_out_of_scope", [])],
+        pool=dataset["out_of_scope"]["train"],
+    )
+
+
+def _feedback_id(pref: Preference) -> int | None:
+    for ref in pref.provenance:
+        m = _FEEDBACK_REF.match(ref)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+class C3PO:
+    """Learns scoped feedback and applies it only in scope."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        llm: Callable[[], BaseChatModel] | None,
+        config: C3POConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.llm = llm
+        self.config = config or C3POConfig()
+        self.last_cost: Cost | None = None  # of the latest learn() (the benchmark reads it)
+        self._cache: OrderedDict[tuple[int, int], ScopeModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- learning ---------------------------------------------------------------------------
+    def build(
+        self, feedback: str, in_scope: Sequence[str], out_of_scope: Sequence[str]
+    ) -> tuple[dict[str, Any], ScopeModel, Cost]:
+        """The dataset and scope model of one feedback (LLM calls; nothing is written)."""
+        cfg = self.config.dataset
+        llm = self.llm() if (self.llm is not None and cfg.generate) else None
+        dataset, cost = DatasetBuilder(llm, cfg).build(feedback, in_scope, out_of_scope)
+        return dataset, scope_model_for(dataset, self.embedder), cost
+
+    def learn(
+        self,
+        writing: Writing,
+        user_id: str,
+        feedback: str,
+        in_scope: Sequence[str],
+        out_of_scope: Sequence[str],
+    ) -> Preference:
+        """Build the dataset (outside any transaction), then store everything in one."""
+        t0 = time.perf_counter()
+        dataset, model, cost = self.build(feedback, in_scope, out_of_scope)
+        vec = self.embedder.embed([feedback])[0]
+        cost.seconds = round(time.perf_counter() - t0, 3)
+        dataset["cost"]["seconds"] = cost.seconds
+        self.last_cost = cost
+        with writing(user_id) as write:
+            event = write.store.add_feedback(
+                user_id,
+                feedback,
+                in_scope,
+                out_of_scope,
+                dataset=dataset,
+                scope_model=model.to_json(),
+            )
+            return write.add_preference(
+                feedback,
+                "feedback",
+                context=feedback,
+                embedding=vec,
+                scope=describe_scope(dataset),
+                provenance=(f"feedback:{event.id}",),
+            )
+
+    def edit_scope(
+        self,
+        writing: Writing,
+        user_id: str,
+        pref: Preference,
+        *,
+        scope: str | None,
+        add_in_scope: Sequence[str],
+        add_out_of_scope: Sequence[str],
+    ) -> Preference:
+        """Widen or narrow a feedback's scope: rename it, or add examples on either side.
+
+        No LLM call: the scope model is refitted on the changed dataset.
+        """
+        fid = _feedback_id(pref)
+        if fid is None:
+            from persona.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"preference {pref.id} was not learned from feedback, so it has no scope to "
+                "edit; give it a context with update_preference instead."
+            )
+        fb = self.store.get_feedback(user_id, fid)
+        dataset = fb.dataset or self._fallback(fb.text, fb.in_scope, fb.out_of_scope)
+        ins = list(dict.fromkeys([*fb.in_scope, *add_in_scope]))
+        outs = list(dict.fromkeys([*fb.out_of_scope, *add_out_of_scope]))
+        # An example moved to the other side leaves the side it was on.
+        ins = [t for t in ins if t not in set(add_out_of_scope)]
+        outs = [t for t in outs if t not in set(add_in_scope)]
+        dataset = {**dataset, "user_in_scope": ins, "user_out_of_scope": outs}
+        if scope is not None:
+            dataset["scope"] = [scope]
+        model = scope_model_for(dataset, self.embedder)
+        with writing(user_id) as write:
+            write.store.update_feedback(
+                user_id,
+                fid,
+                in_scope=ins,
+                out_of_scope=outs,
+                dataset=dataset,
+                scope_model=model.to_json(),
+            )
+            return write.store.update_preference(user_id, pref.id, scope=describe_scope(dataset))
+
+    def _fallback(
+        self, feedback: str, in_scope: Sequence[str], out_of_scope: Sequence[str]
+    ) -> dict[str, Any]:
+        """The dataset of feedback stored before C3PO (or imported without one): no LLM."""
+        cfg = DatasetConfig(**{**self.config.dataset.__dict__, "generate": False})
+        return DatasetBuilder(None, cfg).build(feedback, in_scope, out_of_scope)[0]
+
+    # -- applying ---------------------------------------------------------------------------
+    def _model(self, user_id: str, fid: int, rev: int) -> ScopeModel | None:
+        key = (fid, rev)
+        with self._lock:
+            model = self._cache.get(key)
+            if model is not None:
+                self._cache.move_to_end(key)
+                return model
+        from persona.errors import NotFoundError
+
+        try:
+            stored_rev, data = self.store.scope_model(user_id, fid)
+        except NotFoundError:  # deleted since the revisions were read
+            return None
+        if data is not None and data.get("embedder") == embedder_id(self.embedder):
+            model = ScopeModel.from_json(data)
+        else:  # stored before C3PO, or under another embedder: refit in memory
+            fb = self.store.get_feedback(user_id, fid)
+            dataset = fb.dataset or self._fallback(fb.text, fb.in_scope, fb.out_of_scope)
+            model = scope_model_for(dataset, self.embedder)
+        model.threshold = self.config.threshold
+        with self._lock:
+            self._cache[(fid, stored_rev)] = model
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+        return model
+
+    def _orphan(self, pref: Preference) -> ScopeModel:
+        key = (-pref.id, int(pref.updated_at * 1e6))
+        with self._lock:
+            model = self._cache.get(key)
+        if model is None:
+            model = scope_model_for(self._fallback(pref.text, (), ()), self.embedder)
+            model.threshold = self.config.threshold
+            with self._lock:
+                self._cache[key] = model
+        return model
+
+    def contribute(self, request: Request) -> Contribution:
+        t0 = time.perf_counter()
+        prefs = [
+            p
+            for p in self.store.list_preferences(
+                request.user_id, enabled_only=True, source="feedback"
+            )
+            if not p.flagged
+        ]
+        revisions = self.store.scope_revisions(request.user_id) if prefs else {}
+        applied: list[AppliedPreference] = []
+        withheld: list[AppliedPreference] = []
+        for pref in prefs:
+            fid = _feedback_id(pref)
+            if fid is not None and fid in revisions:
+                model = self._model(request.user_id, fid, revisions[fid])
+            else:  # its feedback event is gone (e.g. imported without it): its own text
+                model = self._orphan(pref)
+            if model is None:
+                continue
+            decision = model.decide(request.embedding)
+            item = AppliedPreference(
+                pref.id,
+                pref.text,
+                decision.probability,
+                Why(None, f"C3PO scope: {decision.reason}", pref.provenance),
+            )
+            (applied if decision.applies else withheld).append(item)
+        applied.sort(key=lambda p: -p.score)
+        return Contribution(
+            preferences=tuple(applied),
+            withheld=tuple(withheld),
+            timings={"scope_ms": (time.perf_counter() - t0) * 1e3},
+        )
+
+    def forget(self, user_id: str) -> None:
+        """Cached scope models are keyed by feedback id and revision, which are never reused,
+        so a deleted user's entries can never be served again; they age out of the LRU."""
