@@ -92,9 +92,13 @@ def run_feedback_bench(
     answer_model: BaseChatModel | None = None,
     dataset: DatasetConfig | None = None,
     max_tokens: int = 160,
+    adapters: int = 0,
+    adapter_steps: int = 8,
+    work: Path | None = None,
     tick: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Scope decisions (and behaviour, given ``answer_model``) for each feedback."""
+    """Scope decisions (and behaviour, given ``answer_model``) for each feedback; with
+    ``adapters`` > 0, the first that many quantitative feedbacks also get a C3PO adapter."""
     cfg = dataset or DatasetConfig()
     rows: list[dict[str, Any]] = []
     for fb in feedbacks:
@@ -122,9 +126,15 @@ def run_feedback_bench(
             ]
             sim = [bool(float(v @ fvec) >= SIMILARITY_RULE) for v in vecs]
             row["decisions"][group] = {"c3po_scope": c3po, "similarity_rule": sim}
+        stored = layer.store.list_feedback("bench")[0].dataset
         layer.close()
         if answer_model is not None and fb.get("checker"):
             row["behaviour"] = _behaviour(fb, row["decisions"], answer_model, max_tokens)
+            if adapters > sum("adapter" in r for r in rows) and stored is not None:
+                folder = (work or Path(tempfile.mkdtemp())) / "adapters" / fb["id"]
+                row["adapter"] = adapter_behaviour(
+                    fb, stored, folder, steps=adapter_steps, max_tokens=max_tokens
+                )
         rows.append(row)
         if tick:
             tick(1)
@@ -160,6 +170,49 @@ def _behaviour(
                 for a, p, c in zip(scoped, plain, counted, strict=True)
             ],
             "sample": {"prompt": texts[0], "plain": plain[0], "in_context": told[0]},
+        }
+    return out
+
+
+def adapter_behaviour(
+    fb: dict[str, Any],
+    dataset: dict[str, Any],
+    work: Path,
+    *,
+    steps: int,
+    max_tokens: int,
+) -> dict[str, Any]:
+    """Train the feedback's C3PO adapter on its dataset, then answer the held-out prompts with
+    no feedback in the prompt; the plain answers are the same model with the adapter off."""
+    from peft import PeftModel
+
+    from persona.adapters.c3po import C3POConfig, load_model, train_c3po
+    from persona.follow.generate import generate
+
+    cfg = C3POConfig(max_steps=steps, answer_tokens=max_tokens)
+    record = train_c3po(dataset, work, cfg)
+    base, tokenizer = load_model(None)
+    model = PeftModel.from_pretrained(base, str(work)).eval()
+    out: dict[str, Any] = {
+        "train": {
+            k: record[k]
+            for k in ("steps", "rows", "seconds", "seconds_per_step", "heldout_implicit_accuracy")
+        }
+    }
+    out["train"]["final_losses"] = record["losses"][-1] if record["losses"] else None
+    for group in GROUPS:
+        texts = fb[group]
+        tuned = generate(model, tokenizer, texts, max_new_tokens=max_tokens)
+        with model.disable_adapter():
+            plain = generate(model, tokenizer, texts, max_new_tokens=max_tokens)
+        counted = [adheres(fb, p, p) is False for p in plain]
+        out[group] = {
+            "counted": sum(counted),
+            "adapter": [
+                adheres(fb, a, p) if c else None
+                for a, p, c in zip(tuned, plain, counted, strict=True)
+            ],
+            "sample": {"prompt": texts[0], "plain": plain[0], "adapter": tuned[0]},
         }
     return out
 
@@ -206,6 +259,20 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             summary["in_scope_adherence_change"] = round(
                 sc["in_scope"]["rate"] - ic["in_scope"]["rate"], 3
             )
+    tuned = [r for r in rows if "adapter" in r]
+    if tuned:  # the adapter beside the prompt-level methods, on the same feedbacks
+        subset: dict[str, Any] = {"feedbacks": [r["id"] for r in tuned]}
+        for method, source in (
+            ("in_context", "behaviour"),
+            ("c3po_scope", "behaviour"),
+            ("adapter", "adapter"),
+        ):
+            rates = {}
+            for group in GROUPS:
+                flags = [bool(v) for r in tuned for v in r[source][group][method] if v is not None]
+                rates[group] = {"rate": _rate(flags), "n": len(flags)}
+            subset[method] = rates
+        summary["adapter_subset"] = subset
     for key in ("llm_calls", "tokens_in", "tokens_out", "seconds", "failed_steps"):
         values = [r["cost"][key] for r in rows]
         summary["cost"][key] = round(statistics.mean(values), 2) if values else None

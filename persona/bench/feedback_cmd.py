@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from persona.cli_common import err, errors, out
+from persona.config import default_home
 
 
 def bench_feedback(
@@ -29,6 +30,10 @@ def bench_feedback(
         help="Refit the scope model's shared weights on the development set instead "
         "(writes scope-weights.json; copy the weights into persona/learn/scope.py).",
     ),
+    adapters: int = typer.Option(
+        0, help="Train a C3PO adapter for the first N quantitative feedbacks and measure it."
+    ),
+    adapter_steps: int = typer.Option(8, help="Optimizer steps per C3PO adapter."),
     follow_adapter: bool = typer.Option(
         True, "--follow-adapter/--no-follow-adapter", help="The local model's follow adapter."
     ),
@@ -91,6 +96,9 @@ def bench_feedback(
                 answer_model=batched(model, 8) if answers else None,
                 dataset=cfg,
                 max_tokens=max_tokens,
+                adapters=adapters,
+                adapter_steps=adapter_steps,
+                work=default_home() / "bench" / "feedback",
                 tick=lambda n: progress.advance(bar, n),
             )
         label = model_label(model)
@@ -126,4 +134,14 @@ def bench_feedback(
             f" near+out {rates['near_and_out']['rate']} (n={rates['near_and_out']['n']})",
             markup=False,
         )
+    subset = s.get("adapter_subset")
+    if subset:
+        for method in ("in_context", "c3po_scope", "adapter"):
+            r = subset[method]
+            out.print(
+                f"[{len(subset['feedbacks'])} adapter feedbacks] {method}: in "
+                f"{r['in_scope']['rate']}, near {r['near_scope']['rate']}, "
+                f"out {r['out_of_scope']['rate']}",
+                markup=False,
+            )
     out.print(f"wrote {out_dir / 'feedback.json'}", markup=False)

@@ -138,6 +138,26 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+_STOP = frozenset(
+    "a an the to of in on for and or my your our me i you it is are be when whenever if with "
+    "that this these those at by from as do don t dont not no always never please".split()
+)
+#: Example phrases the prompts show: an answer that copies one learned nothing.
+PROMPT_EXAMPLES = frozenset({"birthday cards for my family", "unit tests in java"})
+
+
+def _stems(text: str) -> set[str]:
+    words = [w for w in _norm(text).split() if w not in _STOP]
+    return {re.sub(r"(ing|es|s|ed|e)$", "", w) or w for w in words}
+
+
+def restates(item: str, feedback: str, *, share: float = 0.5) -> bool:
+    """True when most of ``item``'s content words are the feedback's: a restatement of the
+    feedback, not a request it could apply to."""
+    mine = _stems(item)
+    return bool(mine) and len(mine & _stems(feedback)) / len(mine) > share
+
+
 def _seed(*parts: str) -> int:
     return int(hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12], 16)
 
@@ -150,6 +170,7 @@ def parse_lines(
     max_words: int = 60,
     seen: set[str] | None = None,
     rejected: dict[str, int] | None = None,
+    restate: bool = True,
 ) -> list[str]:
     """The usable items of a list the LLM wrote, one per line; what is dropped is counted."""
     seen = set() if seen is None else seen
@@ -174,6 +195,10 @@ def parse_lines(
             drop("too long")
         elif not key or key == fb or (len(key) > 20 and (key in fb or fb in key)):
             drop("echoes the feedback")
+        elif restate and restates(text, feedback):
+            drop("restates the feedback")
+        elif key in PROMPT_EXAMPLES:
+            drop("copies the prompt's example")
         elif "<|" in text or "|>" in text or looks_like_injection(text):
             drop("template or injection text")
         elif key in seen:
@@ -218,7 +243,7 @@ class DatasetBuilder:
         feedback: str,
         seen: set[str],
         need: int | None = None,
-        **kw: int,
+        **kw: Any,
     ) -> list[str]:
         try:
             raw = self._ask(prompt, cost)
@@ -253,6 +278,7 @@ class DatasetBuilder:
                 feedback,
                 set(),
                 need=1,
+                restate=False,
                 min_words=1,
                 max_words=12,
             )
@@ -264,6 +290,7 @@ class DatasetBuilder:
                 feedback,
                 set(),
                 need=1,
+                restate=False,
                 min_words=1,
                 max_words=15,
             )[: cfg.categories]

@@ -69,8 +69,8 @@ C3PO_SCOPE = """\
 A user gave this feedback to their AI assistant:
 "{feedback}"
 
-In a short phrase, name the kind of requests this feedback is about (for example: "emails to \
-my boss" or "Python code"). Answer with the phrase only."""
+In a short phrase, name the kind of requests this feedback is about (for example: "birthday \
+cards for my family" or "unit tests in Java"). Answer with the phrase only."""
 
 C3PO_CATEGORIES = """\
 A user gave this feedback to their AI assistant:

@@ -1,0 +1,109 @@
+"""``persona bench feedback`` on a small slice: real scope models (MiniLM), fake LLMs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from persona.bench.feedback_checks import load_feedback_set
+from typer.testing import CliRunner
+
+from persona.bench.feedback import (
+    GROUPS,
+    METHODS,
+    fit_scope,
+    run_feedback_bench,
+    scope_features,
+    summarize,
+)
+from persona.learn.c3po_data import DatasetConfig
+from persona.learn.scope import FEATURES
+from persona.store.embed import MiniLMEmbedder
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+def test_slice_without_an_llm_reports_every_method(minilm: MiniLMEmbedder) -> None:
+    feedbacks = [f for f in load_feedback_set("test") if f["checker"]][:2]
+    answers = FakeListChatModel(responses=["Sure! Here it is 🎉", "Done.", "A plain answer."])
+    result = run_feedback_bench(feedbacks, llm=None, embedder=minilm, answer_model=answers)
+    summary = result["summary"]
+    assert set(summary["scope_accuracy"]) == set(METHODS)
+    always = summary["scope_accuracy"]["in_context"]
+    assert always["in_scope"] == 1.0 and always["near_scope"] == always["out_of_scope"] == 0.0
+    for row in result["feedbacks"]:
+        assert row["cost"]["llm_calls"] == 0
+        for group in GROUPS:
+            assert len(row["decisions"][group]["c3po_scope"]) == len(feedbacks[0][group])
+        assert set(row["behaviour"]) == set(GROUPS)
+    assert set(summary["applied_rate"]) == {"in_context", "c3po_scope"}
+
+
+def test_summary_arithmetic() -> None:
+    row = {
+        "cost": {
+            "llm_calls": 2,
+            "tokens_in": 10,
+            "tokens_out": 5,
+            "seconds": 1.0,
+            "failed_steps": 0,
+        },
+        "decisions": {
+            "in_scope": {"c3po_scope": [True, False], "similarity_rule": [True, True]},
+            "near_scope": {"c3po_scope": [False, False], "similarity_rule": [True, False]},
+            "out_of_scope": {"c3po_scope": [False, True], "similarity_rule": [False, False]},
+        },
+        "behaviour": {
+            "in_scope": {"in_context": [True, True], "c3po_scope": [True, None]},
+            "near_scope": {"in_context": [True, False], "c3po_scope": [False, False]},
+            "out_of_scope": {"in_context": [True, True], "c3po_scope": [False, True]},
+        },
+    }
+    s = summarize([row])
+    assert s["scope_accuracy"]["c3po_scope"]["all"] == round(4 / 6, 3)
+    assert s["scope_accuracy"]["similarity_rule"]["near_scope"] == 0.5
+    assert s["scope_accuracy"]["in_context"]["all"] == round(2 / 6, 3)
+    assert s["applied_rate"]["in_context"]["near_and_out"] == {"rate": 0.75, "n": 4}
+    assert s["applied_rate"]["c3po_scope"]["near_and_out"] == {"rate": 0.25, "n": 4}
+    assert s["over_generalization_cut"] == round(1 - 0.25 / 0.75, 3)
+    assert s["in_scope_adherence_change"] == 0.0
+
+
+def test_fit_scope_on_the_dev_set(minilm: MiniLMEmbedder) -> None:
+    dev = load_feedback_set("dev")[:3]
+    x, y, owners = scope_features(
+        dev, llm=None, embedder=minilm, dataset=DatasetConfig(), simulate=True
+    )
+    assert x.shape == (len(y), len(FEATURES)) and set(y) == {0, 1}
+    fitted = fit_scope(x, y, owners)
+    assert len(fitted["weights"]) == len(FEATURES) + 1
+    assert 0.5 < fitted["leave_one_feedback_out_accuracy"] <= 1.0
+
+
+def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
+    from persona.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "feedback",
+            "--llm",
+            "fake",
+            "--no-answers",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "feedback.json").read_text())
+    assert data["embedder"].startswith("all-MiniLM") or "MiniLM" in data["embedder"]
+    assert data["command"].startswith("persona ") and data["machine"]["cores"]
+    assert (tmp_path / "feedback.png").stat().st_size > 1000
