@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
-from persona.bench.feedback_checks import load_feedback_set
 from typer.testing import CliRunner
 
 from persona.bench.feedback import (
@@ -18,6 +17,7 @@ from persona.bench.feedback import (
     scope_features,
     summarize,
 )
+from persona.bench.feedback_checks import load_feedback_set
 from persona.learn.c3po_data import DatasetConfig
 from persona.learn.scope import FEATURES
 from persona.store.embed import MiniLMEmbedder

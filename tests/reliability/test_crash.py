@@ -66,9 +66,7 @@ def test_sigkilled_writers_lose_no_acknowledged_write(tmp_path: Path, reliabilit
         integrity = layer.store.integrity_check()  # type: ignore[attr-defined]
         present = {(u, p.text) for u in layer.users() for p in layer.preferences(u)}
         lost = sum(1 for key, alive in expected.items() if alive is True and key not in present)
-        resurrected = sum(
-            1 for key, alive in expected.items() if alive is False and key in present
-        )
+        resurrected = sum(1 for key, alive in expected.items() if alive is False and key in present)
         mismatches = sum(
             layer.index.ids(u).tolist() != layer.store.vector_ids(u)[1].tolist()
             for u in layer.users()
