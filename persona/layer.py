@@ -9,16 +9,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from persona.config import (
     MAX_PREFERENCE_CHARS,
-    check_count,
-    check_follow_adapter,
     check_optional_text,
     check_pref_id,
     check_prompts,
-    check_similarity,
     check_text,
     check_user_id,
     default_home,
@@ -28,9 +25,11 @@ from persona.errors import InvalidInputError, UnknownUserError
 from persona.learn.base import Hit, Learner, Request, Write, merge
 from persona.learn.c3po import C3PO, C3POConfig
 from persona.learn.c3po_data import DatasetConfig
-from persona.learn.cipher import AGGREGATE_MODES, Aggregate, CipherConfig, CipherLearner
+from persona.learn.cipher import Aggregate, CipherConfig, CipherLearner
+from persona.learn.fspo import FSPO, FSPOConfig, ScorerName
 from persona.learn.guard import looks_like_injection
 from persona.learn.stated import Stated, StatedConfig
+from persona.options import LayerOptions
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id, load_embedder
 from persona.store.index import VectorIndex
@@ -42,22 +41,6 @@ if TYPE_CHECKING:
     from persona.agents.runnable import Placement, PreferenceRunnable
 
 log = logging.getLogger(__name__)
-
-#: Keyword options of :meth:`PreferenceLayer.open` besides path, llm and embedder.
-_OPTIONS = frozenset(
-    {
-        "top_k",
-        "min_similarity",
-        "cipher_k",
-        "cipher_min_similarity",
-        "index_capacity",
-        "cipher_aggregate",
-        "synchronous",
-        "follow_adapter",
-        "c3po_categories",
-        "c3po_prompts",
-    }
-)
 
 
 class PreferenceLayer:
@@ -73,29 +56,10 @@ class PreferenceLayer:
         embedder: Embedder,
         llm: BaseChatModel | str | None = None,
         home: Path | None = None,
-        top_k: int = 5,
-        min_similarity: float = 0.25,
-        cipher_k: int = 5,
-        cipher_min_similarity: float = 0.0,
-        cipher_aggregate: Aggregate = "list",
-        index_capacity: int = 256,
-        follow_adapter: bool | str = True,
-        c3po_categories: int = 4,
-        c3po_prompts: int = 5,
+        **options: Any,
     ) -> None:
-        check_count("c3po_categories", c3po_categories, minimum=0)
-        for name, count in (
-            ("c3po_prompts", c3po_prompts),
-            ("top_k", top_k),
-            ("cipher_k", cipher_k),
-            ("index_capacity", index_capacity),
-        ):
-            check_count(name, count)
-        for name, sim in (
-            ("min_similarity", min_similarity),
-            ("cipher_min_similarity", cipher_min_similarity),
-        ):
-            check_similarity(name, sim)
+        """``options``: see :class:`~persona.options.LayerOptions` (each with why it exists)."""
+        opts = self.options = LayerOptions.of(options)
         if llm is not None and not isinstance(llm, str):
             from langchain_core.language_models import BaseChatModel
 
@@ -108,43 +72,42 @@ class PreferenceLayer:
             from persona.agents.models import check_spec
 
             check_spec(llm)
-        if cipher_aggregate not in AGGREGATE_MODES:
-            raise InvalidInputError(
-                f"cipher_aggregate={cipher_aggregate!r:.40} is unknown; use one of "
-                f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
-            )
-        check_follow_adapter(follow_adapter)
-        self.follow_adapter = follow_adapter
+        self.follow_adapter = opts.follow_adapter
         self.store = store
         self.embedder = embedder
         self.home = home
         self._llm_spec: BaseChatModel | str = llm if llm is not None else "local"
         self._llm: BaseChatModel | None = None
         self._lock = threading.RLock()
-        self.index = VectorIndex(store, home / "index" if home else None, capacity=index_capacity)
+        self.index = VectorIndex(
+            store, home / "index" if home else None, capacity=opts.index_capacity
+        )
         # Rows fetched per request for every learner to choose from (nearest first).
-        self._search_k = 4 * (top_k + cipher_k)
-        self.stated = Stated(store, StatedConfig(top_k=top_k, min_similarity=min_similarity))
+        self._search_k = 4 * (opts.top_k + opts.cipher_k)
+        self.stated = Stated(store, StatedConfig(opts.top_k, opts.min_similarity))
         self.cipher = CipherLearner(
             lambda: self.llm,
             self._nearest,
             CipherConfig(
-                k=cipher_k, min_similarity=cipher_min_similarity, aggregate=cipher_aggregate
+                k=opts.cipher_k,
+                min_similarity=opts.cipher_min_similarity,
+                aggregate=cast(Aggregate, opts.cipher_aggregate),
             ),
         )
-        self.c3po = C3PO(
+        categories = opts.c3po_categories
+        dataset = DatasetConfig(categories, opts.c3po_prompts, generate=categories > 0)
+        self.c3po = C3PO(store, embedder, lambda: self.llm, C3POConfig(dataset))
+        self.fspo = FSPO(
             store,
             embedder,
             lambda: self.llm,
-            C3POConfig(
-                DatasetConfig(
-                    categories=c3po_categories,
-                    per_category=c3po_prompts,
-                    generate=c3po_categories > 0,
-                )
+            FSPOConfig(
+                shots=opts.fspo_shots,
+                describe=opts.fspo_describe,
+                scorer=cast(ScorerName, opts.scorer),
             ),
         )
-        self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher)
+        self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher, self.fspo)
         self._check_embedder()
 
     # -- construction ----------------------------------------------------------------
@@ -166,12 +129,7 @@ class PreferenceLayer:
         """
         from persona.store.sqlite import SQLiteStore
 
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise InvalidInputError(
-                f"unknown option(s) {sorted(unknown)}; PreferenceLayer.open takes "
-                f"{sorted(_OPTIONS)}."
-            )
+        LayerOptions.of({k: v for k, v in options.items() if k != "synchronous"})
         if path is not None and not isinstance(path, str | Path):
             raise InvalidInputError(
                 f"path must be a directory or a .db file path, got {type(path).__name__} "
@@ -410,10 +368,11 @@ class PreferenceLayer:
         )
 
     def learn_from_labels(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
-        """A labeled pair: ``chosen`` is preferred to ``rejected`` for ``prompt``.
+        """FSPO: for ``prompt`` this user prefers ``chosen`` to ``rejected``.
 
-        Today: the pair is stored for this user (export, inspection, later training). FSPO's
-        few-shot conditioning and personalized reward build on these rows next.
+        The pair is stored with its prompt's embedding; requests near it get it (with the
+        nearest others) as a few-shot example, and :meth:`score` learns from it. With
+        ``fspo_describe=True`` the LLM also refreshes the user description.
         """
         check_user_id(user_id)
         prompt = check_text(prompt, "prompt")
@@ -423,7 +382,23 @@ class PreferenceLayer:
             raise InvalidInputError(
                 "chosen and rejected are the same text; label two different answers."
             )
-        return self.store.add_label(user_id, prompt, chosen, rejected)
+        return self.fspo.learn(self._writing, user_id, prompt, chosen, rejected)
+
+    def labels(self, user_id: str) -> list[Label]:
+        """The user's labeled pairs, oldest first."""
+        return self.store.list_labels(self._known(user_id))
+
+    def delete_label(self, user_id: str, label_id: int) -> None:
+        """Delete one labeled pair (and refresh the user description, if there is one)."""
+        self.fspo.delete(self._writing, self._known(user_id), check_pref_id(label_id, "label_id"))
+
+    def score(self, user_id: str, prompt: str, responses: Sequence[str]) -> list[float]:
+        """FSPO's personalized reward: one score per response, higher = this user is
+        predicted to prefer it. Learned from the user's labeled pairs (``scorer`` option)."""
+        self._known(user_id)
+        prompt = check_text(prompt, "prompt")
+        texts = check_prompts(responses, "responses")
+        return self.fspo.score(user_id, prompt, texts)
 
     # -- conditioning ----------------------------------------------------------------
     def condition(self, user_id: str, context: str) -> Conditioning:
@@ -444,11 +419,16 @@ class PreferenceLayer:
         return merge(parts, timings, self.store.get_adapter(user_id))
 
     def as_runnable(
-        self, chat_model: BaseChatModel | str | None = None, *, placement: Placement = "auto"
+        self,
+        chat_model: BaseChatModel | str | None = None,
+        *,
+        placement: Placement = "auto",
+        best_of: int = 1,
     ) -> PreferenceRunnable:
         """A Runnable that conditions ``chat_model`` (default: the layer's LLM) per user.
 
-        Call it with ``config={"configurable": {"user_id": ...}}``.
+        Call it with ``config={"configurable": {"user_id": ...}}``. ``best_of=n``: sample n
+        answers and return the one the user's reward (:meth:`score`) prefers.
         """
         from persona.agents.models import load_chat_model
         from persona.agents.runnable import PreferenceRunnable
@@ -458,7 +438,15 @@ class PreferenceLayer:
             if chat_model is None
             else load_chat_model(chat_model, home=self.home, follow_adapter=self.follow_adapter)
         )
-        return PreferenceRunnable(self.condition, model, placement)
+        return PreferenceRunnable(
+            self.condition, model, placement, best_of=best_of, reward=self._reward
+        )
+
+    def _reward(self, user_id: str, prompt: str, responses: list[str]) -> list[float]:
+        """:meth:`score`, neutral for a user with no data yet (nothing to prefer by)."""
+        if not self.store.has_user(user_id):
+            return [0.0] * len(responses)
+        return self.score(user_id, prompt, responses)
 
     # -- users ----------------------------------------------------------------
     def users(self) -> list[str]:

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -406,6 +406,32 @@ class LocalChatModel(BaseChatModel):
             response_metadata={"model_name": self.model_name},
         )
         return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def loglikelihood(self, prompt: str, answers: Sequence[str]) -> list[float]:
+        """``log p(answer | prompt)`` of each answer as this model's reply to one user turn
+        (summed over the answer's tokens): what FSPO's LLM judge compares."""
+        import torch
+
+        model, tokenizer = self.load()
+        chat = [{"role": "user", "content": prompt}]
+        head = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        n_head = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+        limit = int(getattr(model.config, "max_position_embeddings", 8192))
+        scores = []
+        for answer in answers:
+            ids = tokenizer(head + answer, add_special_tokens=False, return_tensors="pt")
+            input_ids = ids["input_ids"][:, :limit].to(model.device)
+            if input_ids.shape[1] <= n_head:
+                raise InvalidInputError(
+                    f"the prompt is {n_head} tokens, at or beyond the local model's {limit}-token "
+                    "context; shorten it (fewer or shorter labeled pairs)."
+                )
+            with torch.no_grad():
+                logits = model(input_ids=input_ids).logits[0, n_head - 1 : -1].float()
+            target = input_ids[0, n_head:]
+            logp = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])
+            scores.append(float(logp.sum()))
+        return scores
 
     def _batcher(self, model: Any, tokenizer: Any) -> Batcher:
         key = (id(model), self.batch_size, self.batch_wait_ms)

@@ -25,6 +25,8 @@ from persona.types import Conditioning
 
 Placement = Literal["auto", "system", "user"]
 Conditioner = Callable[[str, str], Conditioning]
+#: ``score(user_id, prompt, responses)``: the user's personalized reward (``layer.score``).
+Reward = Callable[[str, str, list[str]], list[float]]
 
 
 def to_messages(value: LanguageModelInput) -> list[BaseMessage]:
@@ -74,9 +76,15 @@ def apply_conditioning(
         return out
     for i in range(len(out) - 1, -1, -1):
         if isinstance(out[i], HumanMessage):
-            text = prompts.USER_TURN.format(
-                message=out[i].text.rstrip(), preferences=conditioning_text(cond).rstrip(".")
-            )
+            text = out[i].text.rstrip()
+            if cond.preferences:
+                text = prompts.USER_TURN.format(
+                    message=text, preferences=conditioning_text(cond).rstrip(".")
+                )
+            if cond.examples:  # FSPO's layout: the user's pairs, then the task and question
+                from persona.learn.fspo import few_shot_prompt
+
+                text = few_shot_prompt(cond.examples, text)
             out[i] = HumanMessage(text)
             break
     return out
@@ -101,15 +109,29 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
     """
 
     def __init__(
-        self, condition: Conditioner, model: BaseChatModel, placement: Placement = "auto"
+        self,
+        condition: Conditioner,
+        model: BaseChatModel,
+        placement: Placement = "auto",
+        *,
+        best_of: int = 1,
+        reward: Reward | None = None,
+        temperature: float = 0.8,
     ) -> None:
         if placement not in ("auto", "system", "user"):
             raise InvalidInputError(
                 f"placement {placement!r} is unknown; use 'auto', 'system' or 'user'."
             )
+        if isinstance(best_of, bool) or not isinstance(best_of, int) or best_of < 1:
+            raise InvalidInputError(f"best_of={best_of!r:.40} must be a whole number >= 1, e.g. 4.")
+        if best_of > 1 and reward is None:
+            raise InvalidInputError("best_of > 1 needs a reward to pick with (layer.score).")
         self.condition = condition
         self.model = model
         self.placement = placement
+        self.best_of = best_of
+        self.reward = reward
+        self.temperature = temperature  # sampling temperature of the best_of candidates
 
     @property
     def resolved_placement(self) -> Literal["system", "user"]:
@@ -131,6 +153,7 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
     def _meta(cond: Conditioning, context: str) -> dict[str, Any]:
         return {
             "preference_ids": [p.id for p in cond.preferences],
+            "label_ids": [e.id for e in cond.examples],
             "summary": cond.summary,
             "adapter": cond.adapter,
             "context": context,
@@ -142,9 +165,27 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
         config = ensure_config(config)
         messages, cond = self.prepare(input, config)
         context = last_human_text(to_messages(input))
-        reply = complete(self.model, messages, config=config, **kwargs)
-        reply.response_metadata = {**reply.response_metadata, "persona": self._meta(cond, context)}
+        meta = self._meta(cond, context)
+        if self.best_of == 1:
+            reply = complete(self.model, messages, config=config, **kwargs)
+        else:
+            reply, meta["best_of"] = self._best_of(messages, config, context, **kwargs)
+        reply.response_metadata = {**reply.response_metadata, "persona": meta}
         return reply
+
+    def _best_of(
+        self, messages: list[BaseMessage], config: RunnableConfig, context: str, **kwargs: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """Sample ``best_of`` answers and keep the one the user's reward scores highest."""
+        assert self.reward is not None
+        kwargs.setdefault("temperature", self.temperature)
+        replies = [
+            complete(self.model, messages, config=config, **kwargs) for _ in range(self.best_of)
+        ]
+        user_id = user_id_from(config)
+        scores = self.reward(user_id, context, [r.text or " " for r in replies])
+        best = max(range(len(replies)), key=lambda i: scores[i])
+        return replies[best], {"n": self.best_of, "scores": scores, "picked": best}
 
     def stream(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any

@@ -140,6 +140,7 @@ def merge(
 ) -> Conditioning:
     """The learners' contributions as one :class:`Conditioning` (each preference once)."""
     applied = list({p.id: p for part in parts for p in part.preferences}.values())
+    examples = tuple(e for part in parts for e in part.examples)
     summary = merged_summary(parts)
     for part in parts:
         for name, ms in part.timings.items():
@@ -148,18 +149,26 @@ def merge(
     return Conditioning(
         preferences=tuple(applied),
         withheld=tuple(p for part in parts for p in part.withheld),
-        examples=tuple(e for part in parts for e in part.examples),
-        system_prompt=render_system_prompt(applied, summary),
+        examples=examples,
+        system_prompt=render_system_prompt(applied, summary, examples),
         adapter=names[0] if names else (adapter["name"] if adapter else None),
         summary=summary,
         timings=timings,
     )
 
 
-def render_system_prompt(applied: Sequence[AppliedPreference], summary: str | None) -> str:
-    """The preferences inside a delimited data block (empty string when nothing applies)."""
-    if not applied:
-        return ""
-    texts = [summary] if summary else list(dict.fromkeys(p.text for p in applied))
-    lines = "\n".join(f"- {as_data(t)}" for t in texts)
-    return prompts.SYSTEM_BLOCK.format(preferences=lines)
+def render_system_prompt(
+    applied: Sequence[AppliedPreference], summary: str | None, examples: Sequence[Label] = ()
+) -> str:
+    """The preferences, then the user's labeled pairs, each inside a delimited data block
+    (empty string when nothing applies)."""
+    blocks = []
+    if applied:
+        texts = [summary] if summary else list(dict.fromkeys(p.text for p in applied))
+        lines = "\n".join(f"- {as_data(t)}" for t in texts)
+        blocks.append(prompts.SYSTEM_BLOCK.format(preferences=lines))
+    if examples:
+        from persona.learn.fspo import format_shots
+
+        blocks.append(prompts.FSPO_SYSTEM.format(shots=format_shots(examples)))
+    return "\n\n".join(blocks)

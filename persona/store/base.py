@@ -142,7 +142,27 @@ class Store(ABC):
         """``(revision, scope model JSON or None)`` of one of the user's feedback rows."""
 
     @abstractmethod
-    def add_label(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label: ...
+    def add_label(
+        self,
+        user_id: str,
+        prompt: str,
+        chosen: str,
+        rejected: str,
+        embedding: np.ndarray | None = None,
+    ) -> Label:
+        """Store a labeled pair (with its prompt's embedding, for retrieval)."""
+
+    @abstractmethod
+    def label_vectors(self, user_id: str) -> dict[int, np.ndarray | None]:
+        """Every label id of the user with its prompt embedding (None: not embedded yet)."""
+
+    @abstractmethod
+    def get_labels(self, user_id: str, ids: Sequence[int]) -> list[Label]:
+        """These labels of the user, in the order of ``ids`` (missing ones skipped)."""
+
+    @abstractmethod
+    def delete_label(self, user_id: str, label_id: int) -> None:
+        """Delete one labeled pair; :class:`NotFoundError` when the user has no such label."""
 
     @abstractmethod
     def list_edits(self, user_id: str) -> list[Edit]: ...

@@ -99,6 +99,19 @@ def m003_feedback_scope(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE feedback ADD COLUMN scope_rev INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m004_label_embedding(db: sqlite_utils.Database) -> None:
+    """FSPO: each labeled pair keeps its prompt's embedding, so the pairs most relevant to a
+    request are found without re-embedding them (NULL for pairs stored before: embedded on
+    first use)."""
+    db.execute("ALTER TABLE labels ADD COLUMN embedding BLOB")
+
+
 KNOWN_MIGRATIONS = frozenset(
-    {"m001_initial", "m002_autoincrement_and_version_sequence", "m003_feedback_scope"}
+    {
+        "m001_initial",
+        "m002_autoincrement_and_version_sequence",
+        "m003_feedback_scope",
+        "m004_label_embedding",
+    }
 )

@@ -398,6 +398,8 @@ def import_user(
         )
     contexts = [p.context for p in checked.prefs if p.context is not None]
     vectors = iter(embedder.embed(contexts)) if contexts else iter(())
+    questions = [prompt for _, prompt, _, _ in checked.labels]
+    label_vecs = iter(embedder.embed(questions)) if questions else iter(())
     with store.transaction():
         if store.has_user(user_id):
             store.delete_user(user_id)
@@ -411,7 +413,7 @@ def import_user(
             new_fb = store.add_feedback(user_id, text, ins, outs, dataset=dataset)
             remap[f"feedback:{fid}"] = f"feedback:{new_fb.id}"
         for lid, prompt, chosen, rejected in checked.labels:
-            new_lb = store.add_label(user_id, prompt, chosen, rejected)
+            new_lb = store.add_label(user_id, prompt, chosen, rejected, next(label_vecs))
             remap[f"label:{lid}"] = f"label:{new_lb.id}"
         # Events first; references to preferences once every preference has its new id.
         new_ids: list[int] = []

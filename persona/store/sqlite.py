@@ -584,16 +584,54 @@ class SQLiteStore(Store):
             raise NotFoundError(f"{user_id!r} has no feedback {feedback_id}.")
         return int(rows[0][0]), _json_dict(rows[0][1], f"feedback {feedback_id} scope model")
 
-    def add_label(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
+    def add_label(
+        self,
+        user_id: str,
+        prompt: str,
+        chosen: str,
+        rejected: str,
+        embedding: np.ndarray | None = None,
+    ) -> Label:
         now = time.time()
         with self.transaction():
             self.ensure_user(user_id)
             lid = self._insert(
-                "INSERT INTO labels (user_id, prompt, chosen, rejected, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (user_id, prompt, chosen, rejected, now),
+                "INSERT INTO labels (user_id, prompt, chosen, rejected, created_at, embedding) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, prompt, chosen, rejected, now, _blob(embedding)),
             )
         return Label(lid, user_id, prompt, chosen, rejected, now)
+
+    def label_vectors(self, user_id: str) -> dict[int, np.ndarray | None]:
+        rows = self._q("SELECT id, embedding FROM labels WHERE user_id = ?", (user_id,))
+        # a missing or damaged blob reads as None: the learner re-embeds that prompt
+        return {
+            int(i): np.frombuffer(blob, dtype=np.float32).copy()
+            if isinstance(blob, bytes) and blob and len(blob) % 4 == 0
+            else None
+            for i, blob in rows
+        }
+
+    def get_labels(self, user_id: str, ids: Sequence[int]) -> list[Label]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._q(
+            "SELECT id, user_id, prompt, chosen, rejected, created_at FROM labels "
+            f"WHERE user_id = ? AND id IN ({marks})",
+            (user_id, *ids),
+        )
+        found = {r[0]: Label(*r) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    def delete_label(self, user_id: str, label_id: int) -> None:
+        with self.transaction():
+            cur = self._x("DELETE FROM labels WHERE id = ? AND user_id = ?", (label_id, user_id))
+        if cur.rowcount == 0:
+            raise NotFoundError(
+                f"label {label_id} does not exist for user {user_id!r}; pick one of the ids "
+                "layer.labels(user_id) lists."
+            )
 
     def list_edits(self, user_id: str) -> list[Edit]:
         rows = self._q(

@@ -1,0 +1,71 @@
+"""The options of :class:`~persona.PreferenceLayer`, checked once, each with why it exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from persona.config import check_count, check_follow_adapter, check_similarity
+from persona.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    # -- stated preferences (manual ones tied to a context)
+    top_k: int = 5  # contextual preferences applied per request
+    min_similarity: float = 0.25  # below this cosine a context does not match
+    # -- CIPHER (edits)
+    cipher_k: int = 5  # nearest learned preferences considered per request
+    cipher_min_similarity: float = 0.0  # CIPHER retrieves by nearest, not by a floor
+    # "list": the nearest preferences as they are (no LLM at request time); "sync": CIPHER's
+    # aggregation by the LLM on the request path; "background": aggregated off the path.
+    cipher_aggregate: str = "list"
+    index_capacity: int = 256  # users whose FAISS index is kept in memory
+    # -- the local model: True, the shipped follow adapter; False, none; or a folder path
+    follow_adapter: bool | str = True
+    # -- C3PO (verbal feedback)
+    c3po_categories: int = 4  # categories the LLM writes per feedback (0: no LLM, pool only)
+    c3po_prompts: int = 5  # in- and near-scope prompts per category
+    # -- FSPO (labeled pairs)
+    fspo_shots: int = 4  # pairs placed in context (the reference: 4 or 8)
+    fspo_describe: bool = False  # also infer a user description from the labels (LLM call)
+    # "learned": the embedding scorer with its meta-learned prior (fast, no LLM); "llm": the
+    # LLM as a few-shot judge (the local model only: it needs log-likelihoods).
+    scorer: str = "learned"
+
+    def __post_init__(self) -> None:
+        from persona.learn.cipher import AGGREGATE_MODES
+        from persona.learn.fspo import SCORERS
+
+        check_count("c3po_categories", self.c3po_categories, minimum=0)
+        for name in ("c3po_prompts", "top_k", "cipher_k", "index_capacity", "fspo_shots"):
+            check_count(name, getattr(self, name))
+        check_similarity("min_similarity", self.min_similarity)
+        check_similarity("cipher_min_similarity", self.cipher_min_similarity)
+        if self.cipher_aggregate not in AGGREGATE_MODES:
+            raise InvalidInputError(
+                f"cipher_aggregate={self.cipher_aggregate!r:.40} is unknown; use one of "
+                f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
+            )
+        check_follow_adapter(self.follow_adapter)
+        if not isinstance(self.fspo_describe, bool):
+            raise InvalidInputError(
+                f"fspo_describe={self.fspo_describe!r:.40} must be True or False."
+            )
+        if self.scorer not in SCORERS:
+            raise InvalidInputError(
+                f"scorer={self.scorer!r:.40} is unknown; use one of {SCORERS} ('learned': "
+                "fast, no LLM, the default)."
+            )
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> LayerOptions:
+        """Options from keyword arguments; an unknown name is refused with the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(options) - known
+        if unknown:
+            raise InvalidInputError(
+                f"unknown option(s) {sorted(unknown)}; PreferenceLayer takes "
+                f"{sorted(known | {'synchronous'})}."
+            )
+        return cls(**options)
