@@ -17,7 +17,9 @@ import sqlite_utils
 from persona.errors import InvalidInputError, NotFoundError, SchemaError, StorageError
 from persona.store.base import UPDATABLE, Store
 from persona.store.migrations import KNOWN_MIGRATIONS, migrations
-from persona.types import Edit, Feedback, Label, Preference
+from persona.store.rows import REPAIR, blob, json_list
+from persona.store.sqlite_events import EventTables
+from persona.types import Preference
 
 _PREF_COLS = (
     "id, user_id, text, source, enabled, scope, provenance, context, flagged, "
@@ -25,49 +27,9 @@ _PREF_COLS = (
 )
 
 
-def _json_list(raw: object, where: str) -> tuple[str, ...]:
-    """A JSON list of strings read from a row; anything else means the row is damaged."""
-    if raw is None or raw == "":
-        return ()
-    try:
-        if not isinstance(raw, str | bytes):
-            raise TypeError(f"a {type(raw).__name__}")
-        value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"{where} holds damaged JSON ({exc}); {_REPAIR}") from exc
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise StorageError(f"{where} holds {value!r:.60}, not a list of texts; {_REPAIR}")
-    return tuple(value)
-
-
-def _json_dict(raw: object, where: str) -> dict[str, Any] | None:
-    """A JSON object read from a row (None when the column is empty)."""
-    if raw is None or raw == "":
-        return None
-    try:
-        if not isinstance(raw, str | bytes):
-            raise TypeError(f"a {type(raw).__name__}")
-        value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"{where} holds damaged JSON ({exc}); {_REPAIR}") from exc
-    if not isinstance(value, dict):
-        raise StorageError(f"{where} holds {value!r:.60}, not an object; {_REPAIR}")
-    return value
-
-
-def _json_or_null(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-_REPAIR = (
-    "delete that row or restore the database from a backup "
-    "(export the users that still read with `persona export`)"
-)
-
-
 def _pref(row: sqlite3.Row | tuple[Any, ...]) -> Preference:
     if not isinstance(row[2], str) or not isinstance(row[3], str):
-        raise StorageError(f"preference row {row[0]!r} is damaged (no text); {_REPAIR}")
+        raise StorageError(f"preference row {row[0]!r} is damaged (no text); {REPAIR}")
     return Preference(
         id=row[0],
         user_id=row[1],
@@ -75,18 +37,12 @@ def _pref(row: sqlite3.Row | tuple[Any, ...]) -> Preference:
         source=row[3],  # type: ignore[arg-type]
         enabled=bool(row[4]),
         scope=row[5],
-        provenance=_json_list(row[6], f"preference {row[0]} provenance"),
+        provenance=json_list(row[6], f"preference {row[0]} provenance"),
         context=row[7],
         flagged=bool(row[8]),
         created_at=row[9],
         updated_at=row[10],
     )
-
-
-def _blob(embedding: np.ndarray | None) -> bytes | None:
-    if embedding is None:
-        return None
-    return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
 
 
 def _storage_error(path: str, exc: sqlite3.Error) -> StorageError:
@@ -110,7 +66,7 @@ def _storage_error(path: str, exc: sqlite3.Error) -> StorageError:
     )
 
 
-class SQLiteStore(Store):
+class SQLiteStore(EventTables, Store):
     """One SQLite file for all users. Safe to share between threads of one process and between
     processes (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes).
 
@@ -348,7 +304,7 @@ class SQLiteStore(Store):
                     scope,
                     json.dumps(list(provenance)),
                     context,
-                    _blob(embedding),
+                    blob(embedding),
                     int(flagged),
                     now,
                     now,
@@ -421,7 +377,7 @@ class SQLiteStore(Store):
             cols, params = [], []
             for key, value in changes.items():
                 if key == "embedding":
-                    value = _blob(value)
+                    value = blob(value)
                 elif key == "provenance":
                     value = json.dumps(list(value))
                 elif key in ("enabled", "flagged"):
@@ -458,7 +414,7 @@ class SQLiteStore(Store):
         if len(sizes) != 1 or min(sizes) <= 0 or min(sizes) % 4:
             raise StorageError(
                 f"the embeddings of user {user_id!r} are damaged (blob sizes {sorted(sizes)[:4]}); "
-                f"{_REPAIR}"
+                f"{REPAIR}"
             )
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
@@ -483,179 +439,6 @@ class SQLiteStore(Store):
             )
         ]
 
-    # -- events ----------------------------------------------------------------
-    def add_edit(self, user_id: str, context: str, output: str, edited: str) -> Edit:
-        now = time.time()
-        with self.transaction():
-            self.ensure_user(user_id)
-            eid = self._insert(
-                "INSERT INTO edits (user_id, context, output, edited, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (user_id, context, output, edited, now),
-            )
-        return Edit(eid, user_id, context, output, edited, now)
-
-    def add_feedback(
-        self,
-        user_id: str,
-        text: str,
-        in_scope: Sequence[str] = (),
-        out_of_scope: Sequence[str] = (),
-        *,
-        dataset: dict[str, Any] | None = None,
-        scope_model: dict[str, Any] | None = None,
-    ) -> Feedback:
-        now = time.time()
-        with self.transaction():
-            self.ensure_user(user_id)
-            fid = self._insert(
-                "INSERT INTO feedback (user_id, text, in_scope, out_of_scope, created_at, "
-                "dataset, scope_model) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    user_id,
-                    text,
-                    json.dumps(list(in_scope)),
-                    json.dumps(list(out_of_scope)),
-                    now,
-                    _json_or_null(dataset),
-                    _json_or_null(scope_model),
-                ),
-            )
-        return Feedback(fid, user_id, text, tuple(in_scope), tuple(out_of_scope), now, dataset)
-
-    _FEEDBACK_COLS = "id, user_id, text, in_scope, out_of_scope, created_at, dataset"
-
-    def _feedback(self, r: Sequence[Any]) -> Feedback:
-        return Feedback(
-            r[0],
-            r[1],
-            r[2],
-            _json_list(r[3], f"feedback {r[0]} in_scope"),
-            _json_list(r[4], f"feedback {r[0]} out_of_scope"),
-            r[5],
-            _json_dict(r[6], f"feedback {r[0]} dataset"),
-        )
-
-    def get_feedback(self, user_id: str, feedback_id: int) -> Feedback:
-        rows = self._q(
-            f"SELECT {self._FEEDBACK_COLS} FROM feedback WHERE id = ? AND user_id = ?",
-            (feedback_id, user_id),
-        )
-        if not rows:
-            raise NotFoundError(f"{user_id!r} has no feedback {feedback_id}.")
-        return self._feedback(rows[0])
-
-    def update_feedback(
-        self,
-        user_id: str,
-        feedback_id: int,
-        *,
-        in_scope: Sequence[str],
-        out_of_scope: Sequence[str],
-        dataset: dict[str, Any],
-        scope_model: dict[str, Any],
-    ) -> Feedback:
-        with self.transaction():
-            self.get_feedback(user_id, feedback_id)
-            self._x(
-                "UPDATE feedback SET in_scope = ?, out_of_scope = ?, dataset = ?, "
-                "scope_model = ?, scope_rev = scope_rev + 1 WHERE id = ? AND user_id = ?",
-                (
-                    json.dumps(list(in_scope)),
-                    json.dumps(list(out_of_scope)),
-                    _json_or_null(dataset),
-                    _json_or_null(scope_model),
-                    feedback_id,
-                    user_id,
-                ),
-            )
-            return self.get_feedback(user_id, feedback_id)
-
-    def scope_revisions(self, user_id: str) -> dict[int, int]:
-        rows = self._q("SELECT id, scope_rev FROM feedback WHERE user_id = ?", (user_id,))
-        return {int(r[0]): int(r[1]) for r in rows}
-
-    def scope_model(self, user_id: str, feedback_id: int) -> tuple[int, dict[str, Any] | None]:
-        rows = self._q(
-            "SELECT scope_rev, scope_model FROM feedback WHERE id = ? AND user_id = ?",
-            (feedback_id, user_id),
-        )
-        if not rows:
-            raise NotFoundError(f"{user_id!r} has no feedback {feedback_id}.")
-        return int(rows[0][0]), _json_dict(rows[0][1], f"feedback {feedback_id} scope model")
-
-    def add_label(
-        self,
-        user_id: str,
-        prompt: str,
-        chosen: str,
-        rejected: str,
-        embedding: np.ndarray | None = None,
-    ) -> Label:
-        now = time.time()
-        with self.transaction():
-            self.ensure_user(user_id)
-            lid = self._insert(
-                "INSERT INTO labels (user_id, prompt, chosen, rejected, created_at, embedding) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, prompt, chosen, rejected, now, _blob(embedding)),
-            )
-        return Label(lid, user_id, prompt, chosen, rejected, now)
-
-    def label_vectors(self, user_id: str) -> dict[int, np.ndarray | None]:
-        rows = self._q("SELECT id, embedding FROM labels WHERE user_id = ?", (user_id,))
-        # a missing or damaged blob reads as None: the learner re-embeds that prompt
-        return {
-            int(i): np.frombuffer(blob, dtype=np.float32).copy()
-            if isinstance(blob, bytes) and blob and len(blob) % 4 == 0
-            else None
-            for i, blob in rows
-        }
-
-    def get_labels(self, user_id: str, ids: Sequence[int]) -> list[Label]:
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        rows = self._q(
-            "SELECT id, user_id, prompt, chosen, rejected, created_at FROM labels "
-            f"WHERE user_id = ? AND id IN ({marks})",
-            (user_id, *ids),
-        )
-        found = {r[0]: Label(*r) for r in rows}
-        return [found[i] for i in ids if i in found]
-
-    def delete_label(self, user_id: str, label_id: int) -> None:
-        with self.transaction():
-            cur = self._x("DELETE FROM labels WHERE id = ? AND user_id = ?", (label_id, user_id))
-        if cur.rowcount == 0:
-            raise NotFoundError(
-                f"label {label_id} does not exist for user {user_id!r}; pick one of the ids "
-                "layer.labels(user_id) lists."
-            )
-
-    def list_edits(self, user_id: str) -> list[Edit]:
-        rows = self._q(
-            "SELECT id, user_id, context, output, edited, created_at FROM edits "
-            "WHERE user_id = ? ORDER BY id",
-            (user_id,),
-        )
-        return [Edit(*r) for r in rows]
-
-    def list_feedback(self, user_id: str) -> list[Feedback]:
-        rows = self._q(
-            f"SELECT {self._FEEDBACK_COLS} FROM feedback WHERE user_id = ? ORDER BY id",
-            (user_id,),
-        )
-        return [self._feedback(r) for r in rows]
-
-    def list_labels(self, user_id: str) -> list[Label]:
-        rows = self._q(
-            "SELECT id, user_id, prompt, chosen, rejected, created_at FROM labels "
-            "WHERE user_id = ? ORDER BY id",
-            (user_id,),
-        )
-        return [Label(*r) for r in rows]
-
     # -- adapters ----------------------------------------------------------------
     def set_adapter(self, user_id: str, name: str, path: str, meta: dict[str, Any]) -> None:
         with self.transaction():
@@ -677,7 +460,7 @@ class SQLiteStore(Store):
         try:
             meta_value = json.loads(meta) if meta else {}
         except ValueError as exc:
-            raise StorageError(f"the adapter row of {user_id!r} is damaged; {_REPAIR}") from exc
+            raise StorageError(f"the adapter row of {user_id!r} is damaged; {REPAIR}") from exc
         return {"name": name, "path": path, "meta": meta_value, "created_at": created}
 
     def integrity_check(self) -> str:

@@ -298,3 +298,17 @@ def test_local_anti_repetition_settings_reach_generate(local: LocalChatModel) ->
         earlier = set(zip(ids[: j - 1], ids[1:j], strict=True))
         assert (ids[j - 1], ids[j]) not in earlier
     assert models.LocalChatModel.model_fields["no_repeat_ngram_size"].default == 6
+
+
+@pytest.mark.slow
+def test_local_loglikelihood_scores_the_answers_it_would_give(local: LocalChatModel) -> None:
+    """FSPO's LLM judge reads these: the model's own greedy answer is far likelier than the
+    same words shuffled, and the score is a sum over the answer's tokens."""
+    question = QUESTION[0].text
+    own = str(complete(local, QUESTION).content).strip()
+    words = own.split()
+    shuffled = " ".join(words[::-1])
+    good, bad, longer = local.loglikelihood(question, [own, shuffled, own + " " + own])
+    assert good > bad
+    assert longer < good  # more tokens, more (negative) log-probability
+    assert local.loglikelihood(question, []) == []

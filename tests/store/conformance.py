@@ -114,6 +114,19 @@ class StoreConformance:
         assert store.list_labels("alice") == [lb]
         assert store.list_labels("bob") == []
 
+    def test_labels_keep_their_vectors_and_stay_per_user(self, store: Store) -> None:
+        a = store.add_label("alice", "q1", "good", "bad", embedding=vec(1))
+        b = store.add_label("alice", "q2", "good", "bad")  # stored before vectors existed
+        c = store.add_label("bob", "q3", "good", "bad", embedding=vec(2))
+        got = store.label_vectors("alice")
+        assert set(got) == {a.id, b.id} and got[b.id] is None
+        assert np.allclose(got[a.id], vec(1))
+        assert store.get_labels("alice", [b.id, c.id, a.id]) == [b, a]  # bob's is not alice's
+        with pytest.raises(NotFoundError):
+            store.delete_label("alice", c.id)
+        store.delete_label("alice", a.id)
+        assert store.list_labels("alice") == [b] and store.list_labels("bob") == [c]
+
     def test_adapter_record(self, store: Store) -> None:
         assert store.get_adapter("alice") is None
         store.set_adapter("alice", "alice-v1", "/adapters/a", {"steps": 3})
