@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
+from persona.adapters.fspo_cmd import train_fspo_cmd
 from persona.bench.feedback_cmd import bench_feedback
 from persona.cli_common import err, errors, fail, out
 from persona.config import HOME_ENV, default_home
@@ -512,6 +513,7 @@ def show_latency(result: dict[str, Any]) -> None:
 # -- the follow adapter (persona/follow/commands.py) -------------------------------------------
 
 train_app.command("follow")(train_follow_cmd)
+train_app.command("fspo")(train_fspo_cmd)
 bench_app.command("follow")(bench_follow)
 
 # -- verbal feedback, C3PO (persona/bench/feedback_cmd.py) ------------------------------------

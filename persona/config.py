@@ -33,6 +33,29 @@ def default_home() -> Path:
     return Path.home() / ".local" / "share" / "persona"
 
 
+def resolve_home(path: object) -> tuple[Path, Path]:
+    """``(data directory, database file)`` for ``PreferenceLayer.open(path)``, created if
+    missing: a directory holds ``persona.db``; a ``.db`` path names the file itself."""
+    if path is not None and not isinstance(path, str | Path):
+        raise InvalidInputError(
+            f"path must be a directory or a .db file path, got {type(path).__name__} {path!r:.60}."
+        )
+    home = Path(path).expanduser() if path is not None else default_home()
+    if home.suffix in {".db", ".sqlite", ".sqlite3"}:
+        db_path, home = home, home.parent
+    else:
+        db_path = home / "persona.db"
+    try:
+        str(home).encode("utf-8")
+        home.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:  # ValueError: NUL byte or unpaired surrogate
+        raise InvalidInputError(
+            f"cannot use {str(home)!r:.80} as the data directory ({exc}); pass a writable "
+            "path or set PERSONA_HOME."
+        ) from exc
+    return home, db_path
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bfloat16 natively (x86 AVX512-BF16/AMX, Arm BF16); where
     it does not, bfloat16 is emulated and slower than float32."""

@@ -18,7 +18,7 @@ from persona.config import (
     check_prompts,
     check_text,
     check_user_id,
-    default_home,
+    resolve_home,
     safe_dir_name,
 )
 from persona.errors import InvalidInputError, UnknownUserError
@@ -31,7 +31,7 @@ from persona.learn.guard import looks_like_injection
 from persona.learn.stated import Stated, StatedConfig
 from persona.options import LayerOptions
 from persona.store.base import Store
-from persona.store.embed import Embedder, embedder_id, load_embedder
+from persona.store.embed import Embedder, load_embedder, reembed_if_changed
 from persona.store.index import VectorIndex
 from persona.types import Conditioning, Label, Preference
 
@@ -108,7 +108,8 @@ class PreferenceLayer:
             ),
         )
         self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher, self.fspo)
-        self._check_embedder()
+        for user in reembed_if_changed(store, embedder):
+            self.index.invalidate(user)
 
     # -- construction ----------------------------------------------------------------
     @classmethod
@@ -129,56 +130,15 @@ class PreferenceLayer:
         """
         from persona.store.sqlite import SQLiteStore
 
-        LayerOptions.of({k: v for k, v in options.items() if k != "synchronous"})
-        if path is not None and not isinstance(path, str | Path):
-            raise InvalidInputError(
-                f"path must be a directory or a .db file path, got {type(path).__name__} "
-                f"{path!r:.60}."
-            )
         synchronous = options.pop("synchronous", "normal")
-        home = Path(path).expanduser() if path is not None else default_home()
-        if home.suffix in {".db", ".sqlite", ".sqlite3"}:
-            db_path, home = home, home.parent
-        else:
-            db_path = home / "persona.db"
-        try:
-            str(home).encode("utf-8")
-            home.mkdir(parents=True, exist_ok=True)
-        except (OSError, ValueError) as exc:  # ValueError: NUL byte or unpaired surrogate
-            raise InvalidInputError(
-                f"cannot use {str(home)!r:.80} as the data directory ({exc}); pass a writable "
-                "path or set PERSONA_HOME."
-            ) from exc
+        LayerOptions.of(options)  # refuse bad options before creating anything
+        home, db_path = resolve_home(path)
         store = SQLiteStore(db_path, synchronous=synchronous)
         try:
             return cls(store, embedder=load_embedder(embedder), llm=llm, home=home, **options)
         except Exception:
             store.close()
             raise
-
-    def _check_embedder(self) -> None:
-        """Record the embedder; if it changed since the vectors were written, re-embed them."""
-        get_meta = getattr(self.store, "get_meta", None)
-        set_meta = getattr(self.store, "set_meta", None)
-        if get_meta is None or set_meta is None:
-            return
-        current, recorded = embedder_id(self.embedder), get_meta("embedder")
-        if recorded == current:
-            return
-        rows = self.store.all_embedded() if hasattr(self.store, "all_embedded") else []
-        if rows and recorded is not None:
-            log.warning(
-                "embedder changed (%s -> %s): re-embedding %d rows", recorded, current, len(rows)
-            )
-            with self.store.transaction():
-                for start in range(0, len(rows), 256):
-                    batch = rows[start : start + 256]
-                    vecs = self.embedder.embed([ctx or text for _, _, text, ctx in batch])
-                    for (pid, uid, _, _), vec in zip(batch, vecs, strict=True):
-                        self.store.update_preference(uid, pid, embedding=vec)
-            for uid in {uid for _, uid, _, _ in rows}:
-                self.index.invalidate(uid)
-        set_meta("embedder", current)
 
     @property
     def llm(self) -> BaseChatModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from typing import Any, Protocol, runtime_checkable
@@ -11,6 +12,8 @@ import numpy as np
 
 from persona.config import cpu_has_bf16, set_offline
 from persona.errors import InvalidInputError, ModelError
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -160,3 +163,33 @@ def embedder_id(embedder: Embedder) -> str:
     """A name for the embedder, recorded in the store so a change of embedder re-embeds."""
     name = getattr(embedder, "name", type(embedder).__name__)
     return f"{name}:{embedder.dim}"
+
+
+def reembed_if_changed(store: Any, embedder: Embedder) -> set[str]:
+    """Record the embedder in the store; if another one wrote the stored vectors, re-embed
+    every preference (its context, else its text) and return the users whose cached FAISS
+    indexes are now stale. Stores without metadata are left alone."""
+    get_meta = getattr(store, "get_meta", None)
+    set_meta = getattr(store, "set_meta", None)
+    if get_meta is None or set_meta is None:
+        return set()
+    current, recorded = embedder_id(embedder), get_meta("embedder")
+    if recorded == current:
+        return set()
+    rows = store.all_embedded() if hasattr(store, "all_embedded") else []
+    users: set[str] = set()
+    if rows and recorded is not None:
+        log.warning(
+            "embedder changed (%s -> %s): re-embedding %d rows", recorded, current, len(rows)
+        )
+        with store.transaction():
+            for start in range(0, len(rows), 256):
+                batch = rows[start : start + 256]
+                vecs = embedder.embed([ctx or text for _, _, text, ctx in batch])
+                for (pid, uid, _, _), vec in zip(batch, vecs, strict=True):
+                    store.update_preference(uid, pid, embedding=vec)
+        users = {uid for _, uid, _, _ in rows}
+    if recorded is not None and hasattr(store, "forget_label_vectors"):
+        store.forget_label_vectors()  # FSPO re-embeds its labels' prompts on first use
+    set_meta("embedder", current)
+    return users

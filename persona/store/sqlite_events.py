@@ -157,6 +157,11 @@ class EventTables:
             for i, blob in rows
         }
 
+    def forget_label_vectors(self) -> None:
+        """The embedder changed: every label's prompt is embedded again on first use."""
+        with self.transaction():
+            self._x("UPDATE labels SET embedding = NULL")
+
     def get_labels(self, user_id: str, ids: Sequence[int]) -> list[Label]:
         if not ids:
             return []
