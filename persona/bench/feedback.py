@@ -22,10 +22,13 @@ feedback is learned in a fresh layer (``learn_from_feedback`` with the chosen LL
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ from langchain_core.messages import HumanMessage
 from persona.bench.feedback_checks import adheres
 from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
-from persona.learn.c3po_data import DatasetBuilder, DatasetConfig
+from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig
 from persona.learn.scope import FEATURES, fit_weights
 from persona.store.embed import Embedder
 
@@ -65,10 +68,52 @@ def answer_all(model: BaseChatModel, texts: Sequence[str], max_tokens: int) -> l
     return [r.text for r in replies]
 
 
+class CachedBuilder(DatasetBuilder):
+    """A :class:`DatasetBuilder` that keeps each dataset it generates in ``folder``, keyed by
+    the feedback, the user's examples, the sizes and the LLM: the LLM's datasets are the slow
+    part of this benchmark, and a re-run (another method, answers, a refit) reuses them. The
+    cost recorded is the generation's, from when it ran."""
+
+    def __init__(self, llm: BaseChatModel | None, cfg: DatasetConfig, folder: Path) -> None:
+        super().__init__(llm, cfg)
+        self.folder = folder
+        self.hits = 0
+
+    def build(
+        self,
+        feedback: str,
+        in_scope: Sequence[str] = (),
+        out_of_scope: Sequence[str] = (),
+    ) -> tuple[dict[str, Any], Cost]:
+        from persona.bench.edits import model_label
+
+        label = model_label(self.llm) if self.llm is not None else "none"
+        key = json.dumps([feedback, list(in_scope), list(out_of_scope), asdict(self.config), label])
+        path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+        if path.exists():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            self.hits += 1
+            return saved["dataset"], Cost(**saved["cost"])
+        t0 = time.perf_counter()
+        dataset, cost = super().build(feedback, in_scope, out_of_scope)
+        cost.seconds = round(time.perf_counter() - t0, 3)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"dataset": dataset, "cost": asdict(cost)}), encoding="utf-8")
+        tmp.replace(path)
+        return dataset, cost
+
+
 def _learn(
-    feedback: dict[str, Any], llm: BaseChatModel | None, embedder: Embedder, cfg: DatasetConfig
+    feedback: dict[str, Any],
+    llm: BaseChatModel | None,
+    embedder: Embedder,
+    cfg: DatasetConfig,
+    cache: Path | None = None,
+    examples: int = 0,
 ) -> tuple[Any, Any, float]:
-    """The layer's C3PO on one feedback: (preference, layer, seconds) in a throwaway home."""
+    """The layer's C3PO on one feedback: (preference, layer, seconds) in a throwaway home.
+    With ``cache``, generated datasets are kept there and reused (seconds: the generation's)."""
     from persona import PreferenceLayer
 
     home = Path(tempfile.mkdtemp(prefix="persona-feedback-"))
@@ -79,9 +124,19 @@ def _learn(
         c3po_categories=cfg.categories if llm is not None else 0,
         c3po_prompts=cfg.per_category,
     )
+    if cache is not None:
+        layer.c3po.builder = lambda model, size: CachedBuilder(model, size, cache)
     t0 = time.perf_counter()
-    pref = layer.learn_from_feedback("bench", feedback["text"])
-    return pref, layer, time.perf_counter() - t0
+    pref = layer.learn_from_feedback(
+        "bench",
+        feedback["text"],
+        in_scope=feedback["in_scope"][:examples] or None,
+        out_of_scope=feedback["near_scope"][:examples] or None,
+    )
+    seconds = time.perf_counter() - t0
+    if cache is not None and layer.c3po.last_cost is not None:
+        seconds = max(seconds, layer.c3po.last_cost.seconds)
+    return pref, layer, seconds
 
 
 def run_feedback_bench(
@@ -96,13 +151,18 @@ def run_feedback_bench(
     adapter_steps: int = 8,
     work: Path | None = None,
     tick: Callable[[int], None] | None = None,
+    cache: Path | None = None,
+    examples: int = 0,
 ) -> dict[str, Any]:
     """Scope decisions (and behaviour, given ``answer_model``) for each feedback; with
     ``adapters`` > 0, the first that many quantitative feedbacks also get a C3PO adapter."""
     cfg = dataset or DatasetConfig()
     rows: list[dict[str, Any]] = []
-    for fb in feedbacks:
-        pref, layer, seconds = _learn(fb, llm, embedder, cfg)
+    for given in feedbacks:
+        pref, layer, seconds = _learn(given, llm, embedder, cfg, cache, examples)
+        # the user's examples (the first ``examples`` in- and near-scope prompts) are not scored
+        fb = {**given, "in_scope": given["in_scope"][examples:]}
+        fb["near_scope"] = given["near_scope"][examples:]
         cost = layer.c3po.last_cost
         fvec = embedder.embed([fb["text"]])[0]
         row: dict[str, Any] = {
@@ -289,6 +349,8 @@ def scope_features(
     embedder: Embedder,
     dataset: DatasetConfig,
     simulate: bool = False,
+    cache: Path | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features and labels of every held-out prompt of ``feedbacks``.
 
@@ -306,7 +368,8 @@ def scope_features(
             data["near_scope"]["train"] = fb["near_scope"][: half["near_scope"]]
             held = {g: fb[g][half[g] :] for g in GROUPS}
         else:
-            data, _ = DatasetBuilder(llm, dataset).build(fb["text"])
+            builder = CachedBuilder(llm, dataset, cache) if cache else DatasetBuilder(llm, dataset)
+            data, _ = builder.build(fb["text"])
             held = {g: fb[g] for g in GROUPS}
         model = scope_model_for(data, embedder)
         for group in GROUPS:
@@ -314,6 +377,8 @@ def scope_features(
                 xs.append(model.features(vec))
                 ys.append(int(group == "in_scope"))
                 owners.append(fb["id"])
+        if tick:
+            tick(1)
     return np.array(xs), np.array(ys), owners
 
 

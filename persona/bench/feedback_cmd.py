@@ -37,6 +37,19 @@ def bench_feedback(
     follow_adapter: bool = typer.Option(
         True, "--follow-adapter/--no-follow-adapter", help="The local model's follow adapter."
     ),
+    examples: int = typer.Option(
+        0,
+        "--examples",
+        help="The user also gives the first N in-scope and N near-scope prompts of each "
+        "feedback as examples (learn_from_feedback's in_scope / out_of_scope); those are not "
+        "scored.",
+    ),
+    fit_llm: bool = typer.Option(
+        True,
+        "--fit-llm/--no-fit-llm",
+        help="With --fit-scope: also fit on datasets the LLM writes for the development "
+        "feedbacks (besides the no-LLM and user-examples regimes).",
+    ),
     out_dir: Path = typer.Option(Path("benchmarks/feedback"), "--out", help="Output folder."),
 ) -> None:
     """C3PO on the shipped feedback set: scope-decision accuracy (in-context, similarity
@@ -59,12 +72,29 @@ def bench_feedback(
         emb = load_embedder("minilm")
         cfg = DatasetConfig(categories=categories, per_category=per_category)
         out_dir.mkdir(parents=True, exist_ok=True)
+        cache = default_home() / "bench" / "feedback" / "datasets"
         if fit_scope:
             dev = load_feedback_set("dev")[:limit]
-            parts = [
-                scope_features(dev, llm=model, embedder=emb, dataset=cfg),
-                scope_features(dev, llm=None, embedder=emb, dataset=cfg, simulate=True),
-            ]
+            regimes = {
+                "no LLM (the feedback's words and the pool)": {
+                    "llm": None,
+                    "dataset": DatasetConfig(generate=False),
+                },
+                "user examples (half of each set; the other half scored)": {
+                    "llm": None,
+                    "dataset": cfg,
+                    "simulate": True,
+                },
+            }
+            if fit_llm:
+                regimes["dataset by the LLM"] = {"llm": model, "dataset": cfg, "cache": cache}
+            with Progress(console=err) as progress:
+                bar = progress.add_task("dev feedbacks", total=len(regimes) * len(dev))
+                tick = lambda n: progress.advance(bar, n)  # noqa: E731
+                parts = [
+                    scope_features(dev, embedder=emb, tick=tick, **kw)  # type: ignore[arg-type]
+                    for kw in regimes.values()
+                ]
             import numpy as np
 
             x = np.vstack([p[0] for p in parts])
@@ -73,9 +103,9 @@ def bench_feedback(
             record = {
                 "benchmark": "feedback/fit-scope",
                 "split": "dev",
-                "llm": model_label(model),
+                "llm": model_label(model) if fit_llm else None,
                 "embedder": embedder_id(emb),
-                "regimes": ["dataset by the LLM", "generated prompts simulated by half the set"],
+                "regimes": list(regimes),
                 **fit(x, y, owners),
                 "machine": machine_info(),
                 "command": command,
@@ -100,6 +130,8 @@ def bench_feedback(
                 adapter_steps=adapter_steps,
                 work=default_home() / "bench" / "feedback",
                 tick=lambda n: progress.advance(bar, n),
+                cache=cache,
+                examples=examples,
             )
         label = model_label(model)
         result = {
@@ -108,7 +140,11 @@ def bench_feedback(
             "answer_model": label if answers else None,
             "judge": "programmatic checkers (quantitative feedbacks only; no LLM judge)",
             "embedder": embedder_id(emb),
-            "dataset": {"categories": categories, "per_category": per_category},
+            "dataset": {
+                "categories": categories,
+                "per_category": per_category,
+                "user_examples": examples,
+            },
             **result,
             "machine": machine_info(),
             "command": command,

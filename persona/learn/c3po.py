@@ -84,6 +84,10 @@ class C3PO:
         self.llm = llm
         self.config = config or C3POConfig()
         self.last_cost: Cost | None = None  # of the latest learn() (the benchmark reads it)
+        # Makes the dataset builder; the benchmark swaps in one that caches generated datasets.
+        self.builder: Callable[[BaseChatModel | None, DatasetConfig], DatasetBuilder] = (
+            DatasetBuilder
+        )
         self._cache: OrderedDict[tuple[int, int], ScopeModel] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -94,7 +98,7 @@ class C3PO:
         """The dataset and scope model of one feedback (LLM calls; nothing is written)."""
         cfg = self.config.dataset
         llm = self.llm() if (self.llm is not None and cfg.generate) else None
-        dataset, cost = DatasetBuilder(llm, cfg).build(feedback, in_scope, out_of_scope)
+        dataset, cost = self.builder(llm, cfg).build(feedback, in_scope, out_of_scope)
         return dataset, scope_model_for(dataset, self.embedder), cost
 
     def learn(

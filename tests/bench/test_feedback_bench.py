@@ -107,3 +107,36 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     assert data["embedder"].startswith("all-MiniLM") or "MiniLM" in data["embedder"]
     assert data["command"].startswith("persona ") and data["machine"]["cores"]
     assert (tmp_path / "feedback.png").stat().st_size > 1000
+
+
+def test_generated_datasets_are_cached_and_reused(tmp_path: Path) -> None:
+    from persona.bench.feedback import CachedBuilder
+
+    replies = [
+        "emails to my boss",
+        "Status updates\nRequests",
+        "Email my manager the weekly numbers for the sales team",
+        "Text my sister about the picnic on Sunday afternoon",
+        "Ask my boss by email for Friday afternoon off next week",
+        "Message my neighbour about borrowing the ladder tomorrow",
+    ]
+    cfg = DatasetConfig(categories=2, per_category=1)
+    first = CachedBuilder(FakeListChatModel(responses=replies), cfg, tmp_path)
+    data, cost = first.build("No emojis in emails to my boss.")
+    assert cost.calls > 0 and first.hits == 0 and len(list(tmp_path.glob("*.json"))) == 1
+    # same feedback, sizes and LLM: read back with no call
+    same = CachedBuilder(FakeListChatModel(responses=["unused"]), cfg, tmp_path)
+    data2, cost2 = same.build("No emojis in emails to my boss.")
+    assert same.hits == 1 and data2 == data and cost2.calls == cost.calls
+    other = CachedBuilder(FakeListChatModel(responses=replies), cfg, tmp_path)
+    other.build("No emojis in texts to my sister.")  # another feedback: generated, kept
+    assert other.hits == 0 and len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_user_examples_are_learned_from_and_not_scored(minilm: MiniLMEmbedder) -> None:
+    fb = load_feedback_set("test")[0]
+    result = run_feedback_bench([fb], llm=None, embedder=minilm, examples=4)
+    row = result["feedbacks"][0]
+    assert len(row["decisions"]["in_scope"]["c3po_scope"]) == len(fb["in_scope"]) - 4
+    assert len(row["decisions"]["near_scope"]["c3po_scope"]) == len(fb["near_scope"]) - 4
+    assert len(row["decisions"]["out_of_scope"]["c3po_scope"]) == len(fb["out_of_scope"])

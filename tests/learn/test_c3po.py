@@ -197,8 +197,11 @@ def test_feedback_without_a_dataset_still_has_a_scope(scoped: PreferenceLayer) -
         write.add_preference(
             FEEDBACK, "feedback", context=FEEDBACK, embedding=vec, provenance=(f"feedback:{fb.id}",)
         )
-    assert scoped.condition("bob", IN).preferences
-    assert scoped.condition("bob", OUT).preferences == ()
+    # no LLM dataset: the scope is the feedback's words and the user's example against the pool
+    near_example = "Email my boss about the offsite agenda"
+    assert [p.id for p in scoped.condition("bob", near_example).preferences]
+    cond = scoped.condition("bob", OUT)
+    assert cond.preferences == () and "out of scope" in cond.withheld[0].why.scope
 
 
 def test_export_import_keeps_the_dataset(scoped: PreferenceLayer) -> None:
