@@ -86,7 +86,7 @@ def train_fspo_cmd(
         markup=False,
     )
     out.print(
-        f"held-out implicit accuracy ({record['rows']['heldout_pairs']} pairs of "
+        f"held-out implicit accuracy ({record['heldout_pairs']} pairs of "
         f"{record['users']['heldout']} users): {acc['after_sft']} after SFT -> "
         f"{acc['after_ipo']} after IPO",
         markup=False,

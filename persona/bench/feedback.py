@@ -46,6 +46,7 @@ from persona.store.embed import Embedder
 GROUPS = ("in_scope", "near_scope", "out_of_scope")
 METHODS = ("in_context", "similarity_rule", "c3po_scope")
 SIMILARITY_RULE = 0.25  # the previous release's rule (StatedConfig.min_similarity)
+L2_COMBINER = 1e-3  # the shared combiner's L2 (7 weights, hundreds of development rows)
 
 
 def _rate(flags: Sequence[bool]) -> float | None:
@@ -384,11 +385,11 @@ def scope_features(
 
 def fit_scope(features: np.ndarray, labels: np.ndarray, owners: Sequence[str]) -> dict[str, Any]:
     """The combiner fitted on all rows, and its leave-one-feedback-out accuracy."""
-    weights = fit_weights(features, labels)
+    weights = fit_weights(features, labels, l2=L2_COMBINER)
     correct = []
     for held in sorted(set(owners)):
         mask = np.array([o == held for o in owners])
-        w = np.asarray(fit_weights(features[~mask], labels[~mask]))
+        w = np.asarray(fit_weights(features[~mask], labels[~mask], l2=L2_COMBINER))
         logits = features[mask] @ w[:-1] + w[-1]
         correct += list((logits >= 0) == (labels[mask] == 1))
     return {

@@ -31,15 +31,26 @@ import numpy as np
 
 from persona.store.embed import Embedder
 
-#: Feature names, in the order of :data:`WEIGHTS`.
-FEATURES = ("classifier", "margin")
+#: Feature names, in the order of :data:`WEIGHTS`. ``gate`` = n / (n + EVIDENCE) for n example
+#: requests on the positive side: with few, the decision leans on the request's similarity to
+#: the feedback's own words (``anchor``); with many, on the classifier learned from them.
+FEATURES = (
+    "classifier*gate",
+    "classifier*(1-gate)",
+    "anchor*(1-gate)",
+    "anchor*gate",
+    "gate",
+    "margin",
+)
 
 #: The shared logistic combiner (bias last), fitted on the development feedbacks with MiniLM.
-WEIGHTS = (2.6005, 1.114, -0.1552)
+WEIGHTS = (4.4651, 3.8856, 1.7359, 0.0577, -0.5479, 0.3929, -0.3347)
 
 #: L2 strength of the per-feedback classifier (weak: the sets are small and clean enough; on
 #: the development feedbacks 1e-4 beat 1e-3 and 1e-2 by 1.5-4 points).
 L2 = 1e-4
+#: Example requests at which the classifier and the feedback's words weigh the same.
+EVIDENCE = 4.0
 #: The classifier's logit is divided by this before the combiner (logits of a weakly
 #: regularized fit reach the tens).
 LOGIT_SCALE = 10.0
@@ -131,9 +142,14 @@ class ScopeModel:
     def features(self, query: np.ndarray) -> np.ndarray:
         """The request's features (see :data:`FEATURES`)."""
         logit = float(query @ self.direction + self.offset) / LOGIT_SCALE
+        anchor, _ = _nearest(query, self.anchor_vecs)
         pos, _ = _nearest(query, np.concatenate([self.anchor_vecs, self.positive_vecs]))
         neg, _ = _nearest(query, np.concatenate([self.negative_vecs, self.pool_vecs]))
-        return np.array([logit, pos - neg], dtype=np.float64)
+        gate = len(self.positives) / (len(self.positives) + EVIDENCE)
+        return np.array(
+            [logit * gate, logit * (1 - gate), anchor * (1 - gate), anchor * gate, gate, pos - neg],
+            dtype=np.float64,
+        )
 
     def probability(self, query: np.ndarray) -> float:
         w = np.asarray(self.weights, dtype=np.float64)

@@ -169,7 +169,7 @@ def test_sft_then_ipo_moves_the_lora_and_records_finite_losses(
     for phase in ("sft", "ipo"):
         assert all(math.isfinite(step["loss"]) for step in saved["losses"][phase])
     acc = saved["heldout_implicit_accuracy"]
-    assert saved["rows"]["heldout_pairs"] == 2 and 0 <= acc["after_ipo"] <= 1
+    assert saved["heldout_pairs"] == 2 and 0 <= acc["after_ipo"] <= 1
     assert len(saved["data_sha256"]) == 64 and saved["config"]["beta"] == 0.01
     assert (out / "adapter_config.json").is_file() and not (out / "ref").exists()
     assert not (out / "checkpoints").exists()
