@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from persona.adapters.fspo import FSPOTrainConfig, build_rows, heldout_rows, train_fspo
-from persona.agents.models import local_gguf
 from persona.errors import InvalidInputError, PersonaError
 from persona.learn.fspo import few_shot_prompt
 
@@ -47,32 +46,6 @@ def _user(uid: str, split: str, n: int, test: int = 0) -> User:
 
 def users() -> list[User]:
     return [_user("ann", "train", 6), _user("bob", "train", 6), _user("cy", "heldout", 3, 2)]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised two-layer Llama with SmolLM2's tokenizer (chat template)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    gguf = local_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_rows_use_fspo_layout_and_never_put_the_target_among_its_shots() -> None:
