@@ -22,6 +22,7 @@ from rich.table import Table
 
 from persona.adapters.fspo_cmd import train_fspo_cmd
 from persona.bench.feedback_cmd import bench_feedback
+from persona.bench.labels_cmd import bench_labels
 from persona.cli_common import err, errors, fail, out
 from persona.config import HOME_ENV, default_home
 from persona.follow.commands import bench_follow, train_follow_cmd
@@ -518,3 +519,6 @@ bench_app.command("follow")(bench_follow)
 
 # -- verbal feedback, C3PO (persona/bench/feedback_cmd.py) ------------------------------------
 bench_app.command("feedback")(bench_feedback)
+
+# -- few-shot labels, FSPO's learned scorer (persona/bench/labels_cmd.py) ----------------------
+bench_app.command("labels")(bench_labels)
