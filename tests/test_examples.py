@@ -110,7 +110,10 @@ def openai_server() -> Iterator[str]:
 
 def test_03_openai_server_round_trip(tmp_path: Path, openai_server: str) -> None:
     out = run_example("03_openai_server.py", "--llm", f"openai:test@{openai_server}", path=tmp_path)
-    (request,) = _ChatCompletions.requests
+    *learning, request = _ChatCompletions.requests  # C3PO's dataset calls, then the answer
+    assert learning and all(
+        "Emails to my boss stay formal and short." in r["messages"][-1]["content"] for r in learning
+    )
     assert request["model"] == "test" and request["auth"] == "Bearer test-key"
     system, user = request["messages"]
     assert system["role"] == "system" and "sign off with 'Best, Dave'" in system["content"]
