@@ -197,9 +197,11 @@ class FSPO:
             missing = [i for i in ids if i not in self._vectors]
         fresh = {i: v for i, v in stored.items() if v is not None and v.shape == embedding.shape}
         todo = [i for i in missing if i not in fresh]
-        if todo:
-            for lb in self.store.get_labels(user_id, todo):
-                fresh[lb.id] = self.embedder.embed([lb.prompt])[0]
+        if todo:  # one batch for every label not embedded yet
+            found = self.store.get_labels(user_id, todo)
+            if found:
+                vecs = self.embedder.embed([lb.prompt for lb in found])
+                fresh.update({lb.id: vec for lb, vec in zip(found, vecs, strict=True)})
         with self._lock:
             self._vectors.update({i: fresh[i] for i in missing if i in fresh})
             have = [i for i in ids if i in self._vectors]
