@@ -46,6 +46,7 @@ from persona.store.embed import Embedder
 GROUPS = ("in_scope", "near_scope", "out_of_scope")
 METHODS = ("in_context", "similarity_rule", "c3po_scope")
 SIMILARITY_RULE = 0.25  # the previous release's rule (StatedConfig.min_similarity)
+ADAPTER_MIN_COUNTED = 3  # in-scope prompts whose plain answer breaks the feedback
 L2_COMBINER = 1e-3  # the shared combiner's L2 (7 weights, hundreds of development rows)
 
 
@@ -199,7 +200,10 @@ def run_feedback_bench(
         layer.close()
         if answer_model is not None and fb.get("checker"):
             row["behaviour"] = _behaviour(fb, row["decisions"], answer_model, max_tokens)
-            if adapters > sum("adapter" in r for r in rows) and stored is not None:
+            # an adapter only where the plain model breaks the feedback in scope: elsewhere
+            # (e.g. "no emojis" to a model that never writes one) there is nothing to count
+            breaks = row["behaviour"]["in_scope"]["counted"] >= ADAPTER_MIN_COUNTED
+            if adapters > sum("adapter" in r for r in rows) and stored is not None and breaks:
                 folder = (work or Path(tempfile.mkdtemp())) / "adapters" / fb["id"]
                 row["adapter"] = adapter_behaviour(
                     fb, stored, folder, steps=adapter_steps, max_tokens=max_tokens

@@ -31,7 +31,9 @@ def bench_feedback(
         "(writes scope-weights.json; copy the weights into persona/learn/scope.py).",
     ),
     adapters: int = typer.Option(
-        0, help="Train a C3PO adapter for the first N quantitative feedbacks and measure it."
+        0,
+        help="Train a C3PO adapter for the first N quantitative feedbacks that the plain "
+        "model breaks in scope (>= 3 prompts), and measure it.",
     ),
     adapter_steps: int = typer.Option(8, help="Optimizer steps per C3PO adapter."),
     follow_adapter: bool = typer.Option(

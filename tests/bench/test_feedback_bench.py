@@ -140,3 +140,24 @@ def test_user_examples_are_learned_from_and_not_scored(minilm: MiniLMEmbedder) -
     assert len(row["decisions"]["in_scope"]["c3po_scope"]) == len(fb["in_scope"]) - 4
     assert len(row["decisions"]["near_scope"]["c3po_scope"]) == len(fb["near_scope"]) - 4
     assert len(row["decisions"]["out_of_scope"]["c3po_scope"]) == len(fb["out_of_scope"])
+
+
+def test_adapters_only_for_feedback_the_plain_model_breaks(
+    minilm: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import persona.bench.feedback as bench
+
+    trained: list[str] = []
+
+    def fake_adapter(fb: dict[str, object], *args: object, **kwargs: object) -> dict[str, object]:
+        trained.append(str(fb["id"]))
+        return {"train": {}, **{g: {"counted": 0, "adapter": []} for g in GROUPS}}
+
+    monkeypatch.setattr(bench, "adapter_behaviour", fake_adapter)
+    feedbacks = [f for f in load_feedback_set("test") if f["checker"] == "no_emoji"][:1]
+    polite = FakeListChatModel(responses=["A plain answer with no emoji."])
+    run_feedback_bench(feedbacks, llm=None, embedder=minilm, answer_model=polite, adapters=1)
+    assert trained == []  # every plain answer complies: nothing to measure, no adapter
+    cheerful = FakeListChatModel(responses=["Sure! Here it is 🎉"])
+    run_feedback_bench(feedbacks, llm=None, embedder=minilm, answer_model=cheerful, adapters=1)
+    assert trained == [feedbacks[0]["id"]]
