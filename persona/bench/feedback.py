@@ -37,6 +37,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
 from persona.bench.feedback_checks import adheres
+from persona.errors import PersonaError
 from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig
@@ -205,9 +206,12 @@ def run_feedback_bench(
             breaks = row["behaviour"]["in_scope"]["counted"] >= ADAPTER_MIN_COUNTED
             if adapters > sum("adapter" in r for r in rows) and stored is not None and breaks:
                 folder = (work or Path(tempfile.mkdtemp())) / "adapters" / fb["id"]
-                row["adapter"] = adapter_behaviour(
-                    fb, stored, folder, steps=adapter_steps, max_tokens=max_tokens
-                )
+                try:
+                    row["adapter"] = adapter_behaviour(
+                        fb, stored, folder, steps=adapter_steps, max_tokens=max_tokens
+                    )
+                except PersonaError as exc:  # e.g. no usable pair in this dataset: recorded
+                    row["adapter_error"] = str(exc)
         rows.append(row)
         if tick:
             tick(1)

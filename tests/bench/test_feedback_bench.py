@@ -18,6 +18,7 @@ from persona.bench.feedback import (
     summarize,
 )
 from persona.bench.feedback_checks import load_feedback_set
+from persona.errors import InvalidInputError
 from persona.learn.c3po_data import DatasetConfig
 from persona.learn.scope import FEATURES
 from persona.store.embed import MiniLMEmbedder
@@ -161,3 +162,13 @@ def test_adapters_only_for_feedback_the_plain_model_breaks(
     cheerful = FakeListChatModel(responses=["Sure! Here it is 🎉"])
     run_feedback_bench(feedbacks, llm=None, embedder=minilm, answer_model=cheerful, adapters=1)
     assert trained == [feedbacks[0]["id"]]
+
+    def failing_adapter(*args: object, **kwargs: object) -> dict[str, object]:
+        raise InvalidInputError("no usable in-scope pair for feedback 'x'")
+
+    monkeypatch.setattr(bench, "adapter_behaviour", failing_adapter)
+    result = run_feedback_bench(
+        feedbacks, llm=None, embedder=minilm, answer_model=cheerful, adapters=1
+    )
+    (row,) = result["feedbacks"]  # the bench goes on; the failure is recorded
+    assert "adapter" not in row and "no usable in-scope pair" in row["adapter_error"]
