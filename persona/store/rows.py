@@ -14,16 +14,21 @@ import numpy as np
 from persona.errors import StorageError
 
 
+def _decode(raw: object, where: str) -> Any:
+    """The JSON value of a column; text that does not parse means the row is damaged."""
+    try:
+        if not isinstance(raw, str | bytes):
+            raise TypeError(f"a {type(raw).__name__}")
+        return json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"{where} holds damaged JSON ({exc}); {REPAIR}") from exc
+
+
 def json_list(raw: object, where: str) -> tuple[str, ...]:
     """A JSON list of strings read from a row; anything else means the row is damaged."""
     if raw is None or raw == "":
         return ()
-    try:
-        if not isinstance(raw, str | bytes):
-            raise TypeError(f"a {type(raw).__name__}")
-        value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"{where} holds damaged JSON ({exc}); {REPAIR}") from exc
+    value = _decode(raw, where)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise StorageError(f"{where} holds {value!r:.60}, not a list of texts; {REPAIR}")
     return tuple(value)
@@ -33,12 +38,7 @@ def json_dict(raw: object, where: str) -> dict[str, Any] | None:
     """A JSON object read from a row (None when the column is empty)."""
     if raw is None or raw == "":
         return None
-    try:
-        if not isinstance(raw, str | bytes):
-            raise TypeError(f"a {type(raw).__name__}")
-        value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"{where} holds damaged JSON ({exc}); {REPAIR}") from exc
+    value = _decode(raw, where)
     if not isinstance(value, dict):
         raise StorageError(f"{where} holds {value!r:.60}, not an object; {REPAIR}")
     return value
