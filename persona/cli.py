@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
+from persona.adapters.cmd import serve_config_cmd, train_adapters_cmd
 from persona.adapters.fspo_cmd import train_fspo_cmd
 from persona.bench.feedback_cmd import bench_feedback
 from persona.bench.labels_cmd import bench_labels
 from persona.cli_common import err, errors, fail, out
 from persona.config import HOME_ENV, default_home
 from persona.follow.commands import bench_follow, train_follow_cmd
+from persona.store.migrate_cmd import migrate_cmd
 
 if TYPE_CHECKING:
     from persona.layer import PreferenceLayer
@@ -137,8 +139,15 @@ def ui(
         "--follow-adapter/--no-follow-adapter",
         help="Run the local model with persona's follow adapter (default) or without it.",
     ),
+    auth: Path | None = typer.Option(
+        None,
+        "--auth",
+        envvar="PERSONA_AUTH",
+        help="A file of 'name:password' lines: people sign in, and each sees only their own "
+        "data. Without it: one local user with a switchable name.",
+    ),
 ) -> None:
-    """Start the Gradio app (chat, edit answers, inspect and edit learned preferences)."""
+    """Start the Gradio app (chat, teach, inspect and edit learned preferences)."""
     opts: Options = ctx.obj
     where = path if path is not None else opts.path
     with errors():
@@ -153,6 +162,7 @@ def ui(
             port=port,
             block=True,
             follow_adapter=follow_adapter,
+            auth=auth,
         )
 
 
@@ -325,6 +335,9 @@ def bench_latency(
     db: Path | None = typer.Option(
         None, help="Keep the stores here (reused when they match); default: a temp dir."
     ),
+    store: str | None = typer.Option(
+        None, help="A postgresql:// URL: measure PostgreSQL, beside SQLite's figures in --out."
+    ),
 ) -> None:
     """Latency of condition() with USERS x PREFS rows in the store (hash embedder), and with
     the MiniLM embedder. The global --embedder and --path do not apply."""
@@ -343,6 +356,7 @@ def bench_latency(
         faiss_threads=faiss_threads,
         seed=seed,
         db=str(db) if db else None,
+        store=store,
     )
     with errors():
         result = run_latency(cfg, out_file, plot=plot, console=err)
@@ -522,3 +536,10 @@ bench_app.command("feedback")(bench_feedback)
 
 # -- few-shot labels, FSPO's learned scorer (persona/bench/labels_cmd.py) ----------------------
 bench_app.command("labels")(bench_labels)
+
+# -- per-user adapters (persona/adapters/cmd.py) -----------------------------------------------
+app.command("train-adapters")(train_adapters_cmd)
+app.command("serve-config")(serve_config_cmd)
+
+# -- SQLite -> PostgreSQL (persona/store/migrate_cmd.py) ------------------------------------------
+app.command("migrate")(migrate_cmd)

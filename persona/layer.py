@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from persona.adapters.api import AdapterMethods
 from persona.config import (
     MAX_PREFERENCE_CHARS,
     check_optional_text,
@@ -38,12 +39,12 @@ from persona.types import Conditioning, Label, Preference
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from persona.agents.runnable import Placement, PreferenceRunnable
+    from persona.agents.runnable import Mode, Placement, PreferenceRunnable
 
 log = logging.getLogger(__name__)
 
 
-class PreferenceLayer:
+class PreferenceLayer(AdapterMethods):
     """Learns each user's preferences and conditions agents with them.
 
     Open one with :meth:`open`; it is safe to share between threads.
@@ -123,17 +124,26 @@ class PreferenceLayer:
         """Open (or create) a layer.
 
         ``path``: a directory (``$PERSONA_HOME`` or ``~/.local/share/persona`` by default) that
-        holds ``persona.db``, the FAISS cache and adapters; or a ``.db`` file.
+        holds ``persona.db``, the FAISS cache and adapters; or a ``.db`` file; or a
+        ``postgresql://`` URL (then ``$PERSONA_HOME`` holds this server's FAISS cache and
+        adapters).
         ``llm``: a LangChain chat model or a spec (``"local"``, ``"openai:MODEL@URL"``,
         ``"fake"``); loaded on first use. ``embedder``: ``"minilm"`` (default), ``"hash"`` or
         an :class:`~persona.store.embed.Embedder`.
         """
         from persona.store.sqlite import SQLiteStore
+        from persona.store.urls import is_postgres_url
 
         synchronous = options.pop("synchronous", "normal")
         LayerOptions.of(options)  # refuse bad options before creating anything
-        home, db_path = resolve_home(path)
-        store = SQLiteStore(db_path, synchronous=synchronous)
+        if is_postgres_url(path):  # many app servers: FAISS cache and adapters stay local
+            from persona.store.postgres import PostgresStore
+
+            home, _ = resolve_home(None)
+            store: Store = PostgresStore(cast(str, path))
+        else:
+            home, db_path = resolve_home(path)
+            store = SQLiteStore(db_path, synchronous=synchronous)
         try:
             return cls(store, embedder=load_embedder(embedder), llm=llm, home=home, **options)
         except Exception:
@@ -384,11 +394,13 @@ class PreferenceLayer:
         *,
         placement: Placement = "auto",
         best_of: int = 1,
+        mode: Mode = "both",
     ) -> PreferenceRunnable:
         """A Runnable that conditions ``chat_model`` (default: the layer's LLM) per user.
 
         Call it with ``config={"configurable": {"user_id": ...}}``. ``best_of=n``: sample n
-        answers and return the one the user's reward (:meth:`score`) prefers.
+        answers and return the one the user's reward (:meth:`score`) prefers. ``mode``:
+        "both" (the prompt and the user's adapter when there is one), "prompt" or "adapter".
         """
         from persona.agents.models import load_chat_model
         from persona.agents.runnable import PreferenceRunnable
@@ -399,7 +411,14 @@ class PreferenceLayer:
             else load_chat_model(chat_model, home=self.home, follow_adapter=self.follow_adapter)
         )
         return PreferenceRunnable(
-            self.condition, model, placement, best_of=best_of, reward=self._reward
+            self.condition,
+            model,
+            placement,
+            best_of=best_of,
+            reward=self._reward,
+            mode=mode,
+            adapter_folder=self._adapter_folder,
+            served_adapters=self.options.served_adapters,
         )
 
     def _reward(self, user_id: str, prompt: str, responses: list[str]) -> list[float]:
@@ -436,7 +455,9 @@ class PreferenceLayer:
         self.store.delete_user(user_id)
         self.index.invalidate(user_id)
         if self.home is not None:
-            shutil.rmtree(self.home / "adapters" / safe_dir_name(user_id), ignore_errors=True)
+            for folder in ("", ".work"):  # the adapter, and its answers and unfinished runs
+                target = self.home / "adapters" / folder / safe_dir_name(user_id)
+                shutil.rmtree(target, ignore_errors=True)
         for learner in self.learners:
             learner.forget(user_id)
 

@@ -19,6 +19,7 @@ from persona.errors import ModelError, PersonaError
 def complete(
     model: BaseChatModel | Runnable[LanguageModelInput, Any],
     messages: LanguageModelInput,
+    /,
     **kwargs: Any,
 ) -> AIMessage:
     """``model.invoke(messages, **kwargs)``; any failure becomes a :class:`ModelError`.

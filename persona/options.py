@@ -32,6 +32,10 @@ class LayerOptions:
     # "learned": the embedding scorer with its meta-learned prior (fast, no LLM); "llm": the
     # LLM as a few-shot judge (the local model only: it needs log-likelihoods).
     scorer: str = "learned"
+    # -- per-user adapters (persona train-adapters): True when the layer's OpenAI-compatible
+    # server serves them (vLLM --lora-modules, see `persona serve-config vllm`), so a request
+    # asks for the user's adapter by name; the local model loads them itself either way.
+    served_adapters: bool = False
 
     def __post_init__(self) -> None:
         from persona.learn.cipher import AGGREGATE_MODES
@@ -48,6 +52,10 @@ class LayerOptions:
                 f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
             )
         check_follow_adapter(self.follow_adapter)
+        if not isinstance(self.served_adapters, bool):
+            raise InvalidInputError(
+                f"served_adapters={self.served_adapters!r:.40} must be True or False."
+            )
         if not isinstance(self.fspo_describe, bool):
             raise InvalidInputError(
                 f"fspo_describe={self.fspo_describe!r:.40} must be True or False."

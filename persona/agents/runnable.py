@@ -24,6 +24,11 @@ from persona.llm import complete
 from persona.types import Conditioning
 
 Placement = Literal["auto", "system", "user"]
+#: How a user is applied: "both" (prompt + adapter, the default), "prompt" (never the
+#: adapter), "adapter" (the adapter alone where the user has one, else the prompt).
+Mode = Literal["both", "prompt", "adapter"]
+#: The folder of a trained adapter by its name (None: no usable adapter there).
+AdapterFolder = Callable[[str], str | None]
 Conditioner = Callable[[str, str], Conditioning]
 #: ``score(user_id, prompt, responses)``: the user's personalized reward (``layer.score``).
 Reward = Callable[[str, str, list[str]], list[float]]
@@ -117,7 +122,12 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
         best_of: int = 1,
         reward: Reward | None = None,
         temperature: float = 0.8,
+        mode: Mode = "both",
+        adapter_folder: AdapterFolder | None = None,
+        served_adapters: bool = False,
     ) -> None:
+        if mode not in ("both", "prompt", "adapter"):
+            raise InvalidInputError(f"mode {mode!r} is unknown; use 'both', 'prompt' or 'adapter'.")
         if placement not in ("auto", "system", "user"):
             raise InvalidInputError(
                 f"placement {placement!r} is unknown; use 'auto', 'system' or 'user'."
@@ -132,6 +142,9 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
         self.best_of = best_of
         self.reward = reward
         self.temperature = temperature  # sampling temperature of the best_of candidates
+        self.mode: Mode = mode
+        self.adapter_folder = adapter_folder
+        self.served_adapters = served_adapters
 
     @property
     def resolved_placement(self) -> Literal["system", "user"]:
@@ -147,7 +160,22 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
         user_id = user_id_from(config)
         messages = to_messages(input)
         cond = self.condition(user_id, last_human_text(messages))
+        if self.mode == "adapter" and self.adapter_kwargs(cond):
+            return messages, cond  # the adapter alone conditions the answer
         return apply_conditioning(messages, cond, self.resolved_placement), cond
+
+    def adapter_kwargs(self, cond: Conditioning) -> dict[str, Any]:
+        """What the model call needs to use the user's adapter: ``adapter=FOLDER`` for the
+        local model, ``model=NAME`` for a server that serves the adapters (vLLM); nothing when
+        the mode is "prompt", the user has no adapter or the model cannot take one."""
+        if self.mode == "prompt" or not cond.adapter:
+            return {}
+        from persona.agents.models import LocalChatModel
+
+        if isinstance(self.model, LocalChatModel):
+            folder = self.adapter_folder(cond.adapter) if self.adapter_folder else None
+            return {"adapter": folder} if folder else {}
+        return {"model": cond.adapter} if self.served_adapters else {}
 
     @staticmethod
     def _meta(cond: Conditioning, context: str) -> dict[str, Any]:
@@ -155,7 +183,7 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
             "preference_ids": [p.id for p in cond.preferences],
             "label_ids": [e.id for e in cond.examples],
             "summary": cond.summary,
-            "adapter": cond.adapter,
+            "adapter": None,  # set by the call when the adapter is used
             "context": context,
         }
 
@@ -166,6 +194,9 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
         messages, cond = self.prepare(input, config)
         context = last_human_text(to_messages(input))
         meta = self._meta(cond, context)
+        routed = self.adapter_kwargs(cond)
+        kwargs = {**kwargs, **routed}
+        meta["adapter"] = cond.adapter if routed else None
         if self.best_of == 1:
             reply = complete(self.model, messages, config=config, **kwargs)
         else:
@@ -192,6 +223,7 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
     ) -> Iterator[BaseMessage]:
         config = ensure_config(config)
         messages, cond = self.prepare(input, config)
+        kwargs = {**kwargs, **self.adapter_kwargs(cond)}
         try:
             yield from self.model.stream(messages, config=config, **kwargs)
         except Exception as exc:

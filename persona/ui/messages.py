@@ -20,6 +20,10 @@ from persona.errors import (
 _CODE = re.compile(
     r"\w\(|\(\)|\blayer\.|\bpersona\.|\w=|`|<class|\b[A-Z]\w*Error\b|\bNoneType\b"
     r"|\bgot (?:int|float|str|bytes|list|dict|tuple|bool|set)\b|\b(?:pref|user)_id\b"
+    # argument names (snake_case, or a bare parameter name before its quoted value), powers,
+    # escaped backslashes and advice for callers ("split it into several calls")
+    r"|\b[a-z]+_[a-z_]+\b|\b(?:output|edited|context|prompt|chosen|rejected|text|feedback)"
+    r" '|\*\*|\\\\|\bcalls?\b"
 )
 _FOR_PEOPLE: tuple[tuple[type[PersonaError], str], ...] = (
     (UnknownUserError, "Nothing is stored for this user yet."),

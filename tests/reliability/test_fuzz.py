@@ -358,15 +358,32 @@ def ui_calls(layer: PreferenceLayer) -> dict[str, Callable[[st.DataObject, Any],
             layer, d.draw(user), d.draw(history_strategy()), d.draw(contexts), notes
         )
 
-    def applied_markdown(d: st.DataObject, notes: Any) -> Any:
-        from persona.assistant import Reply
+    def give_feedback(d: st.DataObject, notes: Any) -> Any:
+        return ui.give_feedback(
+            layer, d.draw(user), d.draw(maybe("no emojis")), d.draw(maybe(CTX)), None, notes
+        )
 
-        applied = d.draw(st.one_of(st.just({"preference_ids": ids}), st.just({})))
-        reply = Reply("answer", d.draw(maybe(CTX)), applied)
-        return ui.applied_markdown(layer, d.draw(user), reply)
+    def update_preference(d: st.DataObject, notes: Any) -> Any:
+        return ui.update_preference(
+            layer, d.draw(user), d.draw(pref_id), d.draw(maybe("terse")), notes
+        )
+
+    def pick(d: st.DataObject, notes: Any) -> Any:
+        return ui.pick(
+            layer, d.draw(user), d.draw(maybe("A")), d.draw(maybe(CTX)), CTX,
+            d.draw(maybe("Dear boss,")), d.draw(maybe("hey boss!!")),
+            d.draw(history_strategy()), d.draw(contexts), notes,
+        )  # fmt: skip
+
+    def delete_label(d: st.DataObject, notes: Any) -> Any:
+        return ui.delete_label(layer, d.draw(user), d.draw(pref_id), notes)
+
+    def delete_all(d: st.DataObject, notes: Any) -> Any:
+        return ui.delete_all(layer, d.draw(maybe("nobody")), d.draw(hostile()), notes)
 
     return {f.__name__: f for f in (load_user, add_preference, toggle_preference,
-            delete_preference, send, edit_message, accept_answer, applied_markdown)}  # fmt: skip
+            delete_preference, send, edit_message, accept_answer, give_feedback,
+            update_preference, pick, delete_label, delete_all)}  # fmt: skip
 
 
 def failed(result: Any) -> bool:

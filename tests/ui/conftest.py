@@ -1,4 +1,5 @@
-"""A layer whose CIPHER always infers "bullet points", an echoing assistant, and a served app."""
+"""A layer whose CIPHER always infers "bullet points", an echoing assistant, and served apps
+(local single-user mode, and signed-in mode with two users)."""
 
 from __future__ import annotations
 
@@ -48,21 +49,48 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+USERS = {"ana": "ana-pass", "ben": "ben-pass"}  # the signed-in app's auth file, as a dict
+
+
+@pytest.fixture(scope="session")
+def auth_users() -> dict[str, str]:
+    return dict(USERS)
+
+
+def launch(layer: PreferenceLayer, auth: bool) -> Any:
+    from persona.ui.app import CSS, build_app
+    from persona.ui.users import checker
+
+    app = build_app(layer, Assistant(layer, "fake"), auth=auth)
+    app.queue()
+    app.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        share=False,
+        quiet=True,
+        css=CSS,
+        auth=checker(USERS) if auth else None,
+    )
+    return app
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, PreferenceLayer]]:
-    """The real app on 127.0.0.1 (one per module; each test uses its own user id)."""
-    from persona.ui.app import build_app
-
+    """The real app on 127.0.0.1, local mode (one per module; tests use their own names)."""
     with open_layer(tmp_path_factory.mktemp("served")) as layer:
-        app = build_app(layer, Assistant(layer, "fake"))
-        app.queue()
-        app.launch(
-            server_name="127.0.0.1",
-            server_port=free_port(),
-            prevent_thread_lock=True,
-            share=False,
-            quiet=True,
-        )
+        app = launch(layer, auth=False)
+        try:
+            yield app.local_url, layer
+        finally:
+            app.close()
+
+
+@pytest.fixture(scope="module")
+def served_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, PreferenceLayer]]:
+    """The real app on 127.0.0.1 with a login page for the users of ``USERS``."""
+    with open_layer(tmp_path_factory.mktemp("served-auth")) as layer:
+        app = launch(layer, auth=True)
         try:
             yield app.local_url, layer
         finally:
@@ -85,7 +113,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, served: tuple[str, PreferenceLayer]) -> Iterator[Any]:
-    """A fresh browser session on the app, with the chat panel rendered."""
+    """A fresh browser session on the local-mode app, once its first load has finished."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
