@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from persona.errors import InvalidInputError
 from persona.store.base import Store
 
+Tick = Callable[[str, float], None]
 #: What :func:`persona.config.safe_dir_name` produces; anything else is never a folder name.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
@@ -22,14 +24,19 @@ class AdapterMethods:
     def _known(self, user_id: str) -> str:  # provided by PreferenceLayer
         raise NotImplementedError
 
-    def train_adapter(self, user_id: str, **config: Any) -> dict[str, Any]:
+    def train_adapter(
+        self, user_id: str, *, progress: Tick | None = None, **config: Any
+    ) -> dict[str, Any]:
         """Train the user's LoRA adapter now (``config``: the fields of
         :class:`persona.adapters.train.AdapterConfig`); returns its record (loss curve,
-        held-out pair accuracy, time, memory). ``persona train-adapters`` does it in batch."""
+        held-out pair accuracy, time, memory). ``progress(event, value)`` is called with
+        ("answers", answers generated so far) and ("step", loss). Blocks for the whole run
+        (minutes on a CPU); ``persona train-adapters`` does it in batch."""
         from persona.adapters.train import AdapterConfig, train_user_adapter
 
         cfg = AdapterConfig.of(config)
-        return train_user_adapter(self.store, self._adapters_home(), self._known(user_id), cfg)
+        home, user = self._adapters_home(), self._known(user_id)
+        return train_user_adapter(self.store, home, user, cfg, tick=progress)
 
     def adapter_status(self, user_id: str) -> dict[str, Any]:
         """Whether the user has an adapter, its data version and whether it is stale."""
