@@ -78,7 +78,7 @@ class Run:
         placement: Literal["system", "user"]
         placement = "system" if getattr(self.agent, "follows_system_prompt", True) else "user"
         messages = apply_conditioning([HumanMessage(message)], prepared.conditioning, placement)
-        reply = complete(self.agent, messages, max_tokens=self.config.max_tokens)
+        reply = complete(self.agent, messages, max_tokens=self.config.max_tokens, **prepared.call)
         tin, tout = usage(reply)
         self.tokens_in += tin
         self.tokens_out += tout
@@ -128,7 +128,15 @@ class Run:
                 "user_out": user_out,
             },
             "wall_s": round(time.perf_counter() - start, 2),
+            **self._trainings(),
         }
+
+    def _trainings(self) -> dict[str, Any]:
+        """The adapter learner's retrainings (when, on how many pairs, how long)."""
+        trainings = getattr(self.learner, "trainings", None)
+        if trainings is None:
+            return {}
+        return {"trainings": trainings, "adapter_rounds": getattr(self.learner, "served", 0)}
 
 
 def batched(model: BaseChatModel, callers: int) -> BaseChatModel:
@@ -197,8 +205,10 @@ def run_edits(
     embedder: Embedder,
     config: EditsConfig,
     on_round: Callable[[str], None] | None = None,
+    adapter_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``learners`` on the same rounds of ``config.task``; returns the result document."""
+    """Run ``learners`` on the same rounds of ``config.task``; returns the result document.
+    ``adapter_config``: the recipe of the adapter learners (``adapter-R``)."""
     from persona.bench.machine import machine_info
 
     if not isinstance(config.jobs, int) or config.jobs < 0:
@@ -219,6 +229,7 @@ def run_edits(
                 home=home,
                 min_similarity=config.min_similarity,
                 cipher_min_similarity=config.cipher_min_similarity,
+                adapter_config=adapter_config,
             )
             try:
                 tick = (lambda n=name: on_round(n)) if on_round else None
@@ -238,6 +249,7 @@ def run_edits(
         "corpus_same_source_5nn": corpus_same_source(config.task, embedder, k=5),
         "task": config.task,
         "config": config.__dict__,
+        **({"adapter_config": adapter_config} if adapter_config else {}),
         "llm": model_label(agent),
         "learner_llm": model_label(learner_llm),
         "user_llm": model_label(user_llm) if config.user == "llm" else None,

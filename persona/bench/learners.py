@@ -15,14 +15,14 @@ learns from the user's edit (:meth:`learn`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 
 from persona.bench.env import Context, instruction
 from persona.bench.users import SimulatedUser
-from persona.errors import LearningError
+from persona.errors import LearningError, PersonaError
 from persona.layer import PreferenceLayer
 from persona.learn import prompts
 from persona.learn.base import render_system_prompt
@@ -42,6 +42,7 @@ class Prepared:
     description: str | None = None  # the preference in words, if the learner has one
     retrieved_sources: list[str] = field(default_factory=list)  # sources of retrieved items
     message: str | None = None  # a replacement user turn (ICL-edit's examples)
+    call: dict[str, Any] = field(default_factory=dict)  # extra model-call arguments (adapter=)
 
 
 def described(text: str) -> Conditioning:
@@ -182,6 +183,56 @@ class CipherLearner(NoLearning):
             self.failures += 1
 
 
+class AdapterLearner(CipherLearner):
+    """A per-user LoRA adapter retrained from the user's edits every ``every`` rounds
+    (``persona train-adapters``' recipe), served by the local model; with ``cipher`` the
+    layer's CIPHER-5 preferences are in the prompt too ("cipher-5+adapter-R")."""
+
+    def __init__(
+        self, layer: PreferenceLayer, name: str, every: int, cipher: bool, **config: Any
+    ) -> None:
+        super().__init__(layer, name)
+        self.every, self.cipher, self.config = every, cipher, config
+        self.rounds = 0
+        self.folder: str | None = None
+        self.trainings: list[dict[str, Any]] = []
+        self.served = 0  # rounds answered through the user's adapter
+
+    def prepare(self, ctx: Context) -> Prepared:
+        prepared = super().prepare(ctx) if self.cipher else Prepared()
+        if self.folder:
+            prepared.call = {"adapter": self.folder}
+            self.served += 1
+        return prepared
+
+    def learn(self, ctx: Context, output: str, edited: str) -> None:
+        if self.cipher:
+            super().learn(ctx, output, edited)
+        else:  # the edit is only data for the adapter: no LLM inference
+            self.layer.store.add_edit(USER_ID, instruction(ctx), output, edited)
+        self.rounds += 1
+        if self.rounds % self.every:
+            return
+        try:
+            record = self.layer.train_adapter(USER_ID, **self.config)
+        except LearningError:
+            self.failures += 1
+            return
+        except PersonaError as exc:  # e.g. every edit so far was an acceptance
+            self.trainings.append({"round": self.rounds, "error": str(exc)})
+            return
+        self.folder = self.layer.adapter_status(USER_ID)["path"]
+        self.trainings.append(
+            {
+                "round": self.rounds,
+                "pairs": record["rows"]["train_pairs"],
+                "steps": record["steps"],
+                "seconds": record["seconds"],
+                "final_loss": record["losses"][-1] if record["losses"] else None,
+            }
+        )
+
+
 def make_learner(
     name: str,
     *,
@@ -191,6 +242,7 @@ def make_learner(
     home: str,
     min_similarity: float,
     cipher_min_similarity: float = 0.0,
+    adapter_config: dict[str, Any] | None = None,
 ) -> Learner:
     """Build a learner by name (see :data:`LEARNERS`)."""
     from persona.errors import InvalidInputError
@@ -203,6 +255,12 @@ def make_learner(
         return ICLEdit(embedder, int(name[9:]))
     if name == "agnostic":
         return Agnostic(llm)
+    head, _, every = name.rpartition("adapter-")
+    if every.isdigit() and int(every) > 0 and head in ("", "cipher-5+"):
+        layer = PreferenceLayer.open(
+            home, llm=llm, embedder=embedder, cipher_k=5, cipher_aggregate="sync"
+        )
+        return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
     k, _, mode = name[7:].partition("-")
     if name.startswith("cipher-") and k.isdigit() and mode in ("", "list"):
         layer = PreferenceLayer.open(
@@ -219,5 +277,5 @@ def make_learner(
         return CipherLearner(layer, name)
     raise InvalidInputError(
         f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K, "
-        "cipher-K-list)."
+        "cipher-K-list, adapter-R, cipher-5+adapter-R)."
     )
