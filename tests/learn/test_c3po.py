@@ -221,3 +221,19 @@ def test_export_import_keeps_the_dataset(scoped: PreferenceLayer) -> None:
         row["user_id"] = "ann3"
     with pytest.raises(InvalidInputError, match=r"feedback\[0\]\.dataset"):
         scoped.import_user(data)
+
+
+def test_the_local_model_writes_no_dataset_by_default(tmp_path: Path) -> None:
+    """The embedded 135M model's datasets made the learned scope worse than none (README):
+    with it, C3PO learns from the pool and the user's examples; any other LLM writes one."""
+    from persona.agents.models import LocalChatModel
+
+    def categories(llm: Any, **options: Any) -> tuple[int, bool]:
+        with PreferenceLayer.open(tmp_path / "h", llm=llm, embedder="hash", **options) as lyr:
+            cfg = lyr.c3po.config.dataset
+            return cfg.categories, cfg.generate
+
+    assert categories("local") == (0, False)  # the model itself is never loaded here
+    assert categories(LocalChatModel()) == (0, False)
+    assert categories("fake") == (4, True)
+    assert categories("local", c3po_categories=3) == (3, True)  # an explicit choice wins
