@@ -96,6 +96,8 @@ class PreferenceLayer(AdapterMethods):
             ),
         )
         categories = opts.c3po_categories
+        if categories is None:
+            categories = 0 if self._local_llm() else 4
         dataset = DatasetConfig(categories, opts.c3po_prompts, generate=categories > 0)
         self.c3po = C3PO(store, embedder, lambda: self.llm, C3POConfig(dataset))
         self.fspo = FSPO(
@@ -111,6 +113,12 @@ class PreferenceLayer(AdapterMethods):
         self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher, self.fspo)
         for user in reembed_if_changed(store, embedder):
             self.index.invalidate(user)
+
+    def _local_llm(self) -> bool:
+        """True when the layer's LLM is the embedded local model."""
+        from persona.agents.models import LocalChatModel
+
+        return self._llm_spec == "local" or isinstance(self._llm_spec, LocalChatModel)
 
     # -- construction ----------------------------------------------------------------
     @classmethod
