@@ -2,7 +2,8 @@
 
 Tabs: **Chat** (streamed answers, each with a collapsed "why"; edit or accept an answer, give
 feedback, pick between two candidates), **Preferences** (everything learned, editable; labeled
-pairs; export or delete all your data) and **Adapter** (placeholder, see ``adapter.py``).
+pairs; export or delete all your data) and **Adapter** (the person's adapter: status, training
+curves, "Train now", and the prompt/adapter/both switch the chat reads).
 
 The handlers live in ``chat.py``, ``pairs.py`` and ``prefs.py`` as plain functions of the
 layer; :func:`build_app` only wires them to components. Learning runs in its own queue so the
@@ -89,18 +90,20 @@ def build_app(
     *,
     auth: bool = False,
     warmup: Any = None,
+    adapter_config: dict[str, Any] | None = None,
 ) -> "gr.Blocks":
     """The app for ``layer`` and ``assistant``; launch it with ``.launch(css=CSS, ...)``
     (never share).
 
     ``auth=True``: launch with Gradio's ``auth=`` (see :func:`serve`); every handler then takes
     the user id from the signed-in request. ``warmup``: a started
-    :class:`~persona.ui.warmup.Warmup` (one is started here when None).
+    :class:`~persona.ui.warmup.Warmup` (one is started here when None). ``adapter_config``:
+    options for :meth:`~persona.PreferenceLayer.train_adapter` ("Train now"; None: its defaults).
     """
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, ever
     import gradio as gr
 
-    from persona.ui.adapter import adapter_tab
+    from persona.ui.adapter_tab import adapter_tab
     from persona.ui.prefs_tab import preferences_tab
     from persona.ui.warmup import Warmup
 
@@ -184,8 +187,8 @@ def build_app(
             with gr.Tab("Preferences", id="prefs-tab", elem_id="prefs-tab"):
                 tab = preferences_tab(layer, who, user, status)
                 prefs, labels = tab.prefs, tab.labels
-            with gr.Tab("Adapter", id="adapter-tab", elem_id="adapter-tab"):
-                adapter_tab(layer, who)  # TODO(issue 13, item 4): the adapter panel
+            with gr.Tab("Adapter", id="adapter-tab", elem_id="adapter-tab") as adapter_page:
+                use = adapter_tab(layer, who, user, adapter_page, adapter_config)
 
         # -- who is here -----------------------------------------------------------------------
         def tables(uid: str) -> tuple[Any, Any, str]:
@@ -234,8 +237,10 @@ def build_app(
             name.blur(on_name, [name, user], on_load_out, concurrency_id="user")
 
         # -- chat ------------------------------------------------------------------------------
-        def on_send(uid: str, m: str, text: str, history: list, ctx: dict, request: gr.Request):
-            for turn in stream_send(layer, assistant, who(request, uid), m, text, history, ctx):
+        def on_send(uid: str, m: str, text: str, history: list, ctx: dict, how: str,
+                    request: gr.Request):  # fmt: skip
+            for turn in stream_send(layer, assistant, who(request, uid), m, text, history, ctx,
+                                    adapter=how):  # fmt: skip
                 yield turn.history, turn.contexts, turn.message, turn.status
 
         def on_saved(uid: str, history: list, ctx: dict, request: gr.Request) -> dict:
@@ -259,17 +264,17 @@ def build_app(
             clear = ("",) * 3 if out.ok else (gr.skip(),) * 3
             return out.status, out.job, *clear
 
-        def on_two(uid: str, m: str, text: str, history: list, request: gr.Request):
-            out = candidates(layer, assistant, who(request, uid), m, text, history)
+        def on_two(uid: str, m: str, text: str, history: list, how: str, request: gr.Request):
+            out = candidates(layer, assistant, who(request, uid), m, text, history, adapter=how)
             if not out.ok:
                 return gr.skip(), gr.skip(), gr.skip(), out.status, gr.skip()
             return out.a, out.b, out.request, out.status, gr.Accordion(open=True)
 
         def on_pick(choice: str):
             def handler(uid: str, req: str, text: str, a: str, b: str, history: list, ctx: dict,
-                        request: gr.Request):  # fmt: skip
+                        how: str, request: gr.Request):  # fmt: skip
                 out = pick(layer, who(request, uid), choice, req, text, a, b, history, ctx,
-                           learn=False)  # fmt: skip
+                           learn=False, adapter=how)  # fmt: skip
                 if not out.ok:
                     return (gr.skip(),) * 3 + (out.status, gr.skip(), gr.skip(), gr.skip())
                 return (
@@ -303,7 +308,7 @@ def build_app(
         def then_save(event: Any) -> Any:
             return event.then(on_saved, [user, chat, contexts], saved, show_progress="hidden")
 
-        chat_in = [user, mode, msg, chat, contexts]
+        chat_in = [user, mode, msg, chat, contexts, use]  # ``use``: the Adapter tab's switch
         chat_out = [chat, contexts, msg, status]
         for trigger, api in ((send_btn.click, "chat"), (msg.submit, None)):
             then_save(trigger(on_send, chat_in, chat_out, show_progress="minimal", api_name=api,
@@ -317,11 +322,11 @@ def build_app(
                                     [status, accepted, job]))  # fmt: skip
         then_learn(feedback_btn.click(on_feedback, [user, feedback, in_scope, out_scope],
                                       [status, job, feedback, in_scope, out_scope]))  # fmt: skip
-        pair_btn.click(on_two, [user, mode, msg, chat], [cand_a, cand_b, request_of_pair, status,
-                                                         pairs_box], **llm)  # fmt: skip
+        pair_btn.click(on_two, [user, mode, msg, chat, use],
+                       [cand_a, cand_b, request_of_pair, status, pairs_box], **llm)  # fmt: skip
         for button, choice in ((pick_a, "A"), (pick_b, "B")):
             then_learn(then_save(button.click(
-                on_pick(choice), [user, request_of_pair, msg, cand_a, cand_b, chat, contexts],
+                on_pick(choice), [user, request_of_pair, msg, cand_a, cand_b, chat, contexts, use],
                 [chat, contexts, msg, status, job, request_of_pair, pairs_box])))  # fmt: skip
         mode.change(lambda m: gr.Textbox(placeholder=PLACEHOLDERS.get(m, "")), mode, msg)
         then_save(chat.clear(lambda: ({}, [], ""), None, [contexts, accepted, status]))
@@ -348,11 +353,14 @@ def serve(
     block: bool = True,
     follow_adapter: bool = True,
     auth: "str | Path | None" = None,
+    adapter_config: dict[str, Any] | None = None,
 ) -> "gr.Blocks":
     """Open the layer at ``path`` with ``llm`` and serve the app on ``host:port`` (no share link).
 
     ``auth``: an auth file (``name:password`` lines; default ``$PERSONA_AUTH``) turns on
-    Gradio's login. ``block=True`` serves until interrupted, then closes the layer.
+    Gradio's login. ``adapter_config``: options for the Adapter tab's "Train now" (the fields
+    of :class:`~persona.adapters.train.AdapterConfig`). ``block=True`` serves until
+    interrupted, then closes the layer.
     ``block=False`` returns the running app at once (``app.close()`` stops it).
     """
     from persona.assistant import Assistant
@@ -362,7 +370,9 @@ def serve(
     users = read_auth(file) if file is not None else None
     layer = PreferenceLayer.open(path, llm=llm, embedder=embedder, follow_adapter=follow_adapter)
     try:
-        app = build_app(layer, Assistant(layer), auth=users is not None)
+        app = build_app(
+            layer, Assistant(layer), auth=users is not None, adapter_config=adapter_config
+        )
         app.queue()
         app.launch(
             server_name=host,

@@ -41,11 +41,14 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
     from langchain_core.runnables import RunnableConfig
 
+    from persona.agents.runnable import Mode, PreferenceRunnable
     from persona.assistant import Assistant
     from persona.layer import PreferenceLayer
     from persona.types import Conditioning
 
 MODES = ("Chat", "Summarize", "Email")
+# What conditions an answer (the Adapter tab's switch; ``PreferenceRunnable.mode``).
+ADAPTER_MODES: tuple[Mode, ...] = ("both", "prompt", "adapter")
 # Earlier (user, assistant) turns sent with a chat message: the local model has an 8k-token
 # context and reads ~100 tokens/s, and older turns rarely change the answer.
 HISTORY_TURNS = 4
@@ -68,12 +71,37 @@ def request_messages(mode: Any, text: str, chat: list[Message]) -> list[BaseMess
     return [*messages, HumanMessage(text)]
 
 
+def adapter_mode(value: Any) -> Mode:
+    """The Adapter tab's switch: "both" (the default), "prompt" or "adapter"."""
+    return value if value in ADAPTER_MODES else "both"
+
+
+def runnable_for(assistant: Assistant, mode: Any = "both") -> PreferenceRunnable:
+    """The assistant's runnable, answering in ``mode`` (one per call: the switch is per
+    session, the assistant is shared)."""
+    base, wanted = assistant.runnable, adapter_mode(mode)
+    if base.mode == wanted:
+        return base
+    return assistant.layer.as_runnable(
+        base.model, placement=base.placement, best_of=base.best_of, mode=wanted
+    )
+
+
+class Prepared(NamedTuple):
+    messages: list[BaseMessage]  # what the model reads (conditioned unless the adapter alone)
+    cond: Conditioning
+    config: RunnableConfig
+    routed: dict[str, Any]  # the model call's keywords that select the user's adapter ({}: none)
+    mode: Mode
+
+
 def _prepare(
-    assistant: Assistant, user: str, messages: list[BaseMessage]
-) -> tuple[list[BaseMessage], Conditioning, RunnableConfig]:
+    assistant: Assistant, user: str, messages: list[BaseMessage], mode: Any = "both"
+) -> Prepared:
     config: RunnableConfig = {"configurable": {"user_id": user}}
-    prepared, cond = assistant.runnable.prepare(messages, config)
-    return prepared, cond, config
+    runnable = runnable_for(assistant, mode)
+    prepared, cond = runnable.prepare(messages, config)
+    return Prepared(prepared, cond, config, runnable.adapter_kwargs(cond), runnable.mode)
 
 
 def _model_failed(exc: Exception) -> PersonaError:
@@ -99,9 +127,12 @@ def stream_send(
     history: Any,
     contexts: Any,
     notify: Notify = warn,
+    *,
+    adapter: Any = "both",
 ) -> Iterator[Turn]:
     """Answer ``message`` in ``mode`` (Chat, Summarize or Email), streaming the answer, then
-    add its collapsed "why" note."""
+    add its collapsed "why" note. ``adapter``: the Adapter tab's switch ("both", "prompt" or
+    "adapter"), which the note reports."""
     kept = message if isinstance(message, str) else ""
     ctx = contexts_of(contexts)
     chat: list[Message] = []
@@ -110,13 +141,13 @@ def stream_send(
         user = normalise_user(user_id)
         text = text_in(kept, "message")
         messages = request_messages(mode, text, chat)
-        prepared, cond, config = _prepare(assistant, user, messages)
+        prep = _prepare(assistant, user, messages, adapter)
         context = messages[-1].text
         yield Turn([*chat, {"role": "user", "content": kept}], ctx, "", None, "Writing…")
         answer = ""
         try:
             for chunk in assistant.runnable.model.stream(
-                prepared, config=config, max_tokens=assistant.max_tokens
+                prep.messages, config=prep.config, max_tokens=assistant.max_tokens, **prep.routed
             ):
                 answer += as_text(chunk.content)
                 if answer.strip():
@@ -130,14 +161,18 @@ def stream_send(
     except Exception as err:
         yield Turn(chat, ctx, kept, None, f"⚠️ {failed(err, notify)}")
         return
-    note = why_note(cond)
+    note = why_note(prep.cond, mode=prep.mode, used=bool(prep.routed))
     chat += [{"role": "user", "content": kept}, {"role": "assistant", "content": answer.strip()}]
     ctx[len(chat) - 1] = context
     chat.append(note)
-    n = len(cond.preferences)
+    n = len(prep.cond.preferences)
+    shaped = f"with {n} preference(s) applied"
+    if prep.routed:
+        alone = prep.mode == "adapter"
+        shaped = "by your adapter alone" if alone else f"{shaped} and your adapter"
     status = (
-        f"Answered with {n} preference(s) applied (see “Why this answer”). Edit the answer to "
-        "teach persona what you prefer, or accept it as it is."
+        f"Answered {shaped} (see “Why this answer”). Edit the answer to teach persona what "
+        "you prefer, or accept it as it is."
     )
     yield Turn(chat, ctx, "", note["content"], status)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from persona.errors import InvalidInputError, UnknownUserError
 from persona.llm import complete
-from persona.ui.chat import Job, Learned, _learned, _prepare, request_messages
+from persona.ui.chat import Job, Learned, _learned, _prepare, adapter_mode, request_messages
 from persona.ui.common import (
     Message,
     Notify,
@@ -49,20 +49,22 @@ def candidates(
     message: Any,
     history: Any,
     notify: Notify = warn,
+    *,
+    adapter: Any = "both",
 ) -> Candidates:
-    """Two answers to the message typed; the person picks the better one."""
+    """Two answers to the message typed; the person picks the better one. ``adapter``: the
+    Adapter tab's switch, as for a chat answer."""
     try:
         user = normalise_user(user_id)
         text = text_in(message, "message")
         messages = request_messages(mode, text, plain(history))
-        prepared, _, config = _prepare(assistant, user, messages)
-        model, limit = assistant.runnable.model, assistant.max_tokens
-        a = complete(model, prepared, config=config, max_tokens=limit).text.strip()
-        b = complete(
-            model, prepared, config=config, max_tokens=limit, temperature=SAMPLE_TEMPERATURE
-        ).text.strip()
-        if b == a:  # a greedy model: the answer without preferences is the other candidate
-            b = complete(model, messages, config=config, max_tokens=limit).text.strip()
+        prep = _prepare(assistant, user, messages, adapter)
+        model, limit, how = assistant.runnable.model, assistant.max_tokens, prep.routed
+        a = ask_model(model, prep.messages, prep.config, limit, **how)
+        b = ask_model(model, prep.messages, prep.config, limit, **how,
+                      temperature=SAMPLE_TEMPERATURE)  # fmt: skip
+        if b == a:  # a greedy model: the answer without preferences (nor adapter) is the other
+            b = ask_model(model, messages, prep.config, limit)
     except Exception as err:
         return Candidates("", "", "", f"⚠️ {failed(err, notify)}", ok=False)
     request = messages[-1].text
@@ -78,6 +80,11 @@ def candidates(
     except Exception as err:  # a guess only: never in the way of picking
         failed(err, lambda _: None)
     return Candidates(a, b, request, status)
+
+
+def ask_model(chat_model: Any, messages: Any, config: Any, limit: int, /, **kwargs: Any) -> str:
+    """One answer's text (``kwargs`` may name a served adapter as ``model=``)."""
+    return complete(chat_model, messages, config=config, max_tokens=limit, **kwargs).text.strip()
 
 
 class Picked(NamedTuple):
@@ -102,9 +109,10 @@ def pick(
     notify: Notify = warn,
     *,
     learn: bool = True,
+    adapter: Any = "both",
 ) -> Picked:
     """The person preferred candidate ``choice`` ("A" or "B"): it becomes the answer in the
-    chat, and the pair is learned."""
+    chat, and the pair is learned. ``adapter``: the switch the candidates were made with."""
     ctx = contexts_of(contexts)
     chat: list[Message] = []
     try:
@@ -120,7 +128,9 @@ def pick(
         if chosen == rejected:
             raise InvalidInputError("Both candidates are the same; edit one of them, then pick.")
         shown = message if isinstance(message, str) and message.strip() else request
-        note = why_note(layer.condition(user, request), {"Picked": f"candidate {choice}"})
+        how = adapter_mode(adapter)
+        note = why_note(layer.condition(user, request), {"Picked": f"candidate {choice}"},
+                        mode=how, used=False if how == "prompt" else None)  # fmt: skip
     except Exception as err:
         return Picked(chat, ctx, None, f"⚠️ {failed(err, notify)}", ok=False)
     chat += [{"role": "user", "content": shown}, {"role": "assistant", "content": chosen}]

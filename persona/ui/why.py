@@ -30,10 +30,41 @@ def _reason(p: AppliedPreference) -> str:
     return "; ".join(parts)
 
 
-def why_markdown(cond: Conditioning, extra: dict[str, Any] | None = None) -> str:
-    """The note's body (Markdown): preferences applied and withheld, examples, adapter."""
+def adapter_line(cond: Conditioning, mode: str = "both", used: bool | None = None) -> str:
+    """Which adapter shaped the answer, and why none did (the Adapter tab's switch, no adapter
+    trained yet, or a chat model that cannot load one)."""
+    used = bool(cond.adapter) if used is None else used
+    if cond.adapter and used:
+        name = escape_md(cond.adapter)
+        if mode == "adapter":
+            return f"yours ({name}), alone: “Adapter only” is chosen in the Adapter tab"
+        return f"yours ({name}), with your preferences in the prompt"
+    if cond.adapter and mode == "prompt":
+        return "not used: “Prompt only” is chosen in the Adapter tab"
+    if cond.adapter:
+        return "not used: this chat model cannot load adapters (preferences in the prompt)"
+    if mode == "adapter":
+        return "none: you have no trained adapter yet, so your preferences went in the prompt"
+    return "none (preferences in the prompt)"
+
+
+def why_markdown(
+    cond: Conditioning,
+    extra: dict[str, Any] | None = None,
+    *,
+    mode: str = "both",
+    used: bool | None = None,
+) -> str:
+    """The note's body (Markdown): preferences applied and withheld, examples, adapter.
+
+    ``mode``: the Adapter tab's switch the answer was made with; ``used``: whether the user's
+    adapter reached the model (None: whenever the user has one)."""
+    alone = mode == "adapter" and bool(cond.adapter) and used is not False
     lines: list[str] = []
-    if cond.preferences:
+    if cond.preferences and alone:
+        lines.append("**Preferences that match** (not put in the prompt: the adapter alone):")
+        lines += [f"- **#{p.id}** {_short(p.text)} · {_reason(p)}" for p in cond.preferences]
+    elif cond.preferences:
         lines.append("**Preferences applied** (score · why):")
         lines += [
             f"- **#{p.id}** {_short(p.text)} — score {p.score:.2f} · {_reason(p)}"
@@ -45,28 +76,35 @@ def why_markdown(cond: Conditioning, extra: dict[str, Any] | None = None) -> str
         lines.append("\n**Considered, not applied here:**")
         lines += [f"- **#{p.id}** {_short(p.text)} · {_reason(p)}" for p in cond.withheld]
     if cond.examples:
-        lines.append("\n**Your labeled pairs shown as examples:**")
+        shown = "that match (not shown: the adapter alone)" if alone else "shown as examples"
+        lines.append(f"\n**Your labeled pairs {shown}:**")
         lines += [
             f"- pair #{e.id}: for {_short(e.prompt, 60)}, you preferred {_short(e.chosen, 60)}"
             for e in cond.examples
         ]
-    if cond.summary and cond.preferences:
+    if cond.summary and cond.preferences and not alone:
         lines.append(f"\n**Conditioned as:** *{_short(cond.summary)}*")
-    adapter = escape_md(cond.adapter) if cond.adapter else "none (preferences in the prompt)"
-    lines.append(f"\n**Adapter:** {adapter}")
+    lines.append(f"\n**Adapter:** {adapter_line(cond, mode, used)}")
     for key, value in (extra or {}).items():
         lines.append(f"\n**{escape_md(key)}:** {escape_md(str(value))}")
     return "\n".join(lines)
 
 
-def why_note(cond: Conditioning, extra: dict[str, Any] | None = None) -> Message:
-    """The collapsed chat message shown under an answer."""
+def why_note(
+    cond: Conditioning,
+    extra: dict[str, Any] | None = None,
+    *,
+    mode: str = "both",
+    used: bool | None = None,
+) -> Message:
+    """The collapsed chat message shown under an answer (``mode``, ``used``: as
+    :func:`why_markdown`)."""
     n, k = len(cond.preferences), len(cond.examples)
     log = f"{n} preference{'s' * (n != 1)}, {k} example{'s' * (k != 1)}"
-    if cond.adapter:
-        log += ", adapter"
+    if cond.adapter and used is not False:
+        log = "adapter only" if mode == "adapter" else f"{log}, adapter"
     return {
         "role": "assistant",
-        "content": why_markdown(cond, extra),
+        "content": why_markdown(cond, extra, mode=mode, used=used),
         "metadata": {"title": WHY_TITLE, "log": log, "status": "done"},
     }

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,12 @@ def auth_users() -> dict[str, str]:
     return dict(USERS)
 
 
-def launch(layer: PreferenceLayer, auth: bool) -> Any:
+def launch(layer: PreferenceLayer, auth: bool, **options: Any) -> Any:
+    """Serve the app for ``layer`` (``options``: more arguments of ``build_app``)."""
     from persona.ui.app import CSS, build_app
     from persona.ui.users import checker
 
-    app = build_app(layer, Assistant(layer, "fake"), auth=auth)
+    app = build_app(layer, Assistant(layer, "fake"), auth=auth, **options)
     app.queue()
     app.launch(
         server_name="127.0.0.1",
@@ -73,6 +74,22 @@ def launch(layer: PreferenceLayer, auth: bool) -> Any:
         auth=checker(USERS) if auth else None,
     )
     return app
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[..., Any]]:
+    """``serve_app(layer, auth, **build_app_options)``: an app served for this test only."""
+    apps: list[Any] = []
+
+    def start(layer: PreferenceLayer, auth: bool, **options: Any) -> Any:
+        apps.append(launch(layer, auth, **options))
+        return apps[-1]
+
+    try:
+        yield start
+    finally:
+        for app in apps:
+            app.close()
 
 
 @pytest.fixture(scope="module")
