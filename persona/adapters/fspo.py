@@ -81,6 +81,9 @@ class FSPOTrainConfig:
     gradient_checkpointing: bool = True
     eval_pairs: int = 8  # test pairs per held-out user (4 forward passes each, on CPU ~1 s)
     seed: int = 0  # rows, LoRA init and batch order
+    # A checkpoint (adapter + optimizer) every this many steps; a killed run continues from
+    # the last one (and skips SFT once it is done). 0: no checkpoints.
+    save_steps: int = 10
 
     def check(self) -> None:
         for name in ("shots", "contexts", "limit", "rank", "alpha", "batch_size", "max_length"):
@@ -257,7 +260,9 @@ def _common(cfg: FSPOTrainConfig, out: Path, phase: str, cuda: bool) -> dict[str
         "max_grad_norm": cfg.max_grad_norm,
         "gradient_checkpointing": cfg.gradient_checkpointing,
         "logging_steps": 1,
-        "save_strategy": "no",
+        "save_strategy": "steps" if cfg.save_steps > 0 else "no",
+        "save_steps": max(cfg.save_steps, 1),
+        "save_total_limit": 1,
         "report_to": [],
         "seed": cfg.seed,
         "data_seed": cfg.seed,
@@ -266,6 +271,54 @@ def _common(cfg: FSPOTrainConfig, out: Path, phase: str, cuda: bool) -> dict[str
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
     }
+
+
+class _Resume:
+    """What a killed ``train_fspo`` left in ``out``: trainer checkpoints of each phase, and
+    the adapter after SFT. Kept only while the data and the recipe are the same."""
+
+    def __init__(self, out: Path, key: dict[str, Any]) -> None:
+        key = json.loads(json.dumps(key))  # as it reads back (tuples become lists)
+        self.out, self.key = out, key
+        path = out / "resume.json"
+        try:
+            same = json.loads(path.read_text(encoding="utf-8")) == key
+        except (OSError, ValueError):
+            same = False
+        if not same:  # another run's leftovers: start over
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+            shutil.rmtree(out / "sft", ignore_errors=True)
+            path.write_text(json.dumps(key), encoding="utf-8")
+
+    def checkpoint(self, phase: str) -> str | None:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        folder = self.out / "checkpoints" / phase
+        return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+    def sft_done(self) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads((self.out / "sft" / "sft.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return None
+
+    def save_sft(self, model: Any, state: dict[str, Any]) -> None:
+        model.save_pretrained(str(self.out / "sft"), selected_adapters=["default"])
+        (self.out / "sft" / "sft.json").write_text(json.dumps(state), encoding="utf-8")
+
+    def load_sft(self, model: Any) -> Any:
+        """``model`` (the PeftModel SFT built) with the saved SFT adapter's weights."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(self.out / "sft" / "adapter_model.safetensors"))
+        set_peft_model_state_dict(model, weights, adapter_name="default")
+        return model
+
+    def finish(self) -> None:
+        for name in ("checkpoints", "sft"):
+            shutil.rmtree(self.out / name, ignore_errors=True)
+        (self.out / "resume.json").unlink(missing_ok=True)
 
 
 def _losses(trainer: Any, keys: tuple[str, ...]) -> list[dict[str, float]]:
@@ -318,6 +371,7 @@ def train_fspo(
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
     set_seed(cfg.seed)  # the LoRA's initial weights
+    run = _Resume(out, {"data_sha256": fingerprint(rows), "config": asdict(cfg)})
 
     sft_rows = [r for row in rows for r in row.sft_rows()]
     sft = SFTTrainer(
@@ -341,9 +395,15 @@ def train_fspo(
         callbacks=_ticker(tick),
     )
     t0 = time.perf_counter()
-    sft.train()
+    sft_done = run.sft_done()
+    if sft_done is None:
+        sft.train(resume_from_checkpoint=run.checkpoint("sft"))
+        sft_done = {"steps": int(sft.state.global_step), "losses": _losses(sft, ("loss",))}
+        run.save_sft(sft.model, sft_done)
+        policy: Any = sft.model  # the PeftModel holding the LoRA ("default")
+    else:  # a killed run had finished SFT: continue from its adapter
+        policy = run.load_sft(sft.model)
     sft_s = time.perf_counter() - t0
-    policy: Any = sft.model  # the PeftModel holding the LoRA ("default")
 
     def measure() -> tuple[float | None, float]:
         t = time.perf_counter()
@@ -371,7 +431,7 @@ def train_fspo(
         callbacks=_ticker(tick),
     )
     t1 = time.perf_counter()
-    ipo.train()
+    ipo.train(resume_from_checkpoint=run.checkpoint("ipo"))
     ipo_s = time.perf_counter() - t1
     acc_ipo, eval_ipo_s = measure()
 
@@ -380,13 +440,13 @@ def train_fspo(
 
     trained: Any = ipo.model
     trained.save_pretrained(str(out), selected_adapters=["default"])
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # save_strategy="no": nothing kept
+    run.finish()  # checkpoints and the SFT adapter: only a killed run needs them
     shrink(out)  # float16 tensors: half the size, peft upcasts on load
     portable(out, str(base) if base else LOCAL_MODEL_NAME)  # + the follow adapter, merged
 
     from persona.bench.machine import machine_info
 
-    n_sft, n_ipo = int(sft.state.global_step), int(ipo.state.global_step)
+    n_sft, n_ipo = int(sft_done["steps"]), int(ipo.state.global_step)
     record = {
         "method": "fspo",
         "config": asdict(cfg),
@@ -403,7 +463,7 @@ def train_fspo(
         "data_sha256": fingerprint(rows),
         "steps": {"sft": n_sft, "ipo": n_ipo},
         "losses": {
-            "sft": _losses(sft, ("loss",)),
+            "sft": sft_done["losses"],
             "ipo": _losses(
                 ipo, ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen")
             ),

@@ -165,3 +165,43 @@ def test_a_context_that_does_not_fit_is_a_clear_error(tiny_dir: Path, tmp_path: 
             model=model,
             tokenizer=tok,
         )
+
+
+class Killed(Exception):
+    """Stands in for a SIGKILL between two optimizer steps."""
+
+
+def test_a_killed_run_continues_where_it_stopped(tiny_dir: Path, tmp_path: Path) -> None:
+    """Ticks: SFT step 1, SFT step 2, held-out eval, IPO step 1, IPO step 2, eval. Killed in
+    the 2nd IPO step, before its checkpoint: the rerun skips SFT (its adapter was saved) and
+    resumes IPO from the step-1 checkpoint, so one step is redone."""
+    kill_after, redone = 5, 1
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = FSPOTrainConfig(
+        shots=2, contexts=2, sft_steps=2, ipo_steps=2, batch_size=2, rank=4, alpha=8,
+        max_length=512, eval_pairs=2, save_steps=1,
+    )  # fmt: skip
+    out = tmp_path / "fspo"
+    ticks: list[int] = []
+
+    def dies(n: int) -> None:
+        ticks.append(n)
+        if len(ticks) == kill_after:
+            raise Killed
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    with pytest.raises(Killed):
+        train_fspo(users(), out, cfg, model=AutoModelForCausalLM.from_pretrained(tiny_dir),
+                   tokenizer=tok, tick=dies)  # fmt: skip
+    assert (out / "checkpoints").is_dir() and not (out / "fspo.json").exists()
+    again: list[int] = []
+    record = train_fspo(users(), out, cfg, model=AutoModelForCausalLM.from_pretrained(tiny_dir),
+                        tokenizer=tok, tick=again.append)  # fmt: skip
+    assert record["steps"] == {"sft": 2, "ipo": 2}
+    assert len(again) - 2 == redone  # minus the two held-out evaluations
+    assert not (out / "checkpoints").exists() and not (out / "sft").exists()
+    assert not (out / "resume.json").exists()
+    # another recipe never resumes from these leftovers
+    train_fspo(users(), out, cfg, model=AutoModelForCausalLM.from_pretrained(tiny_dir),
+               tokenizer=tok)  # fmt: skip
