@@ -201,13 +201,14 @@ def bench_edits(
     *,
     max_tokens: int = 128,
     on_round: Callable[[str], None] | None = None,
+    dtype: str = "auto",
 ) -> list[dict[str, Any]]:
     """The edits benchmark on ``rounds`` rounds per task with the adapter learners."""
     from persona.agents.models import LocalChatModel
     from persona.bench.edits import EditsConfig, run_edits
     from persona.store.embed import load_embedder
 
-    agent = LocalChatModel()
+    agent = LocalChatModel(dtype=dtype)  # type: ignore[arg-type]
     embedder = load_embedder("minilm")
     docs = []
     for task in tasks:
@@ -233,6 +234,7 @@ def run_adapters_bench(
     adapter: AdapterConfig,
     edits: dict[str, Any] | None,
     tick: Tick | None = None,
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """The whole benchmark document (parts left out are None)."""
     from persona.bench.machine import machine_info
@@ -241,6 +243,7 @@ def run_adapters_bench(
         "benchmark": "adapters",
         "llm": "SmolLM2-135M-Instruct (local, follow adapter merged) + per-user LoRA",
         "adapter_config": asdict(adapter),
+        "dtype": dtype,
         "machine": machine_info(),
     }
     with tempfile.TemporaryDirectory(prefix="persona-bench-adapters-") as tmp:
@@ -248,15 +251,19 @@ def run_adapters_bench(
         if train is not None:
             doc["train"] = bench_training(train, adapter, home, tick)
             from persona.adapters.train import adapter_dir
+            from persona.agents.models import LocalChatModel
 
             folders = [str(adapter_dir(home, r["user"])) for r in doc["train"]["users"]]
-            doc["serving"] = bench_serving(folders) if folders else None
+            model = LocalChatModel(dtype=dtype, max_adapters=max(len(folders), 1))  # type: ignore[arg-type]
+            doc["serving"] = bench_serving(folders, model=model) if folders else None
     if edits:
         doc["edits"] = bench_edits(
             edits["tasks"],
             edits["learners"],
             edits["rounds"],
             adapter,
+            max_tokens=int(edits.get("max_tokens", 128)),
             on_round=(lambda name: tick(name)) if tick else None,
+            dtype=dtype,
         )
     return doc

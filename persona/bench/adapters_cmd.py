@@ -22,12 +22,18 @@ def bench_adapters(
     answer_tokens: int = typer.Option(96, help="Tokens per generated constraint answer."),
     edits_rounds: int = typer.Option(0, help="Rounds of the edits benchmark per task (0: skip)."),
     every: int = typer.Option(5, help="The adapter learners retrain every R rounds."),
+    max_tokens: int = typer.Option(96, help="Answer budget of the edits rounds."),
     tasks: str = typer.Option("summarization,email", help="Edits benchmark tasks."),
     learners: str = typer.Option(
         "no-learning,oracle,cipher-5,adapter-R,cipher-5+adapter-R",
         help="Edits learners (R is replaced by --every).",
     ),
     skip_train: bool = typer.Option(False, "--skip-train", help="Only the edits part."),
+    dtype: str = typer.Option(
+        "auto",
+        help="The served local model's dtype: auto | bfloat16 | float32 (bf16 collapses "
+        "on a busy CPU).",
+    ),
     out_dir: Path = typer.Option(Path("benchmarks/adapters"), "--out", help="Output folder."),
 ) -> None:
     """Per-user adapters on the local model: training cost, held-out pair accuracy with vs
@@ -51,7 +57,12 @@ def bench_adapters(
         names = [n.strip().replace("-R", f"-{every}") for n in learners.split(",") if n.strip()]
         task_list = [t.strip() for t in tasks.split(",") if t.strip()]
         edits = (
-            {"tasks": task_list, "learners": names, "rounds": edits_rounds}
+            {
+                "tasks": task_list,
+                "learners": names,
+                "rounds": edits_rounds,
+                "max_tokens": max_tokens,
+            }
             if edits_rounds > 0
             else None
         )
@@ -62,15 +73,33 @@ def bench_adapters(
         with Progress(console=err) as progress:
             bar = progress.add_task("users trained, edit rounds", total=total)
             doc = run_adapters_bench(
-                train=train, adapter=adapter, edits=edits, tick=lambda _: progress.advance(bar)
+                train=train,
+                adapter=adapter,
+                edits=edits,
+                tick=lambda _: progress.advance(bar),
+                dtype=dtype,
             )
-    doc["command"] = command
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "adapters.json"
+    doc = _merge(path, doc, command)
     path.write_text(json.dumps(doc, indent=2) + "\n")
     _plot(doc, out_dir)
     _show(doc)
     out.print(f"wrote {path}", markup=False)
+
+
+def _merge(path: Path, doc: dict[str, Any], command: str) -> dict[str, Any]:
+    """The parts this run measured replace those of the file; the others are kept, each
+    with the command that measured it."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    commands = dict(old.get("commands") or {})
+    for part in ("train", "serving", "edits"):
+        if part in doc:
+            commands[part] = command
+    return {**old, **doc, "commands": commands}
 
 
 def _show(doc: dict[str, Any]) -> None:
