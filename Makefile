@@ -25,12 +25,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Headless Chromium for the browser tests (Debian packages; needs root, as in CI).
+# Headless Chromium for the browser tests and PostgreSQL 15 for the PostgreSQL store's tests
+# (Debian packages; needs root, as in CI).
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	  else echo "chromium missing: browser tests will be skipped (apt-get install chromium)"; fi; \
+	fi
+	@# PostgreSQL 15 for the PostgreSQL store's tests (they start their own server in a temp dir).
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15; \
+	  else echo "PostgreSQL 15 missing: its tests will fail (apt-get install postgresql-15, or PERSONA_SKIP_POSTGRES=1)"; fi; \
 	fi
 
 run: install

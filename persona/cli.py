@@ -22,6 +22,7 @@ from rich.table import Table
 
 from persona.adapters.cmd import serve_config_cmd, train_adapters_cmd
 from persona.adapters.fspo_cmd import train_fspo_cmd
+from persona.bench.adapters_cmd import bench_adapters
 from persona.bench.feedback_cmd import bench_feedback
 from persona.bench.labels_cmd import bench_labels
 from persona.cli_common import err, errors, fail, out
@@ -540,6 +541,7 @@ bench_app.command("labels")(bench_labels)
 # -- per-user adapters (persona/adapters/cmd.py) -----------------------------------------------
 app.command("train-adapters")(train_adapters_cmd)
 app.command("serve-config")(serve_config_cmd)
+bench_app.command("adapters")(bench_adapters)
 
 # -- SQLite -> PostgreSQL (persona/store/migrate_cmd.py) ------------------------------------------
 app.command("migrate")(migrate_cmd)

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from persona.layer import PreferenceLayer
+    from persona.store.base import Store
     from persona.store.embed import Embedder
-    from persona.store.sqlite import SQLiteStore
 
 #: The targets the design sets (milliseconds, p50 of warm queries).
 STORE_TARGET_MS = 2.0  # SQL + FAISS for a user with 1,000 prefs in a store of 1M rows
@@ -72,6 +72,9 @@ class LatencyConfig:
     # None: leave OpenMP's thread count as the process finds it (what users get); a number:
     # omp_set_num_threads(n) first (torch's threads; the index always searches on one).
     faiss_threads: int | None = None
+    # None: SQLite files in the run's folder; a postgresql:// URL: that database (empty, or
+    # holding this benchmark's data), figures written beside SQLite's in the same JSON
+    store: str | None = None
 
     def check(self) -> None:
         for name in ("users", "prefs", "sample_users", "queries", "minilm_users", "minilm_prefs"):
@@ -181,12 +184,8 @@ def _user(i: int) -> str:
     return f"bench-{i:06d}"
 
 
-def _db_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
-
-
 def populate(
-    store: SQLiteStore,
+    store: Store,
     embedder: Embedder,
     user_ids: list[str],
     prefs: int,
@@ -234,39 +233,38 @@ def populate(
     }
 
 
-def _open(db_path: Path, embedder: Embedder) -> PreferenceLayer:
-    from persona.layer import PreferenceLayer
-
-    return PreferenceLayer.open(db_path, llm="fake", embedder=embedder)
-
-
 def _existing(layer: PreferenceLayer, user_ids: list[str], rows: int) -> bool:
     """True when the store already holds exactly this benchmark's data (reuse it)."""
-    have = layer.store.users()
-    if not have:
+    from persona.bench.latency_backends import foreign_users, row_count
+
+    wanted = set(user_ids)
+    have = [u for u in layer.store.users() if u in wanted]
+    foreign = foreign_users(layer, user_ids)
+    if not have and not foreign:
         return False
-    count = layer.store.db["preferences"].count  # type: ignore[attr-defined]
-    if have == user_ids and count == rows:
+    count = row_count(layer, user_ids)
+    if have == user_ids and count == rows and not foreign:
         return True
+    where = getattr(layer.store, "path", None) or getattr(layer.store, "where", "the store")
     raise InvalidInputError(
-        f"--db {layer.store.path!r} already holds {len(have)} users / {count} rows, not this "  # type: ignore[attr-defined]
-        f"benchmark's {len(user_ids)} / {rows}; pass an empty or new path."
+        f"--db {where!r} already holds {len(have) + len(foreign)} users / {count} rows, not "
+        f"this benchmark's {len(user_ids)} / {rows}; pass an empty or new path (or database)."
     )
 
 
 def run_store_part(cfg: LatencyConfig, root: Path, console: Console | None) -> dict[str, Any]:
+    from persona.bench.latency_backends import open_layer, settle
     from persona.store.embed import HashEmbedder, embedder_id
 
     embedder = HashEmbedder(cfg.dim)
-    db_path = root / "persona.db"
     user_ids = [_user(i) for i in range(cfg.users)]
     text = SyntheticText(cfg.seed)
-    with _open(db_path, embedder) as layer:
+    with open_layer(cfg.store, root, "persona", embedder) as layer:
         if _existing(layer, user_ids, cfg.users * cfg.prefs):
             insert: dict[str, Any] = {"rows": cfg.users * cfg.prefs, "reused": True}
         else:
             insert = populate(
-                layer.store,  # type: ignore[arg-type]
+                layer.store,
                 embedder,
                 user_ids,
                 cfg.prefs,
@@ -274,8 +272,7 @@ def run_store_part(cfg: LatencyConfig, root: Path, console: Console | None) -> d
                 text,
                 console,
             )
-        layer.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]
-        insert["db_bytes"] = _db_bytes(db_path)
+        insert["db_bytes"] = settle(layer, root, "persona")
         insert["db_mib"] = round(insert["db_bytes"] / 2**20, 1)
         rss_after_insert = peak_rss_mb()
         rng = random.Random(cfg.seed + 1)
@@ -326,6 +323,7 @@ def faiss_threads_diagnosis(
 
 
 def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> dict[str, Any]:
+    from persona.bench.latency_backends import open_layer
     from persona.store.embed import MiniLMEmbedder, embedder_id
 
     embedder = MiniLMEmbedder(dtype=cfg.minilm_dtype)
@@ -343,10 +341,10 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
     def run(name: str, sources: tuple[str, ...]) -> tuple[Samples, Samples, int]:
         """Users whose rows have these sources, in their own store: cold and warm queries."""
         user_ids = [f"{name}-{i:03d}" for i in range(cfg.minilm_users)]
-        with _open(root / f"{name}.db", embedder) as layer:
+        with open_layer(cfg.store, root, name, embedder) as layer:
             if not _existing(layer, user_ids, cfg.minilm_users * cfg.minilm_prefs):
                 populate(
-                    layer.store,  # type: ignore[arg-type]
+                    layer.store,
                     embedder,
                     user_ids,
                     cfg.minilm_prefs,
@@ -427,9 +425,13 @@ def run_latency(
     argv: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark, write ``out`` (JSON) and ``plot`` (PNG; default: beside ``out``)."""
+    from persona.bench.latency_backends import backend_name, merge, public_parameters
+
     cfg.check()
     out = Path(out)
-    plot = Path(plot) if plot is not None else out.with_suffix(".png")
+    backend = backend_name(cfg.store)
+    suffix = ".png" if backend == "sqlite" else f"-{backend}.png"
+    plot = Path(plot) if plot is not None else out.with_name(out.stem + suffix)
     started = time.perf_counter()
     import faiss
 
@@ -448,9 +450,10 @@ def run_latency(
             shutil.rmtree(root, ignore_errors=True)
     result: dict[str, Any] = {
         "benchmark": "latency",
+        "backend": backend,
         "command": command_line(argv),
         "machine": machine_info(argv),
-        "parameters": asdict(cfg),
+        "parameters": public_parameters(asdict(cfg)),
         "models": {
             "store_part_embedder": store["embedder"],
             "minilm_embedder": minilm["embedder"] if minilm else None,
@@ -461,7 +464,8 @@ def run_latency(
         "method": [
             f"{cfg.users:,} users x {cfg.prefs:,} preferences ({cfg.globals_per_user} per user "
             "without a context), synthetic contexts embedded with the hash embedder, inserted "
-            "with SQLiteStore.add_preference, one transaction per user.",
+            f"with {'PostgresStore' if cfg.store else 'SQLiteStore'}.add_preference, one "
+            "transaction per user.",
             f"{min(cfg.sample_users, cfg.users)} random users: 1 cold condition() (the user's "
             f"FAISS index dropped first, so rebuilt from SQL) + {cfg.queries} warm ones each.",
             "total_ms = wall time around condition(); sql/faiss/embed from "
@@ -484,7 +488,7 @@ def run_latency(
     }
     result["plot"] = str(plot)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(merge(out, result), indent=2) + "\n")
     from persona.bench.latency_plot import write_plot
 
     write_plot(store["raw"], minilm["raw"] if minilm else None, plot, cfg)

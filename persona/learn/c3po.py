@@ -47,6 +47,9 @@ class C3POConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     threshold: float = THRESHOLD
     cache_size: int = 1024  # scope models kept in memory (across users)
+    # a feedback preference with no feedback event applies at this cosine (the rule of the
+    # release before C3PO)
+    orphan_similarity: float = 0.25
 
 
 def scope_model_for(dataset: dict[str, Any], embedder: Embedder) -> ScopeModel:
@@ -212,16 +215,19 @@ class C3PO:
                 self._cache.popitem(last=False)
         return model
 
-    def _orphan(self, pref: Preference) -> ScopeModel:
-        key = (-pref.id, int(pref.updated_at * 1e6))
-        with self._lock:
-            model = self._cache.get(key)
-        if model is None:
-            model = scope_model_for(self._fallback(pref.text, (), ()), self.embedder)
-            model.threshold = self.config.threshold
-            with self._lock:
-                self._cache[key] = model
-        return model
+    def _orphan(self, pref: Preference, near: dict[int, float]) -> AppliedPreference | None:
+        """A feedback preference whose feedback event is gone (imported without it): no
+        dataset to learn a scope from, so the similarity rule decides, on the nearest rows
+        the request already found (no model is fitted on the request path)."""
+        sim = near.get(pref.id)
+        if sim is None:
+            return None
+        verdict = "applies" if sim >= self.config.orphan_similarity else "does not apply"
+        why = (
+            f"C3PO scope: no feedback dataset, similarity rule {verdict} "
+            f"({sim:.2f}, applies at >= {self.config.orphan_similarity:.2f})"
+        )
+        return AppliedPreference(pref.id, pref.text, sim, Why(sim, why, pref.provenance))
 
     def contribute(self, request: Request) -> Contribution:
         t0 = time.perf_counter()
@@ -235,12 +241,16 @@ class C3PO:
         revisions = self.store.scope_revisions(request.user_id) if prefs else {}
         applied: list[AppliedPreference] = []
         withheld: list[AppliedPreference] = []
+        near = {hit.preference.id: hit.similarity for hit in request.nearest}
         for pref in prefs:
             fid = _feedback_id(pref)
-            if fid is not None and fid in revisions:
-                model = self._model(request.user_id, fid, revisions[fid])
-            else:  # its feedback event is gone (e.g. imported without it): its own text
-                model = self._orphan(pref)
+            if fid is None or fid not in revisions:  # its feedback event is gone
+                orphan = self._orphan(pref, near)
+                if orphan is not None:
+                    fits = orphan.score >= self.config.orphan_similarity
+                    (applied if fits else withheld).append(orphan)
+                continue
+            model = self._model(request.user_id, fid, revisions[fid])
             if model is None:
                 continue
             decision = model.decide(request.embedding)

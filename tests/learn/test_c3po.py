@@ -237,3 +237,20 @@ def test_the_local_model_writes_no_dataset_by_default(tmp_path: Path) -> None:
     assert categories(LocalChatModel()) == (0, False)
     assert categories("fake") == (4, True)
     assert categories("local", c3po_categories=3) == (3, True)  # an explicit choice wins
+
+
+def test_a_feedback_preference_without_its_event_uses_the_similarity_rule(
+    tmp_path: Path,
+) -> None:
+    """Imported without its feedback event there is no dataset to learn a scope from: the
+    similarity rule decides, and no scope model is fitted on the request path."""
+    with PreferenceLayer.open(tmp_path, llm="fake", embedder="hash") as lyr:
+        text = "no emojis in emails to my boss"
+        vec = lyr.embedder.embed([text])[0]
+        for i in range(200):  # many orphans: each request stays cheap
+            lyr.store.add_preference("ann", f"{text} {i}", "feedback", context=text, embedding=vec)
+        cond = lyr.condition("ann", text)
+        assert cond.preferences and "similarity rule applies" in str(cond.preferences[0].why)
+        assert not lyr.c3po._cache  # nothing was fitted
+        far = lyr.condition("ann", "zzz qqq")
+        assert not any(p.text.startswith(text) for p in far.preferences)

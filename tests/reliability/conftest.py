@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg import postgres_server  # noqa: F401  (the PostgreSQL server the backend fixture uses)
 
 LONG = os.environ.get("PERSONA_RELIABILITY") == "long"
 _FIGURES: dict[str, dict[str, Any]] = {}
@@ -44,6 +45,30 @@ class Reliability:
 @pytest.fixture
 def reliability() -> Reliability:
     return Reliability()
+
+
+@dataclass
+class Backend:
+    """Where the layers under test keep their data: SQLite in the home directory, or a fresh
+    PostgreSQL database (``url``) with each process's FAISS cache in its home directory."""
+
+    name: str
+    url: str | None = None
+
+    def part(self, name: str) -> str:
+        """A figures part, suffixed with the backend (SQLite keeps the plain names)."""
+        return name if self.name == "sqlite" else f"{name}_{self.name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend("sqlite")
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database("rel")
+    yield Backend("postgres", url)
+    server.drop_database(url)
 
 
 @pytest.fixture(scope="session", autouse=True)

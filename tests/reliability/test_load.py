@@ -1,4 +1,5 @@
-"""Load: many threads on one layer, several processes on one directory.
+"""Load: many threads on one layer, several processes on one directory (or one PostgreSQL
+database, each process with its own FAISS cache directory: several app servers).
 
 Nothing acknowledged is lost, nothing is written twice or out of nowhere, no call hangs, no
 ``database is locked`` reaches a caller, and FAISS agrees with SQL at the end.
@@ -6,21 +7,23 @@ Nothing acknowledged is lost, nothing is written twice or out of nowhere, no cal
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from reliability.workload import Ledger, check, open_layer, run
+from reliability.conftest import Backend
+from reliability.workload import DB_ENV, Ledger, check, open_layer, run
 
 WORKER = str(Path(__file__).with_name("workload.py"))
 CLEAN = {"lost": 0, "phantom": 0, "duplicated": 0, "index_mismatches": 0, "problems": 0}
 
 
-def test_threads_on_one_layer(tmp_path: Path, reliability) -> None:  # type: ignore[no-untyped-def]
+def test_threads_on_one_layer(tmp_path: Path, reliability, backend: Backend) -> None:  # type: ignore[no-untyped-def]
     threads_n, ops = 8, reliability.n(150, 1000)
-    layer = open_layer(tmp_path / "home", index_capacity=3)
+    layer = open_layer(tmp_path / "home", backend.url, index_capacity=3)
     ledgers: list[Ledger] = [Ledger() for _ in range(threads_n)]
     errors: list[BaseException] = []
 
@@ -43,7 +46,7 @@ def test_threads_on_one_layer(tmp_path: Path, reliability) -> None:  # type: ign
     result = check(layer, ledgers, [f"t{k}" for k in range(threads_n)])
     layer.close()
     reliability.record(
-        "load_threads",
+        backend.part("load_threads"),
         threads=threads_n,
         operations=sum(ledger.operations for ledger in ledgers),
         seconds=round(seconds, 1),
@@ -54,9 +57,10 @@ def test_threads_on_one_layer(tmp_path: Path, reliability) -> None:  # type: ign
     assert result == CLEAN
 
 
-def test_processes_on_one_directory(tmp_path: Path, reliability) -> None:  # type: ignore[no-untyped-def]
+def test_processes_on_one_directory(tmp_path: Path, reliability, backend: Backend) -> None:  # type: ignore[no-untyped-def]
     procs_n, ops = 4, reliability.n(120, 1000)
     home = tmp_path / "home"
+    env = {**os.environ, **({DB_ENV: backend.url} if backend.url else {})}
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -65,6 +69,7 @@ def test_processes_on_one_directory(tmp_path: Path, reliability) -> None:  # typ
             stderr=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).parent.parent,
+            env=env,
         )
         for k in range(procs_n)
     ]
@@ -73,11 +78,11 @@ def test_processes_on_one_directory(tmp_path: Path, reliability) -> None:  # typ
     failed = [err for p, (_, err) in zip(procs, outputs, strict=True) if p.returncode != 0]
     assert failed == [], failed[0][-2000:] if failed else ""
     ledgers = [Ledger.from_json(out.strip().splitlines()[-1]) for out, _ in outputs]
-    with open_layer(home) as layer:
+    with open_layer(home, backend.url) as layer:
         result = check(layer, ledgers, [f"p{k}" for k in range(procs_n)])
         integrity = layer.store.integrity_check()  # type: ignore[attr-defined]
     reliability.record(
-        "load_processes",
+        backend.part("load_processes"),
         processes=procs_n,
         operations=sum(ledger.operations for ledger in ledgers),
         seconds=round(seconds, 1),

@@ -9,6 +9,7 @@ never acknowledged) and duplicated writes are counted exactly.
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from dataclasses import dataclass, field
@@ -30,9 +31,17 @@ CONTEXTS = (
 )
 
 
-def open_layer(home: str | Path, **options: object) -> PreferenceLayer:
+#: The PostgreSQL URL the worker processes open (unset: SQLite in their home directory).
+DB_ENV = "PERSONA_RELIABILITY_DB"
+
+
+def open_layer(home: str | Path, db: str | None = None, **options: object) -> PreferenceLayer:
+    """The layer on ``home`` (SQLite), or on the PostgreSQL database ``db`` with ``home`` as
+    this process's PERSONA_HOME (its FAISS cache files)."""
+    if db:
+        os.environ["PERSONA_HOME"] = str(home)
     return PreferenceLayer.open(
-        home,
+        db or home,
         llm=FakeListChatModel(responses=["short sentences", "bullet points"]),
         embedder=HashEmbedder(dim=64),
         **options,  # type: ignore[arg-type]
@@ -161,7 +170,8 @@ def main() -> None:
     """``python workload.py HOME TAG N SEED [ack]``: one worker process."""
     home, tag, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     acking = len(sys.argv) > 5 and sys.argv[5] == "ack"
-    layer = open_layer(home, index_capacity=2)  # small: evictions write cache files often
+    # small LRU: evictions write cache files often
+    layer = open_layer(home, os.environ.get(DB_ENV), index_capacity=2)
 
     def ack(line: str) -> None:
         sys.stdout.write(line + "\n")
