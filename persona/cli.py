@@ -29,6 +29,7 @@ from persona.cli_common import err, errors, fail, out
 from persona.config import HOME_ENV, default_home
 from persona.follow.commands import bench_follow, train_follow_cmd
 from persona.store.migrate_cmd import migrate_cmd
+from persona.store.urls import is_postgres_url
 
 if TYPE_CHECKING:
     from persona.layer import PreferenceLayer
@@ -62,18 +63,20 @@ class EmbedderName(StrEnum):
 
 @dataclass
 class Options:
-    path: Path | None  # None: $PERSONA_HOME or ~/.local/share/persona
+    path: Path | str | None  # a PostgreSQL URL stays a str; None: $PERSONA_HOME
     embedder: str | None  # None: the embedder the store was written with (else MiniLM)
 
 
-def _db_path(path: Path | None) -> Path:
+def _db_path(path: Path | str | None) -> Path:
     home = Path(path).expanduser() if path is not None else default_home()
     return home if home.suffix in {".db", ".sqlite", ".sqlite3"} else home / "persona.db"
 
 
-def _recorded_embedder(path: Path | None) -> str | None:
+def _recorded_embedder(path: Path | str | None) -> str | None:
     """The embedder spec the store was written with ("hash:64"), read without side effects,
     so that opening a store never re-embeds it with another embedder by accident."""
+    if is_postgres_url(path):
+        return None
     db = _db_path(path)
     if not db.is_file():
         return None
@@ -107,11 +110,12 @@ def open_layer(ctx: typer.Context, llm: str | None = None) -> Iterator[Preferenc
 @app.callback()
 def main(
     ctx: typer.Context,
-    path: Path | None = typer.Option(
+    path: str | None = typer.Option(
         None,
         "--path",
         envvar=HOME_ENV,
-        help="Data directory (or a .db file). Default: $PERSONA_HOME or ~/.local/share/persona.",
+        help="Data directory, a .db file, or a postgresql:// URL. Default: $PERSONA_HOME or "
+        "~/.local/share/persona.",
     ),
     embedder: EmbedderName | None = typer.Option(
         None,
@@ -120,7 +124,8 @@ def main(
     ),
 ) -> None:
     """A per-user preference layer for LLM agents."""
-    ctx.obj = Options(path, embedder.value if embedder else None)
+    where = path if path is None or is_postgres_url(path) else Path(path)  # keep the URL's //
+    ctx.obj = Options(where, embedder.value if embedder else None)
 
 
 # -- the app -----------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ class PreferenceLayer(AdapterMethods):
         self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher, self.fspo)
         for user in reembed_if_changed(store, embedder):
             self.index.invalidate(user)
+        self.index.sweep(store.users())  # users deleted through another app server
 
     def _local_llm(self) -> bool:
         """True when the layer's LLM is the embedded local model."""

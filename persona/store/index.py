@@ -32,6 +32,7 @@ import secrets
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,20 @@ class VectorIndex:
         entry = self._get(user_id)
         with self._lock:
             return _ids_of(entry.index)
+
+    def sweep(self, users: Iterable[str]) -> int:
+        """Delete the cache files of users the store no longer has (deleted through another
+        app server, whose own deletion could not reach this server's disk); returns how many.
+        Called when a layer opens, before it serves anyone."""
+        if self.root is None or not self.root.is_dir():
+            return 0
+        keep = {f"{safe_dir_name(u)}{_SUFFIX}" for u in users}
+        removed = 0
+        for path in self.root.glob(f"*{_SUFFIX}"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def forget(self, user_id: str) -> None:
         """Drop the cached index (not its file): the next search reloads or rebuilds it."""

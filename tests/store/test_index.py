@@ -97,3 +97,21 @@ def test_lru_keeps_at_most_capacity_users(store: SQLiteStore, tmp_path: Path) ->
         index.search(f"user{u}", vec(0), 1)
     assert len(index._cache) == 2
     assert len(list((tmp_path / "index").glob("*.faiss"))) == 3  # evicted ones were saved
+
+
+def test_sweep_removes_the_files_of_users_deleted_elsewhere(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """Another app server deleted the user in the shared database; this server's cache file
+    of that user must not outlive its next start."""
+    fill(store, "alice", 3)
+    fill(store, "bob", 3)
+    index = VectorIndex(store, tmp_path / "index")
+    index.search("alice", vec(1), 1)
+    index.search("bob", vec(1), 1)
+    index.flush()
+    alice, bob = index.path("alice"), index.path("bob")
+    assert alice is not None and bob is not None and alice.exists() and bob.exists()
+    store.delete_user("alice")  # as another server would: this index is not told
+    assert VectorIndex(store, tmp_path / "index").sweep(store.users()) == 1
+    assert not alice.exists() and bob.exists()

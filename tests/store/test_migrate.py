@@ -146,3 +146,16 @@ def test_cli_migrates_then_a_layer_serves_the_users(tmp_path: Path, pg_url: str)
         assert [p.text for p in cond.preferences] == ["bullet points"]
         assert len(lyr.labels("alice")) == 1
         assert np.isfinite(lyr.score("alice", "a question", ["short", "long"])).all()
+
+
+def test_every_command_takes_a_postgresql_url_as_path(pg_url: str) -> None:
+    """The global --path keeps the URL's ``//`` (a Path would collapse it)."""
+    runner = CliRunner()
+    args = ["--path", pg_url, "--embedder", "hash"]
+    added = runner.invoke(app, [*args, "prefs", "add", "alice", "bullet points"])
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, [*args, "prefs", "list", "alice"])
+    assert "bullet points" in listed.output
+    store = PostgresStore(pg_url)
+    assert store.users() == ["alice"]
+    store.close()
