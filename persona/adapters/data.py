@@ -102,6 +102,7 @@ def assemble(
     *,
     test_share: float = 0.2,
     constraint_prompts: int = 8,
+    out_of_scope_limit: int = 16,
 ) -> UserData:
     """The user's training data, read from ``store`` in one pass over its events."""
     pairs: list[Pair] = []
@@ -116,7 +117,9 @@ def assemble(
             Pair(lab.prompt, lab.chosen, lab.rejected, src, _split(src, user_id, test_share))
         )
     feedback = {
-        f"feedback:{fb.id}": fb.dataset for fb in store.list_feedback(user_id) if fb.dataset
+        f"feedback:{fb.id}": for_adapter(fb.dataset, out_of_scope_limit)
+        for fb in store.list_feedback(user_id)
+        if fb.dataset
     }
     _keep_one_train(pairs)
     constraints: tuple[str, ...] = ()
@@ -134,6 +137,24 @@ def assemble(
         "feedback_datasets": len(feedback),
     }
     return UserData(user_id, tuple(pairs), feedback, constraints, counts)
+
+
+def for_adapter(dataset: dict[str, Any], out_of_scope_limit: int = 16) -> dict[str, Any]:
+    """A feedback's C3PO dataset as the adapter trains on it: the user's own example
+    requests join the in-scope (``user_in_scope``) and near-scope (``user_out_of_scope``)
+    training prompts, and at most ``out_of_scope_limit`` pool requests are answered for the
+    out-of-scope constraint (each costs a generation)."""
+    out = dict(dataset)
+    for key, extra in (("in_scope", "user_in_scope"), ("near_scope", "user_out_of_scope")):
+        split = dict(dataset.get(key) or {})
+        split.setdefault("test", [])
+        split["train"] = list(dict.fromkeys([*split.get("train", []), *dataset.get(extra, [])]))
+        out[key] = split
+    pool = dict(dataset.get("out_of_scope") or {})
+    pool["train"] = list(pool.get("train", []))[:out_of_scope_limit]
+    pool.setdefault("test", [])
+    out["out_of_scope"] = pool
+    return out
 
 
 def _keep_one_train(pairs: list[Pair]) -> None:

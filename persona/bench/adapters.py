@@ -228,6 +228,78 @@ def bench_edits(
     return docs
 
 
+def bench_feedback(
+    count: int,
+    adapter: AdapterConfig,
+    *,
+    examples: int = 4,
+    prompts: int = 6,
+    max_tokens: int = 96,
+    model: Any = None,
+    tick: Tick | None = None,
+) -> list[dict[str, Any]]:
+    """Per-user adapters on the feedback benchmark's quantitative feedbacks: the user gives a
+    feedback with ``examples`` in- and near-scope requests (no LLM writes the dataset); an
+    adapter is trained from it; held-out in-scope and out-of-scope requests are answered with
+    no feedback in the prompt, plain and with the adapter, and read by the feedback's checker.
+    Only answers whose plain version breaks the feedback are counted (as in the feedback
+    benchmark): in scope, the adapter should fix them; out of scope, changing them is
+    over-generalization, measured here as the share whose checker flips."""
+    from peft import PeftModel
+
+    from persona.adapters.c3po import load_model
+    from persona.adapters.train import adapter_dir, train_user_adapter
+    from persona.bench.feedback import _learn
+    from persona.bench.feedback_checks import adheres, load_feedback_set
+    from persona.follow.generate import generate
+    from persona.learn.c3po_data import DatasetConfig
+    from persona.store.embed import load_embedder
+
+    embedder = load_embedder("minilm")
+    chosen = [f for f in load_feedback_set("test") if f.get("checker")][:count]
+    rows = []
+    for fb in chosen:
+        pref, layer, _ = _learn(
+            fb, None, embedder, DatasetConfig(categories=0, pool_size=8), None, examples
+        )
+        try:
+            record = train_user_adapter(layer.store, layer.home, "bench", adapter)
+            base, tokenizer = load_model(adapter.base, adapter.follow_adapter)
+            tuned = PeftModel.from_pretrained(base, str(adapter_dir(layer.home, "bench")))
+            row: dict[str, Any] = {
+                "feedback": fb["id"],
+                "text": fb["text"],
+                "train": {k: record[k] for k in ("steps", "rows", "seconds")},
+            }
+            for group in ("in_scope", "out_of_scope"):
+                texts = fb[group][examples : examples + prompts]
+                with tuned.disable_adapter():
+                    plain = generate(tuned, tokenizer, texts, max_new_tokens=max_tokens)
+                answers = generate(tuned, tokenizer, texts, max_new_tokens=max_tokens)
+                breaks = [adheres(fb, p, p) is False for p in plain]
+                row[group] = {
+                    "prompts": len(texts),
+                    "plain_breaks": sum(breaks),
+                    "adapter_follows": [
+                        adheres(fb, a, p)
+                        for a, p, b in zip(answers, plain, breaks, strict=True)
+                        if b
+                    ],
+                    "changed": sum(
+                        a.strip() != p.strip() for a, p in zip(answers, plain, strict=True)
+                    ),
+                    "sample": {"prompt": texts[0], "plain": plain[0], "adapter": answers[0]},
+                }
+            rows.append(row)
+        except Exception as exc:  # recorded, the next feedback goes on
+            rows.append({"feedback": fb["id"], "text": fb["text"], "error": str(exc)[:300]})
+        finally:
+            layer.close()
+        if tick:
+            tick(fb["id"])
+    return rows
+
+
 def run_adapters_bench(
     *,
     train: TrainBenchConfig | None,
@@ -235,6 +307,7 @@ def run_adapters_bench(
     edits: dict[str, Any] | None,
     tick: Tick | None = None,
     dtype: str = "auto",
+    feedbacks: int = 0,
 ) -> dict[str, Any]:
     """The whole benchmark document (parts left out are None)."""
     from persona.bench.machine import machine_info
@@ -256,6 +329,8 @@ def run_adapters_bench(
             folders = [str(adapter_dir(home, r["user"])) for r in doc["train"]["users"]]
             model = LocalChatModel(dtype=dtype, max_adapters=max(len(folders), 1))  # type: ignore[arg-type]
             doc["serving"] = bench_serving(folders, model=model) if folders else None
+    if feedbacks > 0:
+        doc["feedback"] = bench_feedback(feedbacks, adapter, tick=tick)
     if edits:
         doc["edits"] = bench_edits(
             edits["tasks"],

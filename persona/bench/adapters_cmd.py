@@ -28,7 +28,10 @@ def bench_adapters(
         "no-learning,oracle,cipher-5,adapter-R,cipher-5+adapter-R",
         help="Edits learners (R is replaced by --every).",
     ),
-    skip_train: bool = typer.Option(False, "--skip-train", help="Only the edits part."),
+    skip_train: bool = typer.Option(False, "--skip-train", help="No training part."),
+    feedbacks: int = typer.Option(
+        0, help="Quantitative feedbacks of the feedback benchmark to train and check (0: skip)."
+    ),
     dtype: str = typer.Option(
         "auto",
         help="The served local model's dtype: auto | bfloat16 | float32 (bf16 collapses "
@@ -67,8 +70,10 @@ def bench_adapters(
             else None
         )
         train = None if skip_train else TrainBenchConfig(users, shots, test_pairs)
-        total = (0 if train is None else users) + (
-            edits_rounds * len(names) * len(task_list) if edits else 0
+        total = (
+            (0 if train is None else users)
+            + feedbacks
+            + (edits_rounds * len(names) * len(task_list) if edits else 0)
         )
         with Progress(console=err) as progress:
             bar = progress.add_task("users trained, edit rounds", total=total)
@@ -78,6 +83,7 @@ def bench_adapters(
                 edits=edits,
                 tick=lambda _: progress.advance(bar),
                 dtype=dtype,
+                feedbacks=feedbacks,
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "adapters.json"
@@ -96,7 +102,7 @@ def _merge(path: Path, doc: dict[str, Any], command: str) -> dict[str, Any]:
     except (OSError, ValueError):
         old = {}
     commands = dict(old.get("commands") or {})
-    for part in ("train", "serving", "edits"):
+    for part in ("train", "serving", "edits", "feedback"):
         if part in doc:
             commands[part] = command
     return {**old, **doc, "commands": commands}
@@ -119,6 +125,16 @@ def _show(doc: dict[str, Any]) -> None:
             f"mixed batch of {sv['mixed_batch']['rows']} x{sv['mixed_batch']['speedup']}",
             markup=False,
         )
+    for row in doc.get("feedback") or []:
+        if "error" in row:
+            out.print(f"feedback {row['feedback']}: {row['error']}", markup=False)
+            continue
+        parts = [
+            f"{g}: plain breaks {row[g]['plain_breaks']}/{row[g]['prompts']}, adapter fixes "
+            f"{sum(bool(x) for x in row[g]['adapter_follows'])}"
+            for g in ("in_scope", "out_of_scope")
+        ]
+        out.print(f"feedback {row['feedback']}: " + "; ".join(parts), markup=False)
     for task in doc.get("edits") or []:
         costs = ", ".join(f"{r['learner']} {r['cumulative_cost']}" for r in task["results"])
         rounds = task["config"]["rounds"]

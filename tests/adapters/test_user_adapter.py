@@ -213,3 +213,22 @@ def test_read_record_tolerates_a_damaged_file(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "training.json").write_text("{not json")
     assert read_record(tmp_path, "ana") is None
+
+
+def test_the_users_own_examples_train_the_adapter(store: SQLiteStore) -> None:
+    """A feedback learned without an LLM has no generated in-scope prompts: the user's
+    examples are then the in-scope (and near-scope) requests the adapter learns from."""
+    data = {
+        "feedback": FEEDBACK,
+        "user_in_scope": ["Email my boss about Friday"],
+        "user_out_of_scope": ["Text my friend about Friday"],
+        "in_scope": {"train": [], "test": []},
+        "near_scope": {"train": [], "test": []},
+        "out_of_scope": {"train": [f"pool {i}" for i in range(40)], "test": ["pool x"]},
+    }
+    store.add_feedback("ana", FEEDBACK, dataset=data)
+    (ds,) = assemble(store, "ana", out_of_scope_limit=5).feedback.values()
+    assert ds["in_scope"]["train"] == ["Email my boss about Friday"]
+    assert ds["near_scope"]["train"] == ["Text my friend about Friday"]
+    assert ds["out_of_scope"]["train"] == [f"pool {i}" for i in range(5)]
+    assert ds["out_of_scope"]["test"] == ["pool x"]

@@ -5,6 +5,9 @@ adapter learner retrains and then answers through the user's adapter."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from persona.adapters.train import AdapterConfig
 from persona.agents.models import LocalChatModel
@@ -52,3 +55,26 @@ def test_the_edits_adapter_learner_retrains_and_serves(tiny_dir: Path) -> None:
     assert all("error" not in t and t["steps"] == 2 for t in result["trainings"])
     assert result["adapter_rounds"] == 2  # rounds 3 and 4 were answered through the adapter
     assert doc["adapter_config"]["base"] == str(tiny_dir)
+
+
+def test_the_feedback_part_trains_on_a_feedback_and_reads_answers_with_its_checker(
+    tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import persona.adapters.c3po as c3po
+    from persona.bench.adapters import bench_feedback
+
+    def fill(model: Any, tok: Any, dataset: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        """A random model cannot revise: answers as a model that can would give them."""
+        every = {p for key in ("in_scope", "near_scope", "out_of_scope") for p in
+                 dataset[key]["train"] + dataset[key]["test"]}  # fmt: skip
+        answers = {p: {"baseline": f"Hi! 🎉 {p}", "revised": f"Dear boss, {p}."} for p in every}
+        return {**dataset, "answers": answers}
+
+    monkeypatch.setattr(c3po, "fill_answers", fill)
+    adapter = AdapterConfig(base=str(tiny_dir), **TINY)
+    (row,) = bench_feedback(1, adapter, examples=2, prompts=2, max_tokens=4)
+    assert "error" not in row, row
+    assert row["train"]["steps"] == 2 and row["train"]["rows"]["train_pairs"] >= 1
+    for group in ("in_scope", "out_of_scope"):
+        assert row[group]["prompts"] == 2
+        assert len(row[group]["adapter_follows"]) == row[group]["plain_breaks"]
