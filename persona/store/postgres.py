@@ -45,8 +45,8 @@ except ImportError as exc:  # an install without the extra
     ) from exc
 
 from persona.store.base import UPDATABLE, Store
+from persona.store.events import EventTables
 from persona.store.postgres_errors import storage_error
-from persona.store.postgres_events import EventTables
 from persona.store.postgres_schema import migrate
 from persona.store.rows import REPAIR, blob, json_list
 from persona.store.urls import redact
@@ -85,6 +85,12 @@ class _Tx:
     conn: Any
     depth: int = 1
     locked: set[str] = field(default_factory=set)
+
+
+def _pg(sql: str) -> str:
+    """A statement with the shared ``?`` placeholders (:mod:`persona.store.events`) in
+    psycopg's ``%s`` form; this module's own statements use ``%s`` and no ``?``."""
+    return sql.replace("?", "%s")
 
 
 class PostgresStore(EventTables, Store):
@@ -131,7 +137,7 @@ class PostgresStore(EventTables, Store):
         tx = self._tx()
         assert tx is not None, "_x runs inside transaction()"
         try:
-            return tx.conn.execute(sql, params or None)
+            return tx.conn.execute(_pg(sql), params or None)
         except psycopg.Error as exc:
             raise storage_error(self.where, exc) from exc
 
@@ -146,7 +152,7 @@ class PostgresStore(EventTables, Store):
             conn = None
             try:
                 with self._pool.connection() as conn:
-                    return list(conn.execute(sql, params or None).fetchall())
+                    return list(conn.execute(_pg(sql), params or None).fetchall())
             except psycopg.OperationalError as exc:
                 if attempt == 1 and conn is not None and conn.closed:
                     self._pool.check()  # drop the other broken connections too

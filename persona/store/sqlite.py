@@ -16,9 +16,9 @@ import sqlite_utils
 
 from persona.errors import InvalidInputError, NotFoundError, SchemaError, StorageError
 from persona.store.base import UPDATABLE, Store
+from persona.store.events import EventTables
 from persona.store.migrations import KNOWN_MIGRATIONS, migrations
 from persona.store.rows import REPAIR, blob, json_list
-from persona.store.sqlite_events import EventTables
 from persona.types import Preference
 
 _PREF_COLS = (

@@ -1,11 +1,13 @@
-"""The event tables of the SQLite store: edits, feedback (with C3PO's dataset and scope model)
-and labeled pairs (with their prompt's embedding). Each row belongs to one user; every read
-and write names the user, so no call reaches another user's rows."""
+"""The event tables of both stores: edits, feedback (with C3PO's dataset and scope model) and
+labeled pairs (with their prompt's embedding). Each row belongs to one user; every read and
+write names the user, so no call reaches another user's rows.
+
+The statements are written once, with ``?`` placeholders: SQLite takes them as they are and
+:class:`~persona.store.postgres.PostgresStore` turns them into psycopg's ``%s``."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -19,11 +21,11 @@ from persona.types import Edit, Feedback, Label
 
 
 class EventTables:
-    """Mixed into :class:`~persona.store.sqlite.SQLiteStore`, which provides the statements."""
+    """Mixed into both stores, which provide how a statement runs."""
 
-    if TYPE_CHECKING:  # what SQLiteStore provides
+    if TYPE_CHECKING:  # what SQLiteStore and PostgresStore provide
 
-        def _x(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor: ...
+        def _x(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
         def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
         def _insert(self, sql: str, params: Sequence[Any]) -> int: ...
         def transaction(self) -> AbstractContextManager[None]: ...
@@ -165,6 +167,7 @@ class EventTables:
     def get_labels(self, user_id: str, ids: Sequence[int]) -> list[Label]:
         if not ids:
             return []
+        ids = [int(i) for i in ids]
         marks = ",".join("?" * len(ids))
         rows = self._q(
             "SELECT id, user_id, prompt, chosen, rejected, created_at FROM labels "
