@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from persona.errors import InvalidInputError
 
@@ -265,36 +265,140 @@ def load_model(base: str | Path | None, follow_adapter: bool | str = True) -> tu
     return model, tokenizer
 
 
+def answer_logp(model: Any, tokenizer: Any, prompt: str, answer: str) -> float:
+    """``log p(answer | prompt)`` as the model's reply to one user turn, summed over the
+    answer's tokens and its end-of-sequence token."""
+    import torch
+
+    head = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+    )
+    p_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+    a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = torch.tensor([p_ids + a_ids], device=model.device)
+    with torch.inference_mode():
+        logits = model(ids).logits[0, len(p_ids) - 1 : -1].float()
+    return float(logits.log_softmax(-1).gather(1, ids[0, len(p_ids) :, None]).sum())
+
+
 def implicit_accuracy(
     model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], beta: float
 ) -> float | None:
     """Share of held-out pairs whose implicit reward beta*(log pi - log ref) prefers the
     revised answer (ref = the adapter switched off)."""
-    import torch
-
     if not rows:
         return None
 
-    def logp(row: dict[str, Any], answer: str) -> float:
-        head = tokenizer.apply_chat_template(
-            row["prompt"], add_generation_prompt=True, tokenize=False
+    def margin(row: dict[str, Any]) -> float:
+        prompt = row["prompt"][0]["content"]
+        chosen, rejected = row["chosen"][0]["content"], row["rejected"][0]["content"]
+        return answer_logp(model, tokenizer, prompt, chosen) - answer_logp(
+            model, tokenizer, prompt, rejected
         )
-        p_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
-        a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids = torch.tensor([p_ids + a_ids], device=model.device)
-        with torch.inference_mode():
-            logits = model(ids).logits[0, len(p_ids) - 1 : -1].float()
-        return float(logits.log_softmax(-1).gather(1, ids[0, len(p_ids) :, None]).sum())
 
     right = 0
     model.eval()
     for row in rows:
-        chosen, rejected = row["chosen"][0]["content"], row["rejected"][0]["content"]
-        policy = logp(row, chosen) - logp(row, rejected)
+        policy = margin(row)
         with model.disable_adapter():
-            ref = logp(row, chosen) - logp(row, rejected)
+            ref = margin(row)
         right += int(beta * (policy - ref) > 0)
     return round(right / len(rows), 3)
+
+
+class Recipe(Protocol):
+    """The fields of a C3PO-objective run (:class:`C3POConfig`, ``AdapterConfig``)."""
+
+    @property
+    def beta(self) -> float: ...
+    @property
+    def near_weight(self) -> float: ...
+    @property
+    def out_weight(self) -> float: ...
+    @property
+    def rank(self) -> int: ...
+    @property
+    def alpha(self) -> int: ...
+    @property
+    def dropout(self) -> float: ...
+    @property
+    def targets(self) -> tuple[str, ...]: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def epochs(self) -> float: ...
+    @property
+    def max_steps(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def max_length(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def gradient_checkpointing(self) -> bool: ...
+
+
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    dpo: list[dict[str, Any]],
+    near: list[dict[str, Any]],
+    outside: list[dict[str, Any]],
+    cfg: Recipe,
+    out: Path,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """A :class:`C3POTrainer` (trl DPO + the two SFT terms) with a fresh LoRA on ``model``:
+    CUDA with bf16 when the model is there, else the CPU; logs every step, saves nothing."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+    from trl import DPOConfig
+
+    cuda = model.device.type == "cuda"
+    args = DPOConfig(
+        output_dir=str(out / "checkpoints"),
+        beta=cfg.beta,
+        loss_type=["sigmoid"],
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=min(cfg.batch_size, len(dpo)),
+        gradient_accumulation_steps=getattr(cfg, "gradient_accumulation", 1),
+        activation_checkpointing=cfg.gradient_checkpointing,
+        max_length=cfg.max_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        disable_tqdm=True,
+    )
+    lora = LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.targets),
+        task_type="CAUSAL_LM",
+    )
+    trainer = make_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(dpo),
+        processing_class=tokenizer,
+        peft_config=lora,
+        near=tokenize_sft(tokenizer, near, cfg.max_length),
+        outside=tokenize_sft(tokenizer, outside, cfg.max_length),
+        near_weight=cfg.near_weight,
+        out_weight=cfg.out_weight,
+        callbacks=list(callbacks),
+    )
+    trainer.remove_callback(PrinterCallback)  # progress goes through callbacks, not stdout
+    return trainer
 
 
 def train_c3po(
@@ -313,11 +417,6 @@ def train_c3po(
     Answers are generated first by the model itself and saved to ``out_dir/dataset.json``,
     so a rerun does not generate them again. Returns the record written to ``c3po.json``.
     """
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import DPOConfig
-
     cfg = config or C3POConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -337,44 +436,7 @@ def train_c3po(
             "revisions were empty or equal to the baseline); add in-scope examples "
             "(edit_scope(add_in_scope=...)) or build the dataset with a stronger LLM."
         )
-    cuda = torch.cuda.is_available()
-    args = DPOConfig(
-        output_dir=str(out / "checkpoints"),
-        beta=cfg.beta,
-        loss_type=["sigmoid"],
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        disable_tqdm=True,
-    )
-    lora = LoraConfig(
-        r=cfg.rank,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=list(cfg.targets),
-        task_type="CAUSAL_LM",
-    )
-    trainer_cls = make_trainer_class()
-    trainer = trainer_cls(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(dpo),
-        processing_class=tokenizer,
-        peft_config=lora,
-        near=tokenize_sft(tokenizer, near, cfg.max_length),
-        outside=tokenize_sft(tokenizer, outside, cfg.max_length),
-        near_weight=cfg.near_weight,
-        out_weight=cfg.out_weight,
-    )
+    trainer = build_trainer(model, tokenizer, dpo, near, outside, cfg, out)
     t1 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t1
@@ -396,7 +458,7 @@ def train_c3po(
         "losses": steps,
         "seconds": {"answers": round(answer_s, 1), "train": round(train_s, 1)},
         "seconds_per_step": round(train_s / max(trainer.state.global_step, 1), 2),
-        "device": "cuda" if cuda else "cpu",
+        "device": model.device.type,
         "heldout_implicit_accuracy": implicit_accuracy(
             trainer.model, tokenizer, test_rows, cfg.beta
         ),

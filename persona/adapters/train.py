@@ -183,21 +183,14 @@ def _answer(
 
 def pair_margins(model: Any, tokenizer: Any, pairs: Sequence[Pair]) -> list[float]:
     """``log p(chosen) - log p(rejected)`` of each pair under ``model`` (summed over tokens)."""
-    import torch
-
-    def logp(prompt: str, answer: str) -> float:
-        head = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
-        p_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
-        a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids = torch.tensor([p_ids + a_ids], device=model.device)
-        with torch.inference_mode():
-            logits = model(ids).logits[0, len(p_ids) - 1 : -1].float()
-        return float(logits.log_softmax(-1).gather(1, ids[0, len(p_ids) :, None]).sum())
+    from persona.adapters.c3po import answer_logp
 
     model.eval()
-    return [logp(p.prompt, p.chosen) - logp(p.prompt, p.rejected) for p in pairs]
+    return [
+        answer_logp(model, tokenizer, p.prompt, p.chosen)
+        - answer_logp(model, tokenizer, p.prompt, p.rejected)
+        for p in pairs
+    ]
 
 
 def _accuracy(margins: Sequence[float]) -> float | None:
@@ -217,62 +210,17 @@ def _trainer(
     out: Path,
     tick: Tick,
 ) -> Any:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import PrinterCallback, TrainerCallback
-    from trl import DPOConfig
+    from transformers import TrainerCallback
 
-    from persona.adapters.c3po import make_trainer_class, tokenize_sft
-
-    cuda = model.device.type == "cuda"
+    from persona.adapters.c3po import build_trainer
 
     class Progress(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if logs and "c3po/total" in logs:
                 tick("step", float(logs["c3po/total"]))
 
-    args = DPOConfig(
-        output_dir=str(out / "checkpoints"),
-        beta=cfg.beta,
-        loss_type=["sigmoid"],
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=min(cfg.batch_size, len(train)),
-        gradient_accumulation_steps=cfg.gradient_accumulation,
-        activation_checkpointing=cfg.gradient_checkpointing,
-        max_length=cfg.max_length,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        disable_tqdm=True,
-    )
-    lora = LoraConfig(
-        r=cfg.rank,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=list(cfg.targets),
-        task_type="CAUSAL_LM",
-    )
-    trainer = make_trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list([p.dpo_row() for p in train]),
-        processing_class=tokenizer,
-        peft_config=lora,
-        near=tokenize_sft(tokenizer, near, cfg.max_length),
-        outside=tokenize_sft(tokenizer, outside, cfg.max_length),
-        near_weight=cfg.near_weight,
-        out_weight=cfg.out_weight,
-        callbacks=[Progress()],
-    )
-    trainer.remove_callback(PrinterCallback)  # progress goes through tick, not stdout
-    return trainer
+    rows = [p.dpo_row() for p in train]
+    return build_trainer(model, tokenizer, rows, near, outside, cfg, out, [Progress()])
 
 
 def train_user_adapter(
