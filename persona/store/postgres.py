@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from persona.errors import InvalidInputError, NotFoundError, StorageError
+from persona.errors import InvalidInputError, StorageError
 
 try:
     import psycopg
@@ -44,38 +44,17 @@ except ImportError as exc:  # an install without the extra
         "pip install 'persona[postgres]'."
     ) from exc
 
-from persona.store.base import UPDATABLE, Store
+from persona.store.base import Store
 from persona.store.events import EventTables
 from persona.store.postgres_errors import storage_error
 from persona.store.postgres_schema import migrate
-from persona.store.rows import REPAIR, blob, json_list
+from persona.store.prefs import PreferenceTables
+from persona.store.rows import REPAIR, blob
 from persona.store.urls import redact
 from persona.types import Preference
 
-_PREF_COLS = (
-    "id, user_id, text, source, enabled, scope, provenance, context, flagged, "
-    "created_at, updated_at"
-)
 #: The tables of the schema, parents first (``persona migrate`` copies them in this order).
 TABLES = ("users", "preferences", "edits", "feedback", "labels", "adapters", "meta")
-
-
-def _pref(row: Sequence[Any]) -> Preference:
-    if not isinstance(row[2], str) or not isinstance(row[3], str):
-        raise StorageError(f"preference row {row[0]!r} is damaged (no text); {REPAIR}")
-    return Preference(
-        id=row[0],
-        user_id=row[1],
-        text=row[2],
-        source=row[3],  # type: ignore[arg-type]
-        enabled=bool(row[4]),
-        scope=row[5],
-        provenance=json_list(row[6], f"preference {row[0]} provenance"),
-        context=row[7],
-        flagged=bool(row[8]),
-        created_at=row[9],
-        updated_at=row[10],
-    )
 
 
 @dataclass
@@ -93,7 +72,7 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresStore(EventTables, Store):
+class PostgresStore(PreferenceTables, EventTables, Store):
     """All users in one PostgreSQL database. Safe to share between threads, processes and
     machines. ``pool_size``: connections this process may hold (one per thread inside a
     transaction); ``connect_timeout``: seconds to wait for the server before giving up."""
@@ -298,81 +277,6 @@ class PostgresStore(EventTables, Store):
             created_at=now,
             updated_at=now,
         )
-
-    def get_preferences(self, user_id: str, ids: Sequence[int]) -> list[Preference]:
-        if not ids:
-            return []
-        ids = [int(i) for i in ids]
-        rows = self._q(
-            f"SELECT {_PREF_COLS} FROM preferences WHERE user_id = %s AND id = ANY(%s)",
-            (user_id, ids),
-        )
-        by_id = {r[0]: _pref(r) for r in rows}
-        return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
-
-    def list_preferences(
-        self,
-        user_id: str,
-        *,
-        enabled_only: bool = False,
-        source: str | None = None,
-        global_only: bool = False,
-    ) -> list[Preference]:
-        sql = f"SELECT {_PREF_COLS} FROM preferences WHERE user_id = %s"
-        params: list[Any] = [user_id]
-        if global_only:
-            sql += " AND context IS NULL AND scope IS NULL"
-        if enabled_only:
-            sql += " AND enabled"
-        if source is not None:
-            sql += " AND source = %s"
-            params.append(source)
-        return [_pref(r) for r in self._q(sql + " ORDER BY id", params)]
-
-    def _own(self, user_id: str, pref_id: int) -> Preference:
-        found = self.get_preferences(user_id, [pref_id])
-        if not found:
-            raise NotFoundError(
-                f"preference {pref_id!r} does not exist for user {user_id!r}; pick one of "
-                "the ids listed for this user."
-            )
-        return found[0]
-
-    def update_preference(self, user_id: str, pref_id: int, **changes: Any) -> Preference:
-        unknown = set(changes) - UPDATABLE
-        if unknown:
-            raise InvalidInputError(
-                f"cannot update {sorted(unknown)}; updatable fields are {sorted(UPDATABLE)}."
-            )
-        with self.transaction():
-            self._lock_user(user_id)
-            self._own(user_id, pref_id)
-            cols, params = [], []
-            for key, value in changes.items():
-                if key == "embedding":
-                    value = blob(value)
-                elif key == "provenance":
-                    value = json.dumps(list(value))
-                elif key in ("enabled", "flagged"):
-                    value = bool(value)
-                cols.append(f"{key} = %s")
-                params.append(value)
-            cols.append("updated_at = %s")
-            params.append(time.time())
-            self._x(
-                f"UPDATE preferences SET {', '.join(cols)} WHERE id = %s AND user_id = %s",
-                (*params, pref_id, user_id),
-            )
-            if {"embedding", "enabled"} & set(changes):
-                self._bump(user_id)
-            return self._own(user_id, pref_id)
-
-    def delete_preference(self, user_id: str, pref_id: int) -> None:
-        with self.transaction():
-            self._lock_user(user_id)
-            self._own(user_id, pref_id)
-            self._x("DELETE FROM preferences WHERE id = %s AND user_id = %s", (pref_id, user_id))
-            self._bump(user_id)
 
     def snapshot(self, user_id: str) -> tuple[int, np.ndarray, np.ndarray]:
         # One statement: PostgreSQL reads it from one snapshot (version and rows agree).

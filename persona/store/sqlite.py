@@ -14,35 +14,13 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from persona.errors import InvalidInputError, NotFoundError, SchemaError, StorageError
-from persona.store.base import UPDATABLE, Store
+from persona.errors import InvalidInputError, SchemaError, StorageError
+from persona.store.base import Store
 from persona.store.events import EventTables
 from persona.store.migrations import KNOWN_MIGRATIONS, migrations
-from persona.store.rows import REPAIR, blob, json_list
+from persona.store.prefs import PreferenceTables
+from persona.store.rows import REPAIR, blob
 from persona.types import Preference
-
-_PREF_COLS = (
-    "id, user_id, text, source, enabled, scope, provenance, context, flagged, "
-    "created_at, updated_at"
-)
-
-
-def _pref(row: sqlite3.Row | tuple[Any, ...]) -> Preference:
-    if not isinstance(row[2], str) or not isinstance(row[3], str):
-        raise StorageError(f"preference row {row[0]!r} is damaged (no text); {REPAIR}")
-    return Preference(
-        id=row[0],
-        user_id=row[1],
-        text=row[2],
-        source=row[3],  # type: ignore[arg-type]
-        enabled=bool(row[4]),
-        scope=row[5],
-        provenance=json_list(row[6], f"preference {row[0]} provenance"),
-        context=row[7],
-        flagged=bool(row[8]),
-        created_at=row[9],
-        updated_at=row[10],
-    )
 
 
 def _storage_error(path: str, exc: sqlite3.Error) -> StorageError:
@@ -66,7 +44,7 @@ def _storage_error(path: str, exc: sqlite3.Error) -> StorageError:
     )
 
 
-class SQLiteStore(EventTables, Store):
+class SQLiteStore(PreferenceTables, EventTables, Store):
     """One SQLite file for all users. Safe to share between threads of one process and between
     processes (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes).
 
@@ -266,6 +244,9 @@ class SQLiteStore(EventTables, Store):
         row = self._x("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'index_seq'").fetchone()
         return int(row[0])
 
+    def _lock_user(self, user_id: str) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already serializes every write."""
+
     def _bump(self, user_id: str) -> None:
         self._x("UPDATE users SET index_version = ? WHERE id = ?", (self._next_version(), user_id))
 
@@ -325,80 +306,6 @@ class SQLiteStore(EventTables, Store):
             created_at=now,
             updated_at=now,
         )
-
-    def get_preferences(self, user_id: str, ids: Sequence[int]) -> list[Preference]:
-        if not ids:
-            return []
-        ids = [int(i) for i in ids]
-        marks = ",".join("?" * len(ids))
-        rows = self._q(
-            f"SELECT {_PREF_COLS} FROM preferences WHERE user_id = ? AND id IN ({marks})",
-            (user_id, *ids),
-        )
-        by_id = {r[0]: _pref(r) for r in rows}
-        return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
-
-    def list_preferences(
-        self,
-        user_id: str,
-        *,
-        enabled_only: bool = False,
-        source: str | None = None,
-        global_only: bool = False,
-    ) -> list[Preference]:
-        sql = f"SELECT {_PREF_COLS} FROM preferences WHERE user_id = ?"
-        params: list[Any] = [user_id]
-        if global_only:
-            sql += " AND context IS NULL AND scope IS NULL"
-        if enabled_only:
-            sql += " AND enabled = 1"
-        if source is not None:
-            sql += " AND source = ?"
-            params.append(source)
-        return [_pref(r) for r in self._q(sql + " ORDER BY id", params)]
-
-    def _own(self, user_id: str, pref_id: int) -> Preference:
-        found = self.get_preferences(user_id, [pref_id])
-        if not found:
-            raise NotFoundError(
-                f"preference {pref_id!r} does not exist for user {user_id!r}; pick one of "
-                "the ids listed for this user."
-            )
-        return found[0]
-
-    def update_preference(self, user_id: str, pref_id: int, **changes: Any) -> Preference:
-        unknown = set(changes) - UPDATABLE
-        if unknown:
-            raise InvalidInputError(
-                f"cannot update {sorted(unknown)}; updatable fields are {sorted(UPDATABLE)}."
-            )
-        with self.transaction():
-            self._own(user_id, pref_id)
-            cols, params = [], []
-            for key, value in changes.items():
-                if key == "embedding":
-                    value = blob(value)
-                elif key == "provenance":
-                    value = json.dumps(list(value))
-                elif key in ("enabled", "flagged"):
-                    value = int(bool(value))
-                cols.append(f"{key} = ?")
-                params.append(value)
-            cols.append("updated_at = ?")
-            params.append(time.time())
-            self._x(
-                f"UPDATE preferences SET {', '.join(cols)} WHERE id = ? AND user_id = ?",
-                (*params, pref_id, user_id),
-            )
-            if {"embedding", "enabled"} & set(changes):
-                self._bump(user_id)
-            return self._own(user_id, pref_id)
-
-    def delete_preference(self, user_id: str, pref_id: int) -> None:
-        with self.transaction():
-            self._own(user_id, pref_id)
-            self._x("DELETE FROM preferences WHERE id = ? AND user_id = ?", (pref_id, user_id))
-            self._bump(user_id)
 
     def snapshot(self, user_id: str) -> tuple[int, np.ndarray, np.ndarray]:
         with self._snapshot():
