@@ -349,6 +349,11 @@ def bench_latency(
     the MiniLM embedder. The global --embedder and --path do not apply."""
     from persona.bench.latency import LatencyConfig, run_latency
 
+    if store is not None and minilm:
+        # every part shares one PostgreSQL database, and a layer opened there with MiniLM
+        # would re-embed the hash part's million rows (hours); one database per part is to do
+        raise fail("with --store, pass --no-minilm: the MiniLM part is measured on SQLite only.")
+
     cfg = LatencyConfig(
         users=users,
         prefs=prefs,
