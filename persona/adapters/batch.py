@@ -243,7 +243,12 @@ def _run_ray(
     workers: int,
     emit: OnEvent,
 ) -> dict[str, Outcome]:
-    import ray
+    try:
+        import ray
+    except ImportError as exc:
+        raise InvalidInputError(
+            "--ray needs Ray: pip install 'persona[ray]' (or run without --ray)."
+        ) from exc
 
     env = {k: os.environ[k] for k in _RAY_ENV if k in os.environ}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -257,7 +262,13 @@ def _run_ray(
                 runtime_env={"env_vars": env},
             )
         else:
-            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
+            try:
+                ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
+            except Exception as exc:  # no cluster there: say so, do not dump a traceback
+                raise InvalidInputError(
+                    f"could not reach a Ray cluster at {address!r} ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); start one (`ray start --head`) or use --ray local."
+                ) from exc
         started = True
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))

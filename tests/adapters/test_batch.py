@@ -189,3 +189,19 @@ def test_delete_user_removes_adapter_files(persona_home: Path, tiny_dir: Path) -
         layer.delete_user("ana")
     assert not adapter_dir(persona_home, "ana").exists()
     assert not (persona_home / "adapters" / ".work" / name).exists()
+
+
+def test_an_unreachable_ray_cluster_is_a_clear_error(
+    persona_home: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ray = pytest.importorskip("ray")
+
+    def refuse(*args: object, **kwargs: object) -> None:  # what ray.init says with no cluster
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    fill(persona_home, ["ana"])
+    result = cli(persona_home, "train-adapters", "--all", "--ray", "auto", *tiny_args(tiny_dir))
+    assert result.exit_code == 1
+    assert "could not reach a Ray cluster at 'auto'" in result.output
+    assert "ray start --head" in result.output
