@@ -19,7 +19,6 @@ from persona.config import (
     check_prompts,
     check_text,
     check_user_id,
-    resolve_home,
     safe_dir_name,
 )
 from persona.errors import InvalidInputError, UnknownUserError
@@ -140,19 +139,11 @@ class PreferenceLayer(AdapterMethods):
         ``"fake"``); loaded on first use. ``embedder``: ``"minilm"`` (default), ``"hash"`` or
         an :class:`~persona.store.embed.Embedder`.
         """
-        from persona.store.sqlite import SQLiteStore
-        from persona.store.urls import is_postgres_url
+        from persona.store.locate import open_store
 
         synchronous = options.pop("synchronous", "normal")
         LayerOptions.of(options)  # refuse bad options before creating anything
-        if is_postgres_url(path):  # many app servers: FAISS cache and adapters stay local
-            from persona.store.postgres import PostgresStore
-
-            home, _ = resolve_home(None)
-            store: Store = PostgresStore(cast(str, path))
-        else:
-            home, db_path = resolve_home(path)
-            store = SQLiteStore(db_path, synchronous=synchronous)
+        store, home = open_store(path, synchronous=synchronous)
         try:
             return cls(store, embedder=load_embedder(embedder), llm=llm, home=home, **options)
         except Exception:

@@ -63,19 +63,9 @@ OnEvent = Callable[[str, str, Any], None]
 def open_store(location: str | Path | None) -> Iterator[tuple[Store, Path]]:
     """``(store, home)`` for a store location: a directory or ``.db`` file (SQLite, whose
     home holds the adapters) or a ``postgresql://`` URL (adapters under ``$PERSONA_HOME``)."""
-    from persona.store.urls import is_postgres_url
+    from persona.store.locate import open_store as locate
 
-    store: Store
-    if is_postgres_url(location):
-        from persona.store.postgres import PostgresStore
-
-        home, _ = resolve_home(None)
-        store = PostgresStore(str(location), pool_size=2)
-    else:
-        from persona.store.sqlite import SQLiteStore
-
-        home, db_path = resolve_home(location)
-        store = SQLiteStore(db_path)
+    store, home = locate(location, pool_size=2)
     try:
         yield store, home
     finally:
