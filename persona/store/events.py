@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from persona.errors import NotFoundError
-from persona.store.rows import blob, json_dict, json_list, json_or_null
+from persona.errors import NotFoundError, StorageError
+from persona.store.rows import REPAIR, blob, json_dict, json_list, json_or_null
 from persona.types import Edit, Feedback, Label
 
 
@@ -208,3 +208,28 @@ class EventTables:
             (user_id,),
         )
         return [Label(*r) for r in rows]
+
+    # -- adapters (one row per user: the adapter in use) ----------------------------------
+    def set_adapter(self, user_id: str, name: str, path: str, meta: dict[str, Any]) -> None:
+        with self.transaction():
+            self.ensure_user(user_id)
+            self._x(
+                "INSERT INTO adapters (user_id, name, path, meta, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "name = excluded.name, path = excluded.path, meta = excluded.meta, "
+                "created_at = excluded.created_at",
+                (user_id, name, path, json.dumps(meta), time.time()),
+            )
+
+    def get_adapter(self, user_id: str) -> dict[str, Any] | None:
+        rows = self._q(
+            "SELECT name, path, meta, created_at FROM adapters WHERE user_id = ?", (user_id,)
+        )
+        if not rows:
+            return None
+        name, path, meta, created = rows[0]
+        try:
+            meta_value = json.loads(meta) if meta else {}
+        except ValueError as exc:
+            raise StorageError(f"the adapter row of {user_id!r} is damaged; {REPAIR}") from exc
+        return {"name": name, "path": path, "meta": meta_value, "created_at": created}

@@ -130,3 +130,13 @@ class PreferenceTables:
             self._own(user_id, pref_id)
             self._x("DELETE FROM preferences WHERE id = ? AND user_id = ?", (pref_id, user_id))
             self._bump(user_id)
+
+    def all_embedded(self) -> list[tuple[int, str, str, str | None]]:
+        """(id, user_id, text, context) of every embedded row: for re-embedding."""
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._q(
+                "SELECT id, user_id, text, context FROM preferences WHERE embedding IS NOT NULL "
+                "ORDER BY id"
+            )
+        ]

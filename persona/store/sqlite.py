@@ -337,39 +337,6 @@ class SQLiteStore(PreferenceTables, EventTables, Store):
             )
         return version, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def all_embedded(self) -> list[tuple[int, str, str, str | None]]:
-        """(id, user_id, text, context) of every embedded row: for re-embedding."""
-        return [
-            (r[0], r[1], r[2], r[3])
-            for r in self._q(
-                "SELECT id, user_id, text, context FROM preferences WHERE embedding IS NOT NULL"
-            )
-        ]
-
-    # -- adapters ----------------------------------------------------------------
-    def set_adapter(self, user_id: str, name: str, path: str, meta: dict[str, Any]) -> None:
-        with self.transaction():
-            self.ensure_user(user_id)
-            self._x(
-                "INSERT INTO adapters (user_id, name, path, meta, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET name = excluded.name, "
-                "path = excluded.path, meta = excluded.meta, created_at = excluded.created_at",
-                (user_id, name, path, json.dumps(meta), time.time()),
-            )
-
-    def get_adapter(self, user_id: str) -> dict[str, Any] | None:
-        rows = self._q(
-            "SELECT name, path, meta, created_at FROM adapters WHERE user_id = ?", (user_id,)
-        )
-        if not rows:
-            return None
-        name, path, meta, created = rows[0]
-        try:
-            meta_value = json.loads(meta) if meta else {}
-        except ValueError as exc:
-            raise StorageError(f"the adapter row of {user_id!r} is damaged; {REPAIR}") from exc
-        return {"name": name, "path": path, "meta": meta_value, "created_at": created}
-
     def integrity_check(self) -> str:
         """SQLite's own check of the whole file: ``"ok"`` when nothing is damaged."""
         return "; ".join(str(r[0]) for r in self._q("PRAGMA integrity_check"))
