@@ -66,6 +66,19 @@ def cpu_has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
 
 
+def env_dtype() -> str:
+    """``$PERSONA_DTYPE`` ("bfloat16" or "float32"), or "auto" when it is unset or empty."""
+    value = os.environ.get("PERSONA_DTYPE", "").strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    if value not in ("bfloat16", "float32"):
+        raise InvalidInputError(
+            f"PERSONA_DTYPE={value!r}: expected 'bfloat16', 'float32' or 'auto'; unset it to "
+            "let the local model choose."
+        )
+    return value
+
+
 def set_offline() -> None:
     """Never let transformers / sentence-transformers reach for a model hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, SecretStr
 
 from persona.agents.batching import Batcher
-from persona.config import cpu_has_bf16, default_home, set_offline
+from persona.config import cpu_has_bf16, default_home, env_dtype, set_offline
 from persona.errors import InvalidInputError, ModelError
 from persona.llm import cut_at_stop
 
@@ -309,7 +309,9 @@ class LocalChatModel(BaseChatModel):
     adapter: str | None = None
     #: How many user adapters stay loaded (least recently used ones are unloaded).
     max_adapters: int = Field(default=8, ge=1)
-    #: "auto": bfloat16 where the CPU/GPU computes it natively (≈ 1.6× faster), else float32.
+    #: "auto": ``$PERSONA_DTYPE`` when set ("bfloat16" or "float32"), else bfloat16 where the
+    #: CPU/GPU computes it natively (≈ 1.6× faster on an idle CPU), else float32. On a small
+    #: CPU shared with other work, bfloat16 can be several times slower than float32.
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     #: None: "cuda" when available, else "cpu".
     device: str | None = None
@@ -362,7 +364,9 @@ class LocalChatModel(BaseChatModel):
 
         folder = self.model_dir or str(ensure_local_model())
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = self.dtype
+        dtype: str = self.dtype
+        if dtype == "auto":
+            dtype = env_dtype()
         if dtype == "auto":
             native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else None
             dtype = "bfloat16" if (native if native is not None else cpu_has_bf16()) else "float32"

@@ -22,6 +22,7 @@ from SQL on every request, so an edit made by another process is seen on the nex
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -30,11 +31,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from langchain_core.language_models import BaseChatModel
 
 from persona.learn.base import Contribution, Request, Writing
 from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig, describe_scope
 from persona.learn.scope import THRESHOLD, ScopeModel
+from persona.learn.scope_words import WordVectors, request_grams, scope_facets
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id
 from persona.types import AppliedPreference, Preference, Why
@@ -61,6 +64,7 @@ def scope_model_for(dataset: dict[str, Any], embedder: Embedder) -> ScopeModel:
         positives=[*dataset["in_scope"]["train"], *dataset.get("user_in_scope", [])],
         negatives=[*dataset["near_scope"]["train"], *dataset.get("user_out_of_scope", [])],
         pool=dataset["out_of_scope"]["train"],
+        facets=scope_facets(dataset["feedback"], dataset.get("scope", [])),
     )
 
 
@@ -93,6 +97,7 @@ class C3PO:
         )
         self._cache: OrderedDict[tuple[int, int], ScopeModel] = OrderedDict()
         self._lock = threading.Lock()
+        self._words = WordVectors(embedder)  # the requests' words, for the scope words
 
     # -- learning ---------------------------------------------------------------------------
     def build(
@@ -202,9 +207,11 @@ class C3PO:
             stored_rev, data = self.store.scope_model(user_id, fid)
         except NotFoundError:  # deleted since the revisions were read
             return None
+        model = None
         if data is not None and data.get("embedder") == embedder_id(self.embedder):
-            model = ScopeModel.from_json(data)
-        else:  # stored before C3PO, or under another embedder: refit in memory
+            with contextlib.suppress(ValueError):  # stored by an older release: refit
+                model = ScopeModel.from_json(data)
+        if model is None:  # stored before C3PO, or under another embedder: refit in memory
             fb = self.store.get_feedback(user_id, fid)
             dataset = fb.dataset or self._fallback(fb.text, fb.in_scope, fb.out_of_scope)
             model = scope_model_for(dataset, self.embedder)
@@ -242,6 +249,7 @@ class C3PO:
         applied: list[AppliedPreference] = []
         withheld: list[AppliedPreference] = []
         near = {hit.preference.id: hit.similarity for hit in request.nearest}
+        grams: np.ndarray | None = None  # the request's words, embedded once if a scope needs them
         for pref in prefs:
             fid = _feedback_id(pref)
             if fid is None or fid not in revisions:  # its feedback event is gone
@@ -253,7 +261,9 @@ class C3PO:
             model = self._model(request.user_id, fid, revisions[fid])
             if model is None:
                 continue
-            decision = model.decide(request.embedding)
+            if grams is None and model.facets:
+                grams = self._words.embed(request_grams(request.context))
+            decision = model.decide(request.embedding, grams)
             item = AppliedPreference(
                 pref.id,
                 pref.text,

@@ -39,6 +39,7 @@ from langchain_core.messages import HumanMessage
 from persona.errors import PersonaError
 from persona.learn import prompts
 from persona.learn.guard import looks_like_injection, until_template_token
+from persona.learn.scope_words import scope_phrases
 from persona.llm import complete, describe, usage
 
 POOL_FILE = Path(__file__).with_name("corpus") / "prompt_pool.json"
@@ -91,37 +92,6 @@ def pool_sample(feedback: str, n: int, exclude: Sequence[str] = ()) -> list[str]
     pool = [p for p in load_pool() if _norm(p) not in skip]
     rnd = random.Random(_seed(feedback, "pool"))
     return rnd.sample(pool, min(n, len(pool)))
-
-
-# -- the feedback's own wording of its scope ------------------------------------------------
-
-_LEADING = re.compile(
-    r"^(?:when(?:ever)?|if|for|in|while|during|on)\s+(?P<scope>[^,;:]{3,80})[,;:]\s*(?P<rest>.+)$",
-    re.IGNORECASE,
-)
-_TRAILING = re.compile(
-    r"\b(?:when(?:ever)?|if|while|during|for|in|on)\s+(?P<scope>(?:i\b|you\b|my\b|our\b|"
-    r"any\b|all\b|the\b|a\b|an\b|every\b|[a-z]+ing\b|[a-z]+s\b)[^.;!?,]{2,80})[.!?]?$",
-    re.IGNORECASE,
-)
-_ASK = re.compile(r"^(?:i|you)\s+(?:ask|want|need|request)\s+(?:you\s+)?(?:for|to)?\s*", re.I)
-
-
-def scope_phrases(feedback: str) -> list[str]:
-    """Where the feedback says it applies, from its own words ("Don't use emojis when
-    drafting emails to my boss" -> "drafting emails to my boss"). Empty when it names no
-    scope."""
-    text = feedback.strip()
-    found: list[str] = []
-    lead = _LEADING.match(text)
-    if lead:
-        found.append(lead.group("scope"))
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        tail = _TRAILING.search(sentence.strip())
-        if tail and tail.start() > 0:  # a leading clause is the rule above
-            found.append(tail.group("scope"))
-    cleaned = [_ASK.sub("", s).strip(" .,!?\"'") for s in found]
-    return list(dict.fromkeys(s for s in cleaned if s))
 
 
 # -- parsing LLM output ----------------------------------------------------------------------

@@ -19,13 +19,19 @@ by every feedback turn its logit into a probability (and a second feature, the n
 positive's margin over the nearest negative, is kept for the combiner to weigh); they were
 fitted on a development set of feedbacks that the benchmark never uses (``persona bench
 feedback --fit-scope`` refits them). The nearest example on each side is the "why".
+
+A third signal reads the feedback's own scope words (:mod:`persona.learn.scope_words`:
+"drafting emails to my boss" -> ``emails``, ``boss``): each is matched to the closest word or
+word pair of the request, and the mean of those matches is a feature. A request must touch
+every part of the scope to match well, so "a text to my boss" and "an email to a friend"
+each miss one part, where a whole-sentence similarity finds both close to the feedback.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,10 +47,15 @@ FEATURES = (
     "anchor*gate",
     "gate",
     "margin",
+    "facets*(1-gate)",
+    "facets*gate",
 )
 
 #: The shared logistic combiner (bias last), fitted on the development feedbacks with MiniLM.
-WEIGHTS = (4.4651, 3.8856, 1.7359, 0.0577, -0.5479, 0.3929, -0.3347)
+WEIGHTS = (3.7127, 2.4288, -0.985, 0.115, 0.89, 0.5959, 5.3235, 2.2078, -3.0523)
+
+#: Version of :meth:`ScopeModel.to_json`; a stored model of another version is refitted.
+VERSION = 3
 
 #: L2 strength of the per-feedback classifier (weak: the sets are small and clean enough; on
 #: the development feedbacks 1e-4 beat 1e-3 and 1e-2 by 1.5-4 points).
@@ -99,6 +110,8 @@ class ScopeModel:
     pool_vecs: np.ndarray
     direction: np.ndarray  # the classifier's weight over the embedding
     offset: float  # and its bias
+    facets: list[str] = field(default_factory=list)  # the scope's content words
+    facet_vecs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     weights: tuple[float, ...] = WEIGHTS
     threshold: float = THRESHOLD
 
@@ -113,14 +126,17 @@ class ScopeModel:
         positives: Sequence[str],
         negatives: Sequence[str],
         pool: Sequence[str],
+        facets: Sequence[str] = (),
     ) -> ScopeModel:
         """Embed the sets (one batch) and calibrate against the pool."""
         anchors, positives, negatives = list(anchors), list(positives), list(negatives)
-        texts = [*anchors, *positives, *negatives, *pool]
+        facets = list(facets)
+        texts = [*anchors, *positives, *negatives, *facets, *pool]
         vecs = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
-        a, p, n = len(anchors), len(positives), len(negatives)
+        a, p, n, f = len(anchors), len(positives), len(negatives), len(facets)
         anchor_vecs, positive_vecs = vecs[:a], vecs[a : a + p]
-        negative_vecs, pool_vecs = vecs[a + p : a + p + n], vecs[a + p + n :]
+        negative_vecs = vecs[a + p : a + p + n]
+        facet_vecs, pool_vecs = vecs[a + p + n : a + p + n + f], vecs[a + p + n + f :]
         direction, offset = fit_direction(
             np.concatenate([anchor_vecs, positive_vecs]),
             np.concatenate([negative_vecs, pool_vecs]),
@@ -136,28 +152,48 @@ class ScopeModel:
             pool_vecs,
             direction,
             offset,
+            facets,
+            facet_vecs,
         )
 
     # -- deciding ---------------------------------------------------------------------------
-    def features(self, query: np.ndarray) -> np.ndarray:
-        """The request's features (see :data:`FEATURES`)."""
+    def facet_match(self, grams: np.ndarray | None) -> float:
+        """Mean over the scope's words of their best cosine with the request's words and word
+        pairs (``grams``: their embeddings); 0 with no scope words or no request words."""
+        if grams is None or not len(grams) or not len(self.facets):
+            return 0.0
+        return float((self.facet_vecs @ grams.T).max(axis=1).mean())
+
+    def features(self, query: np.ndarray, grams: np.ndarray | None = None) -> np.ndarray:
+        """The request's features (see :data:`FEATURES`); ``grams`` embeds the request's
+        words and word pairs (:func:`~persona.learn.scope_words.request_grams`)."""
         logit = float(query @ self.direction + self.offset) / LOGIT_SCALE
         anchor, _ = _nearest(query, self.anchor_vecs)
         pos, _ = _nearest(query, np.concatenate([self.anchor_vecs, self.positive_vecs]))
         neg, _ = _nearest(query, np.concatenate([self.negative_vecs, self.pool_vecs]))
         gate = len(self.positives) / (len(self.positives) + EVIDENCE)
+        facet = self.facet_match(grams)
         return np.array(
-            [logit * gate, logit * (1 - gate), anchor * (1 - gate), anchor * gate, gate, pos - neg],
+            [
+                logit * gate,
+                logit * (1 - gate),
+                anchor * (1 - gate),
+                anchor * gate,
+                gate,
+                pos - neg,
+                facet * (1 - gate),
+                facet * gate,
+            ],
             dtype=np.float64,
         )
 
-    def probability(self, query: np.ndarray) -> float:
+    def probability(self, query: np.ndarray, grams: np.ndarray | None = None) -> float:
         w = np.asarray(self.weights, dtype=np.float64)
-        logit = float(self.features(query) @ w[:-1] + w[-1])
+        logit = float(self.features(query, grams) @ w[:-1] + w[-1])
         return float(1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30))))
 
-    def decide(self, query: np.ndarray) -> Decision:
-        prob = self.probability(query)
+    def decide(self, query: np.ndarray, grams: np.ndarray | None = None) -> Decision:
+        prob = self.probability(query, grams)
         applies = prob >= self.threshold
         all_pos = [*self.anchors, *self.positives]
         pos, i = _nearest(query, np.concatenate([self.anchor_vecs, self.positive_vecs]))
@@ -165,6 +201,10 @@ class ScopeModel:
         parts = [f"nearest in-scope example {all_pos[i]!r:.70} ({pos:.2f})"] if i >= 0 else []
         if j >= 0:
             parts.append(f"nearest out-of-scope example {self.negatives[j]!r:.70} ({neg:.2f})")
+        if self.facets and grams is not None:
+            parts.append(
+                f"scope words {', '.join(self.facets)} matched {self.facet_match(grams):.2f}"
+            )
         verdict = "in scope" if applies else "out of scope"
         reason = f"{verdict} (p={prob:.2f}, applies at >= {self.threshold:.2f}): " + "; ".join(
             parts
@@ -174,7 +214,7 @@ class ScopeModel:
     # -- storage ----------------------------------------------------------------------------
     def to_json(self) -> dict[str, object]:
         return {
-            "version": 2,
+            "version": VERSION,
             "embedder": self.embedder,
             "dim": int(self.anchor_vecs.shape[1]) if self.anchor_vecs.ndim == 2 else 0,
             "anchors": self.anchors,
@@ -184,13 +224,19 @@ class ScopeModel:
             "positive_vecs": _pack(self.positive_vecs),
             "negative_vecs": _pack(self.negative_vecs),
             "pool_vecs": _pack(self.pool_vecs),
+            "facets": self.facets,
+            "facet_vecs": _pack(self.facet_vecs),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ScopeModel:
-        """The stored sets; the classifier is refitted from them (a few ms, then cached)."""
+        """The stored sets; the classifier is refitted from them (a few ms, then cached).
+        Raises ``ValueError`` for another :data:`VERSION` (refit those from the dataset)."""
+        if data.get("version") != VERSION:
+            raise ValueError(f"scope model version {data.get('version')!r}, not {VERSION}")
         dim = int(data["dim"])  # type: ignore[call-overload]
         vecs = [_unpack(str(data[k]), dim) for k in _VECS]
+        facets = [str(w) for w in data.get("facets", [])]  # type: ignore[attr-defined]
         direction, offset = fit_direction(
             np.concatenate([vecs[0], vecs[1]]), np.concatenate([vecs[2], vecs[3]])
         )
@@ -205,6 +251,8 @@ class ScopeModel:
             vecs[3],
             direction,
             offset,
+            facets,
+            _unpack(str(data["facet_vecs"]), dim) if facets else np.zeros((0, dim), np.float32),
         )
 
 

@@ -1,0 +1,213 @@
+"""Where a feedback says it applies, read from its own words, without an LLM.
+
+People state the scope of a feedback in a handful of English shapes:
+
+- a leading clause: "When I ask for Python code, ...", "For recipes, ...";
+- a trailing clause: "... when drafting emails to my boss", "... in my cover letters";
+- the subject of a rule: "My commit messages should be ...", "Replies to reviews: 50 words max";
+- the object of a verb that acts on the whole answer: "Keep tweets for my bakery under 40
+  words", "Comment the SQL queries you write for me", "Start every reply to support tickets
+  with ...".
+
+:func:`scope_phrases` returns those phrases ("drafting emails to my boss"); :func:`facets`
+splits one into the content words a request must touch to be in scope ("emails", "boss"),
+which :class:`~persona.learn.scope.ScopeModel` matches word by word. Quoted text is the
+instruction's content, never its scope, and is dropped first.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from persona.store.embed import Embedder
+
+_QUOTED = re.compile(r"(?:'[^']{1,80}'|\"[^\"]{1,80}\"|“[^”]{1,80}”|‘[^’]{1,80}’)")
+
+_MARK = r"(?:when(?:ever)?|if|while|during|for|in|on)"
+_LEADING = re.compile(
+    rf"^{_MARK}\s+(?P<scope>[^,;:]{{3,80}})[,;:]\s*(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+#: "add / include / put X to / in Y": Y is what the rule is about.
+_INTO = re.compile(
+    r"^(?:please\s+)?(?:always\s+)?(?:add|include|append|attach|insert|mention)\s+.+?\s+"
+    r"(?:to|in|into|on|at the (?:end|start|top|bottom) of)\s+(?P<scope>[^.;:!?,]{3,80})",
+    re.IGNORECASE,
+)
+#: Words that make a phrase a manner ("in all lowercase", "as a numbered list"), not a scope.
+MANNER = frozenset(
+    """lowercase uppercase caps capitals mood voice tense tenses units unit
+    metric imperial format formatting style tone block blocks list lists bullet bullets point
+    points paragraph paragraphs sentence sentences word words person british american
+    spelling way manner detail details table tables markdown numbered order max maximum
+    minimum characters lines line""".split()
+)
+#: The subject of a rule: "<scope> should / must / need to ..." or "<scope>: ...".
+_SUBJECT = re.compile(
+    r"^(?P<scope>[^,;:]{3,80}?)\s+(?:should|must|shall|need to|needs to|have to|has to|"
+    r"are to|is to|ought to|always|never)\b",
+    re.IGNORECASE,
+)
+_LABEL = re.compile(r"^(?P<scope>[^,;:]{3,60}):\s+\S", re.IGNORECASE)
+#: Verbs whose object is the kind of answer the rule is about (not a thing to put in it).
+_ON_ANSWER = (
+    r"keep|make|comment|explain|start|begin|end|finish|close|open|sign|format|write|"
+    r"title|number|proofread|shorten|lengthen|structure|phrase|word|translate|summari[sz]e"
+)
+_OBJECT = re.compile(
+    rf"^(?:please\s+)?(?:always\s+|never\s+)?(?:{_ON_ANSWER})\s+(?P<scope>.{{3,80}})$",
+    re.IGNORECASE,
+)
+#: Where an object phrase stops: a measure, a manner, a comparison or a new clause.
+_OBJECT_END = re.compile(
+    r"\s+(?:under|over|below|above|within|at most|at least|with|without|by|as|like|than|"
+    r"so|and then|because|instead|rather|in (?:a|an|the|one|two|three|\d)|to me|for me|"
+    r"should|must|shall|need to|needs to|have to|has to|always|never|"
+    r"[a-z]+er than|(?:short|long|brief|concise|simple|formal|casual|polite|plain)[a-z]*)\b.*$",
+    re.IGNORECASE,
+)
+_ASK = re.compile(
+    r"^(?:(?:i|you|we)\s+(?:ask|want|need|request|draft|write|make|send|prepare)\s+"
+    r"(?:you\s+)?(?:for|to|about)?\s*|about\s+)",
+    re.IGNORECASE,
+)
+#: Words that start a phrase but name no scope ("I prefer ...", "it", "that").
+_NOT_SCOPE = re.compile(r"^(?:i|it|this|that|these|those|there|you|please|be|use|do)\b", re.I)
+
+#: Words a facet never is: function words, the requester, and verbs of asking and writing.
+STOP = frozenset(
+    """a an the to of in on at for from by with about as and or but nor so my your our their
+    his her its me i you we us them it is are be been was were am do does did don't dont not
+    no any all every each some this that these those there when whenever if while during
+    always never please should must shall need needs have has ought will would can could
+    ask asks asked asking want wants request write writes writing written wrote draft drafts
+    drafting make makes making made give gives help compose composing prepare send create
+    creating put get using use one thing things stuff something off up out more less
+    very too much""".split()
+)
+
+
+def _clean(phrase: str) -> str:
+    phrase = _ASK.sub("", phrase.strip(" .,!?;:\"'")).strip(" .,!?;:\"'")
+    return " ".join(phrase.split())
+
+
+#: Objects that name no kind of request ("keep *your answers* short", "keep *the tone* light").
+GENERIC = frozenset(
+    "answer answers response responses reply replies output text tone them everything voice "
+    "style writing".split()
+)
+
+
+def _manner(phrase: str) -> bool:
+    return bool(set(re.findall(r"[a-z]+", phrase.lower())) & MANNER)
+
+
+def _trailing(sentence: str) -> list[str]:
+    """The earliest trailing marker phrase that is not a manner, cut where an object ends."""
+    for match in re.finditer(rf"\b{_MARK}\s+", sentence, re.IGNORECASE):
+        if match.start() == 0:
+            continue
+        phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
+        phrase = _OBJECT_END.sub("", phrase)
+        if len(phrase) >= 3 and not _manner(phrase) and not _NOT_SCOPE.fullmatch(phrase.strip()):
+            return [phrase]
+    return []
+
+
+def scope_phrases(feedback: str) -> list[str]:
+    """The phrases in which ``feedback`` names where it applies ("Don't use emojis when
+    drafting emails to my boss" -> ["drafting emails to my boss"]); empty when it names no
+    scope ("Be more concise.")."""
+    text = " ".join(_QUOTED.sub(" ", feedback).split())
+    found: list[str] = []
+    for sentence in (s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()):
+        lead = _LEADING.match(sentence)
+        if lead:
+            found.append(lead.group("scope"))
+            sentence = lead.group("rest")
+        subject = _SUBJECT.match(sentence) or _LABEL.match(sentence)
+        if subject and not _NOT_SCOPE.match(subject.group("scope")):
+            found.append(subject.group("scope"))
+        for tail in _trailing(sentence):
+            found.append(tail)
+        into = _INTO.match(sentence)
+        if into and not lead and not subject and not _manner(into.group("scope")):
+            found.append(_OBJECT_END.sub("", into.group("scope")))
+        obj = None if lead or subject else _OBJECT.match(sentence.rstrip(".!?"))
+        if obj:
+            phrase = _OBJECT_END.sub("", obj.group("scope"))
+            if not _manner(phrase) and not set(facets(phrase)) <= GENERIC:
+                found.append(phrase)
+    cleaned = (_clean(s) for s in found)
+    return list(dict.fromkeys(s for s in cleaned if facets(s)))
+
+
+def facets(phrase: str) -> list[str]:
+    """The content words of a scope phrase, in order ("drafting emails to my boss" ->
+    ["emails", "boss"]); possessives lose their "'s"."""
+    words = re.findall(r"[a-z0-9][a-z0-9'-]*", phrase.lower())
+    out = [re.sub(r"'s?$", "", w) for w in words]
+    return list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
+
+
+def scope_facets(feedback: str, phrases: Sequence[str] = ()) -> list[str]:
+    """The scope words of ``feedback``: :func:`facets` of its own :func:`scope_phrases`;
+    where it names no scope, of ``phrases`` (the dataset's, which an LLM may have written);
+    else of the whole feedback (its instruction's words then count too)."""
+    found = scope_phrases(feedback) or list(phrases) or [feedback]
+    return list(dict.fromkeys(w for p in found for w in facets(p)))
+
+
+#: Most words and word pairs read from one request (a long request keeps its first ones).
+MAX_GRAMS = 64
+
+
+def request_grams(text: str) -> list[str]:
+    """The request's content words and adjacent word pairs that :func:`facets` are matched
+    against ("Email my team lead" -> "email", "email my", "my team", "team", "team lead",
+    "lead"); pairs catch names of two words ("team lead", "cover letter")."""
+    words = [re.sub(r"'s?$", "", w) for w in re.findall(r"[a-z0-9][a-z0-9'-]*", text.lower())]
+    out: dict[str, None] = {}
+    for i, word in enumerate(words):
+        if word and word not in STOP:
+            out[word] = None
+        pair = words[i : i + 2]
+        if len(pair) == 2 and not all(w in STOP for w in pair):
+            out[" ".join(pair)] = None
+        if len(out) >= MAX_GRAMS:
+            break
+    return list(out)
+
+
+class WordVectors:
+    """Embeddings of short words and word pairs, kept in a bounded LRU (thread-safe): the
+    words of requests repeat ("email", "my boss"), so most are embedded once per process."""
+
+    def __init__(self, embedder: Embedder, capacity: int = 8192) -> None:
+        self.embedder = embedder
+        self.capacity = capacity
+        self._vecs: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, words: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            known = {w: self._vecs[w] for w in words if w in self._vecs}
+            for w in known:
+                self._vecs.move_to_end(w)
+        missing = list(dict.fromkeys(w for w in words if w not in known))
+        if missing:  # embedded outside the lock: the embedder has its own
+            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self._vecs.update(fresh)
+                while len(self._vecs) > self.capacity:
+                    self._vecs.popitem(last=False)
+        if not words:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        return np.stack([known[w] for w in words])
