@@ -464,29 +464,53 @@ class LocalChatModel(BaseChatModel):
 
     def loglikelihood(self, prompt: str, answers: Sequence[str]) -> list[float]:
         """``log p(answer | prompt)`` of each answer as this model's reply to one user turn
-        (summed over the answer's tokens): what FSPO's LLM judge compares."""
+        (summed over the answer's tokens): what FSPO's LLM judge compares.
+
+        The prompt is read once and its key/value cache reused for every answer (the prompt,
+        with its labeled pairs, is usually far longer than the answers)."""
         import torch
 
         model, tokenizer = self.load()
         chat = [{"role": "user", "content": prompt}]
         head = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        n_head = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+        head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+        n_head = len(head_ids)
         limit = int(getattr(model.config, "max_position_embeddings", 8192))
+        if n_head >= limit:
+            raise InvalidInputError(
+                f"the prompt is {n_head} tokens, at or beyond the local model's {limit}-token "
+                "context; shorten it (fewer or shorter labeled pairs)."
+            )
+        with torch.no_grad():
+            first = model(input_ids=torch.tensor([head_ids], device=model.device), use_cache=True)
+        cache, last = first.past_key_values, first.logits[0, -1].float()
         scores = []
         for answer in answers:
-            ids = tokenizer(head + answer, add_special_tokens=False, return_tensors="pt")
-            input_ids = ids["input_ids"][:, :limit].to(model.device)
-            if input_ids.shape[1] <= n_head:
-                raise InvalidInputError(
-                    f"the prompt is {n_head} tokens, at or beyond the local model's {limit}-token "
-                    "context; shorten it (fewer or shorter labeled pairs)."
-                )
+            ids = tokenizer(head + answer, add_special_tokens=False)["input_ids"][:limit]
+            if ids[:n_head] != head_ids:  # the answer's first token merged with the prompt's
+                scores.append(self._loglikelihood_alone(model, ids, n_head))
+                continue
+            target = torch.tensor(ids[n_head:], device=model.device)
+            if not len(target):
+                scores.append(0.0)
+                continue
             with torch.no_grad():
-                logits = model(input_ids=input_ids).logits[0, n_head - 1 : -1].float()
-            target = input_ids[0, n_head:]
+                out = model(input_ids=target[None], past_key_values=cache, use_cache=True)
+            cache.crop(-len(target))  # back to the prompt alone for the next answer
+            logits = torch.cat([last[None], out.logits[0, :-1].float()])
             logp = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])
             scores.append(float(logp.sum()))
         return scores
+
+    @staticmethod
+    def _loglikelihood_alone(model: Any, ids: list[int], n_head: int) -> float:
+        import torch
+
+        input_ids = torch.tensor([ids], device=model.device)
+        with torch.no_grad():
+            logits = model(input_ids=input_ids).logits[0, n_head - 1 : -1].float()
+        target = input_ids[0, n_head:]
+        return float(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum())
 
     def _batcher(self, model: Any, tokenizer: Any, pool: AdapterPool | None = None) -> Batcher:
         key = (id(model), self.batch_size, self.batch_wait_ms)
