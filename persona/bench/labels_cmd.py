@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from persona.cli_common import err, errors, out
+from persona.errors import InvalidInputError
 
 
 def _shipped_prior_path() -> Path:
@@ -52,6 +53,11 @@ def bench_labels(
     llm: str = typer.Option("local", help="The LLM of --llm-judge and --best-of."),
     judge_users: int = typer.Option(6, help="Held-out users the LLM judge is measured on."),
     judge_pairs: int = typer.Option(8, help="Test pairs per user for the LLM judge."),
+    judge_adapter: Path | None = typer.Option(
+        None,
+        help="A LoRA the local model judges with: the output folder of `persona train fspo` "
+        "(FSPO's meta-trained model as the user's reward).",
+    ),
     best_of: int = typer.Option(
         0, help="Also measure best-of-N satisfaction of answers the LLM generates (slow)."
     ),
@@ -110,12 +116,21 @@ def bench_labels(
 
             model = load_chat_model(llm)
         if llm_judge:
-            try:
-                from persona.learn.fspo import LLMJudge
-            except ImportError as exc:
-                err.print(f"skipping the LLM judge: persona.learn.fspo.LLMJudge is missing ({exc})")
-            else:
-                extra.append(LLMJudge(model))
+            from persona.learn.fspo import LLMJudge
+
+            judge_model = model
+            if judge_adapter is not None:
+                if not (judge_adapter / "adapter_config.json").is_file():
+                    raise InvalidInputError(
+                        f"--judge-adapter {str(judge_adapter)!r} holds no adapter_config.json; "
+                        "pass the output folder of `persona train fspo`."
+                    )
+                if "adapter" not in type(model).model_fields:
+                    raise InvalidInputError(
+                        f"--judge-adapter needs the local model (--llm local), not {llm!r}."
+                    )
+                judge_model = model.model_copy(update={"adapter": str(judge_adapter)})
+            extra.append(LLMJudge(judge_model))
         t0 = time.perf_counter()
         if shipped_prior:
             prior, source = load_prior(), "the shipped prior (persona/learn/corpus)"
@@ -159,6 +174,7 @@ def bench_labels(
             "embedder": embedder_id(emb),
             "config": {**dataclasses.asdict(cfg), "draws": draws},
             "llm": model_label(model) if model is not None else None,
+            "judge_adapter": _adapter_record(judge_adapter) if llm_judge else None,
             **result,
             "timings": {**timings, **result["timings"]},
             "machine": machine_info(),
@@ -181,6 +197,15 @@ def bench_labels(
             markup=False,
         )
     out.print(f"wrote {out_dir / 'labels.json'} and {out_dir / 'labels.png'}", markup=False)
+
+
+def _adapter_record(folder: Path | None) -> dict[str, Any] | None:
+    """What the judge's adapter is: its folder and the training record beside it."""
+    if folder is None:
+        return None
+    record = folder / "fspo.json"
+    meta = json.loads(record.read_text()) if record.is_file() else {}
+    return {"folder": str(folder), "training": meta}
 
 
 def _generator(model: Any, max_tokens: int) -> Any:

@@ -169,3 +169,34 @@ def test_the_local_chat_model_switches_adapter_per_call(
     )
     assert bound.invoke("hello there").text == with_a
     assert "".join(c.text for c in bound.stream("hello there")) == with_a
+
+
+def test_loglikelihood_scores_under_the_calls_adapter(tiny_dir: Path, adapters: list[Path]) -> None:
+    """FSPO's judge can score with a meta-trained adapter: ``adapter=`` applies to the
+    log-likelihoods as to a generation, and each score equals a full pass under plain peft."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from persona.agents.models import LocalChatModel
+
+    model = LocalChatModel(model_dir=str(tiny_dir), follow_adapter=False, dtype="float32")
+    answers = ["a short answer", "another, longer answer to score"]
+    plain = model.loglikelihood("hello there", answers)
+    with_a = model.loglikelihood("hello there", answers, adapter=str(adapters[0]))
+    assert plain != with_a
+    assert model.loglikelihood("hello there", answers) == plain  # the shared base is untouched
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    head = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hello there"}], add_generation_prompt=True, tokenize=False
+    )
+    n_head = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+    peft_model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_dir), str(adapters[0])
+    ).eval()
+    for answer, score in zip(answers, with_a, strict=True):
+        ids = torch.tensor([tokenizer(head + answer, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            logits = peft_model(input_ids=ids).logits[0, n_head - 1 : -1]
+        logp = torch.log_softmax(logits.float(), -1).gather(1, ids[0, n_head:, None]).sum()
+        assert score == pytest.approx(float(logp), abs=1e-3)

@@ -160,3 +160,15 @@ def test_best_of_n_picks_what_the_scorer_prefers(users: list[L.LabelUser]) -> No
     assert result["random"] < 1.0 and result["scorer"] == "oracle"
     with pytest.raises(InvalidInputError, match="n >= 1"):
         L.best_of_n_satisfaction(users, generate, Oracle(), 0)
+
+
+def test_judge_adapter_is_checked_before_any_scoring(tmp_path: Path) -> None:
+    args = ["bench", "labels", "--embedder", "hash", "--users", "6", "--heldout", "2"]
+    args += ["--shots", "1", "--test-pairs", "3", "--out", str(tmp_path), "--llm-judge"]
+    args += ["--llm", "fake:", "--judge-adapter", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "holds no adapter_config.json" in result.output
+    (tmp_path / "adapter_config.json").write_text("{}")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "needs the local model" in result.output
+    assert not (tmp_path / "labels.json").exists()
