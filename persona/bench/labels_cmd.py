@@ -85,7 +85,9 @@ def bench_labels(
             users=users,
             heldout=heldout,
             seed=seed,
-            shots=max(ns),
+            # at least the default's shots, so that any --shots list draws the same users and
+            # pairs and runs with different lists compare pair for pair
+            shots=max(*ns, L.LabelsConfig.shots),
             test_pairs=test_pairs,
             same_base=same_base,
         )

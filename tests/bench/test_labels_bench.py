@@ -172,3 +172,17 @@ def test_judge_adapter_is_checked_before_any_scoring(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "needs the local model" in result.output
     assert not (tmp_path / "labels.json").exists()
+
+
+def test_any_shot_list_draws_the_same_users_and_pairs(tmp_path: Path) -> None:
+    """Runs with different --shots compare pair for pair (the LLM judge is measured in
+    separate runs): the population does not depend on the list."""
+    wants = []
+    for i, shots in enumerate(("1,2", "4")):
+        args = ["bench", "labels", "--embedder", "hash", "--users", "6", "--heldout", "2"]
+        args += ["--shots", shots, "--test-pairs", "3", "--draws", "1"]
+        result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / str(i))])
+        assert result.exit_code == 0, result.output
+        data = json.loads((tmp_path / str(i) / "labels.json").read_text())
+        wants.append(data["users"]["held_out_wants"])
+    assert wants[0] == wants[1]
