@@ -469,71 +469,16 @@ class LocalChatModel(BaseChatModel):
 
         The prompt is read once and its key/value cache reused for every answer (the prompt,
         with its labeled pairs, is usually far longer than the answers)."""
+        from persona.agents.likelihood import loglikelihoods
+
         folder = self._adapter(kwargs)
         if folder is None:
             model, tokenizer = self.load()
-            return self._loglikelihood(model, tokenizer, prompt, answers, {})
+            return loglikelihoods(model, tokenizer, prompt, answers)
         tokenizer = self.load()[1]
         with self.adapter_pool().using([folder]) as (model, names):
             extra = {"adapter_names": names} if names is not None else {}
-            return self._loglikelihood(model, tokenizer, prompt, answers, extra)
-
-    def _loglikelihood(
-        self,
-        model: Any,
-        tokenizer: Any,
-        prompt: str,
-        answers: Sequence[str],
-        extra: dict[str, Any],
-    ) -> list[float]:
-        import torch
-
-        chat = [{"role": "user", "content": prompt}]
-        head = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
-        n_head = len(head_ids)
-        limit = int(getattr(model.config, "max_position_embeddings", 8192))
-        if n_head >= limit:
-            raise InvalidInputError(
-                f"the prompt is {n_head} tokens, at or beyond the local model's {limit}-token "
-                "context; shorten it (fewer or shorter labeled pairs)."
-            )
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            first = model(
-                input_ids=torch.tensor([head_ids], device=device), use_cache=True, **extra
-            )
-        cache, last = first.past_key_values, first.logits[0, -1].float()
-        scores = []
-        for answer in answers:
-            ids = tokenizer(head + answer, add_special_tokens=False)["input_ids"][:limit]
-            if ids[:n_head] != head_ids:  # the answer's first token merged with the prompt's
-                scores.append(self._loglikelihood_alone(model, ids, n_head, extra))
-                continue
-            target = torch.tensor(ids[n_head:], device=device)
-            if not len(target):
-                scores.append(0.0)
-                continue
-            with torch.no_grad():
-                out = model(input_ids=target[None], past_key_values=cache, use_cache=True, **extra)
-            cache.crop(-len(target))  # back to the prompt alone for the next answer
-            logits = torch.cat([last[None], out.logits[0, :-1].float()])
-            logp = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])
-            scores.append(float(logp.sum()))
-        return scores
-
-    @staticmethod
-    def _loglikelihood_alone(
-        model: Any, ids: list[int], n_head: int, extra: dict[str, Any] | None = None
-    ) -> float:
-        import torch
-
-        input_ids = torch.tensor([ids], device=next(model.parameters()).device)
-        with torch.no_grad():
-            logits = model(input_ids=input_ids, **(extra or {})).logits[0, n_head - 1 : -1]
-            logits = logits.float()
-        target = input_ids[0, n_head:]
-        return float(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum())
+            return loglikelihoods(model, tokenizer, prompt, answers, extra)
 
     def _batcher(self, model: Any, tokenizer: Any, pool: AdapterPool | None = None) -> Batcher:
         key = (id(model), self.batch_size, self.batch_wait_ms)

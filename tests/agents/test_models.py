@@ -313,6 +313,8 @@ def test_local_loglikelihood_scores_the_answers_it_would_give(local: LocalChatMo
     assert longer < good  # more tokens, more (negative) log-probability
     assert local.loglikelihood(question, []) == []
     # the prompt's cache is reused across answers: each score is the one a full pass gives
+    from persona.agents.likelihood import full_pass
+
     model, tokenizer = local.load()
     head = tokenizer.apply_chat_template(
         [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
@@ -320,6 +322,6 @@ def test_local_loglikelihood_scores_the_answers_it_would_give(local: LocalChatMo
     n_head = len(tokenizer(head, add_special_tokens=False)["input_ids"])
     for answer, cached in ((own, good), (shuffled, bad), (own + " " + own, longer)):
         ids = tokenizer(head + answer, add_special_tokens=False)["input_ids"]
-        alone = local._loglikelihood_alone(model, ids, n_head)
+        alone = full_pass(model, ids, n_head)
         assert cached == pytest.approx(alone, rel=0.02, abs=0.5)
     assert local.loglikelihood(question, [""]) == [0.0]
