@@ -42,7 +42,7 @@ from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig
 from persona.learn.scope import FEATURES, fit_weights
-from persona.learn.scope_words import request_grams
+from persona.learn.scope_words import request_words
 from persona.store.embed import Embedder
 
 GROUPS = ("in_scope", "near_scope", "out_of_scope")
@@ -392,7 +392,7 @@ def scope_features(
         model = scope_model_for(data, embedder)
         for group in GROUPS:
             for text, vec in zip(held[group], embedder.embed(held[group]), strict=True):
-                xs.append(model.features(vec, embedder.embed(request_grams(text))))
+                xs.append(model.features(vec, embedder.embed(request_words(text))))
                 ys.append(int(group == "in_scope"))
                 owners.append(fb["id"])
         if tick:

@@ -37,7 +37,7 @@ from langchain_core.language_models import BaseChatModel
 from persona.learn.base import Contribution, Request, Writing
 from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig, describe_scope
 from persona.learn.scope import THRESHOLD, ScopeModel
-from persona.learn.scope_words import WordVectors, request_grams, scope_facets
+from persona.learn.scope_words import WordVectors, request_words, scope_facets
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id
 from persona.types import AppliedPreference, Preference, Why
@@ -262,7 +262,7 @@ class C3PO:
             if model is None:
                 continue
             if grams is None and model.facets:
-                grams = self._words.embed(request_grams(request.context))
+                grams = self._words.embed(request_words(request.context))
             decision = model.decide(request.embedding, grams)
             item = AppliedPreference(
                 pref.id,

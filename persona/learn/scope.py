@@ -21,8 +21,8 @@ fitted on a development set of feedbacks that the benchmark never uses (``person
 feedback --fit-scope`` refits them). The nearest example on each side is the "why".
 
 A third signal reads the feedback's own scope words (:mod:`persona.learn.scope_words`:
-"drafting emails to my boss" -> ``emails``, ``boss``): each is matched to the closest word or
-word pair of the request, and the mean of those matches is a feature. A request must touch
+"drafting emails to my boss" -> ``emails``, ``boss``): each is matched to the closest word of the
+request, and the mean of those matches is a feature. A request must touch
 every part of the scope to match well, so "a text to my boss" and "an email to a friend"
 each miss one part, where a whole-sentence similarity finds both close to the feedback.
 """
@@ -52,7 +52,7 @@ FEATURES = (
 )
 
 #: The shared logistic combiner (bias last), fitted on the development feedbacks with MiniLM.
-WEIGHTS = (3.7127, 2.4288, -0.985, 0.115, 0.89, 0.5959, 5.3235, 2.2078, -3.0523)
+WEIGHTS = (3.7279, 2.4341, -0.9483, 0.0929, 0.8609, 0.5752, 5.2126, 2.1622, -2.9642)
 
 #: Version of :meth:`ScopeModel.to_json`; a stored model of another version is refitted.
 VERSION = 3
@@ -158,15 +158,15 @@ class ScopeModel:
 
     # -- deciding ---------------------------------------------------------------------------
     def facet_match(self, grams: np.ndarray | None) -> float:
-        """Mean over the scope's words of their best cosine with the request's words and word
-        pairs (``grams``: their embeddings); 0 with no scope words or no request words."""
+        """Mean over the scope's words of their best cosine with the request's words
+        (``grams``: their embeddings); 0 with no scope words or no request words."""
         if grams is None or not len(grams) or not len(self.facets):
             return 0.0
         return float((self.facet_vecs @ grams.T).max(axis=1).mean())
 
     def features(self, query: np.ndarray, grams: np.ndarray | None = None) -> np.ndarray:
         """The request's features (see :data:`FEATURES`); ``grams`` embeds the request's
-        words and word pairs (:func:`~persona.learn.scope_words.request_grams`)."""
+        words (:func:`~persona.learn.scope_words.request_words`)."""
         logit = float(query @ self.direction + self.offset) / LOGIT_SCALE
         anchor, _ = _nearest(query, self.anchor_vecs)
         pos, _ = _nearest(query, np.concatenate([self.anchor_vecs, self.positive_vecs]))

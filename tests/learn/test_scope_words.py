@@ -15,7 +15,7 @@ from persona.learn.scope import VERSION, ScopeModel
 from persona.learn.scope_words import (
     WordVectors,
     facets,
-    request_grams,
+    request_words,
     scope_facets,
     scope_phrases,
 )
@@ -68,20 +68,16 @@ def test_facets_are_the_content_words() -> None:
     assert scope_facets("No emojis in emails to my boss.", ["ignored"]) == ["emails", "boss"]
 
 
-def test_request_grams_are_words_and_pairs_bounded() -> None:
-    grams = request_grams("Email my team lead today")
-    assert grams == [
+def test_request_words_are_content_words_once_and_bounded() -> None:
+    assert request_words("Email my team lead today, my lead's idea") == [
         "email",
-        "email my",
-        "my team",
         "team",
-        "team lead",
         "lead",
-        "lead today",
         "today",
+        "idea",
     ]
-    assert len(request_grams(" ".join(f"word{i}" for i in range(500)))) == 64
-    assert request_grams("") == [] and request_grams("to my the") == []
+    assert len(request_words(" ".join(f"word{i}" for i in range(500)))) == 64
+    assert request_words("") == [] and request_words("to my the") == []
 
 
 def _model(feedback: str) -> ScopeModel:
@@ -95,7 +91,7 @@ def test_a_request_must_touch_every_scope_word() -> None:
     words = WordVectors(HashEmbedder())
 
     def match(text: str) -> float:
-        return model.facet_match(words.embed(request_grams(text)))
+        return model.facet_match(words.embed(request_words(text)))
 
     assert match("Draft emails to my boss about Friday") == pytest.approx(1.0, abs=1e-3)
     assert match("Text my boss that I am late") == pytest.approx(0.5, abs=0.05)
@@ -103,7 +99,7 @@ def test_a_request_must_touch_every_scope_word() -> None:
     assert match("What is the capital of Peru") < 0.3
     assert model.facet_match(None) == 0.0  # no request words: the feature is off
     q = HashEmbedder().embed(["Text my boss that I am late"])[0]
-    decision = model.decide(q, words.embed(request_grams("Text my boss that I am late")))
+    decision = model.decide(q, words.embed(request_words("Text my boss that I am late")))
     assert "scope words emails, boss matched 0.5" in decision.reason
 
 
@@ -113,7 +109,7 @@ def test_stored_scope_models_round_trip_and_old_ones_are_refused() -> None:
     assert data["version"] == VERSION and data["facets"] == model.facets
     again = ScopeModel.from_json(data)
     q = HashEmbedder().embed(["a tweet about croissants"])[0]
-    grams = HashEmbedder().embed(request_grams("a tweet about croissants"))
+    grams = HashEmbedder().embed(request_words("a tweet about croissants"))
     assert again.probability(q, grams) == pytest.approx(model.probability(q, grams), abs=1e-3)
     with pytest.raises(ValueError, match="version 2"):
         ScopeModel.from_json({**data, "version": 2})
