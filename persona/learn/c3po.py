@@ -249,7 +249,7 @@ class C3PO:
         applied: list[AppliedPreference] = []
         withheld: list[AppliedPreference] = []
         near = {hit.preference.id: hit.similarity for hit in request.nearest}
-        grams: np.ndarray | None = None  # the request's words, embedded once if a scope needs them
+        word_vecs: np.ndarray | None = None  # the request's words, embedded once if needed
         for pref in prefs:
             fid = _feedback_id(pref)
             if fid is None or fid not in revisions:  # its feedback event is gone
@@ -261,9 +261,9 @@ class C3PO:
             model = self._model(request.user_id, fid, revisions[fid])
             if model is None:
                 continue
-            if grams is None and model.facets:
-                grams = self._words.embed(request_words(request.context))
-            decision = model.decide(request.embedding, grams)
+            if word_vecs is None and model.facets:
+                word_vecs = self._words.embed(request_words(request.context))
+            decision = model.decide(request.embedding, word_vecs)
             item = AppliedPreference(
                 pref.id,
                 pref.text,

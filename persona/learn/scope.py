@@ -157,22 +157,22 @@ class ScopeModel:
         )
 
     # -- deciding ---------------------------------------------------------------------------
-    def facet_match(self, grams: np.ndarray | None) -> float:
+    def facet_match(self, words: np.ndarray | None) -> float:
         """Mean over the scope's words of their best cosine with the request's words
-        (``grams``: their embeddings); 0 with no scope words or no request words."""
-        if grams is None or not len(grams) or not len(self.facets):
+        (``words``: their embeddings); 0 with no scope words or no request words."""
+        if words is None or not len(words) or not len(self.facets):
             return 0.0
-        return float((self.facet_vecs @ grams.T).max(axis=1).mean())
+        return float((self.facet_vecs @ words.T).max(axis=1).mean())
 
-    def features(self, query: np.ndarray, grams: np.ndarray | None = None) -> np.ndarray:
-        """The request's features (see :data:`FEATURES`); ``grams`` embeds the request's
+    def features(self, query: np.ndarray, words: np.ndarray | None = None) -> np.ndarray:
+        """The request's features (see :data:`FEATURES`); ``words`` embeds the request's
         words (:func:`~persona.learn.scope_words.request_words`)."""
         logit = float(query @ self.direction + self.offset) / LOGIT_SCALE
         anchor, _ = _nearest(query, self.anchor_vecs)
         pos, _ = _nearest(query, np.concatenate([self.anchor_vecs, self.positive_vecs]))
         neg, _ = _nearest(query, np.concatenate([self.negative_vecs, self.pool_vecs]))
         gate = len(self.positives) / (len(self.positives) + EVIDENCE)
-        facet = self.facet_match(grams)
+        facet = self.facet_match(words)
         return np.array(
             [
                 logit * gate,
@@ -187,13 +187,13 @@ class ScopeModel:
             dtype=np.float64,
         )
 
-    def probability(self, query: np.ndarray, grams: np.ndarray | None = None) -> float:
+    def probability(self, query: np.ndarray, words: np.ndarray | None = None) -> float:
         w = np.asarray(self.weights, dtype=np.float64)
-        logit = float(self.features(query, grams) @ w[:-1] + w[-1])
+        logit = float(self.features(query, words) @ w[:-1] + w[-1])
         return float(1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30))))
 
-    def decide(self, query: np.ndarray, grams: np.ndarray | None = None) -> Decision:
-        prob = self.probability(query, grams)
+    def decide(self, query: np.ndarray, words: np.ndarray | None = None) -> Decision:
+        prob = self.probability(query, words)
         applies = prob >= self.threshold
         all_pos = [*self.anchors, *self.positives]
         pos, i = _nearest(query, np.concatenate([self.anchor_vecs, self.positive_vecs]))
@@ -201,9 +201,9 @@ class ScopeModel:
         parts = [f"nearest in-scope example {all_pos[i]!r:.70} ({pos:.2f})"] if i >= 0 else []
         if j >= 0:
             parts.append(f"nearest out-of-scope example {self.negatives[j]!r:.70} ({neg:.2f})")
-        if self.facets and grams is not None:
+        if self.facets and words is not None:
             parts.append(
-                f"scope words {', '.join(self.facets)} matched {self.facet_match(grams):.2f}"
+                f"scope words {', '.join(self.facets)} matched {self.facet_match(words):.2f}"
             )
         verdict = "in scope" if applies else "out of scope"
         reason = f"{verdict} (p={prob:.2f}, applies at >= {self.threshold:.2f}): " + "; ".join(

@@ -109,8 +109,8 @@ def test_stored_scope_models_round_trip_and_old_ones_are_refused() -> None:
     assert data["version"] == VERSION and data["facets"] == model.facets
     again = ScopeModel.from_json(data)
     q = HashEmbedder().embed(["a tweet about croissants"])[0]
-    grams = HashEmbedder().embed(request_words("a tweet about croissants"))
-    assert again.probability(q, grams) == pytest.approx(model.probability(q, grams), abs=1e-3)
+    words = HashEmbedder().embed(request_words("a tweet about croissants"))
+    assert again.probability(q, words) == pytest.approx(model.probability(q, words), abs=1e-3)
     with pytest.raises(ValueError, match="version 2"):
         ScopeModel.from_json({**data, "version": 2})
 
