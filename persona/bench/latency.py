@@ -13,6 +13,12 @@ Two runs:
    embedded with the real all-MiniLM-L6-v2; whole-``condition()`` latency, the query embedded
    by MiniLM every time. The stored contexts are embedded once and their vectors reused for
    every MiniLM user (they hold the same contexts with different preference texts).
+   Then **feedback**: one user with ``minilm_feedbacks`` preferences learned from verbal
+   feedback (C3PO, ``learn_from_feedback``, no LLM: the scope is read from the feedback's
+   words), and ``minilm_feedback_requests`` requests measured twice: **cold**, each request's
+   words new to the process (the scope model's word-vector LRU emptied before each, so every
+   content word is embedded by MiniLM), then **warm**, the same requests with every word
+   cached. Reported beside the total: the scope step (``scope_ms``).
 
 No stored row has ``source="edit"``, so ``condition()`` never calls an LLM (CIPHER's
 aggregation is an LLM call and is not part of this benchmark). Results: JSON + a PNG.
@@ -45,12 +51,21 @@ if TYPE_CHECKING:
     from persona.layer import PreferenceLayer
     from persona.store.base import Store
     from persona.store.embed import Embedder
+    from persona.types import Conditioning
 
 #: The targets the design sets (milliseconds, p50 of warm queries).
 STORE_TARGET_MS = 2.0  # SQL + FAISS for a user with 1,000 prefs in a store of 1M rows
 MINILM_TARGET_MS = 10.0  # whole condition() with the MiniLM embedder, warm p50 (issue 8)
 MINILM_P99_TARGET_MS = 25.0  # and its p99
 PARTS = ("total_ms", "store_ms", "sql_ms", "faiss_ms", "embed_ms")
+FEEDBACK_PARTS = (*PARTS, "scope_ms")
+#: Verbal feedback for the feedback scenario, each naming a scope the synthetic requests touch.
+FEEDBACKS = (
+    "Don't use emojis when drafting emails to my boss.",
+    "Summaries of meeting transcripts should start with a one-line TL;DR.",
+    "When writing to an angry customer, keep it under 120 words.",
+    "For anything about the budget, put the numbers in a table.",
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,8 @@ class LatencyConfig:
     minilm_users: int = 3
     minilm_prefs: int = 1_000
     minilm_queries: int = 100  # warm queries per MiniLM user
+    minilm_feedbacks: int = 3  # feedback preferences of the feedback scenario's user
+    minilm_feedback_requests: int = 144  # its requests (each measured cold, then warm)
     # "auto": bfloat16 where the CPU computes it natively, else float32 (what users get)
     minilm_dtype: str = "auto"
     dim: int = 384  # hash-embedder dimension (MiniLM's is 384 too)
@@ -83,6 +100,14 @@ class LatencyConfig:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {value!r} must be >= 1.")
         if self.faiss_threads is not None and self.faiss_threads < 1:
             raise InvalidInputError(f"--faiss-threads {self.faiss_threads!r} must be >= 1.")
+        if not 1 <= self.minilm_feedbacks <= len(FEEDBACKS):
+            raise InvalidInputError(
+                f"minilm_feedbacks={self.minilm_feedbacks} must be in 1..{len(FEEDBACKS)}."
+            )
+        if self.minilm_feedback_requests < 1:
+            raise InvalidInputError(
+                f"minilm_feedback_requests={self.minilm_feedback_requests} must be >= 1."
+            )
         if self.minilm_queries < 1 or self.dim < 8:
             raise InvalidInputError(
                 f"minilm_queries={self.minilm_queries} must be >= 1 and dim={self.dim} >= 8."
@@ -110,13 +135,21 @@ def stats(values: list[float]) -> dict[str, float]:
     }
 
 
+def stats_p95(values: list[float]) -> dict[str, float]:
+    """:func:`stats` and the 95th percentile."""
+    out = stats(values)
+    if values:
+        out["p95"] = round(float(np.percentile(np.asarray(values, np.float64), 95)), 4)
+    return out
+
+
 class Samples:
     """Per-query timings, in milliseconds, by part."""
 
-    def __init__(self) -> None:
-        self.parts: dict[str, list[float]] = {p: [] for p in PARTS}
+    def __init__(self, parts: tuple[str, ...] = PARTS) -> None:
+        self.parts: dict[str, list[float]] = {p: [] for p in parts}
 
-    def record(self, layer: PreferenceLayer, user_id: str, context: str) -> None:
+    def record(self, layer: PreferenceLayer, user_id: str, context: str) -> Conditioning:
         t0 = time.perf_counter()
         cond = layer.condition(user_id, context)
         total = (time.perf_counter() - t0) * 1e3
@@ -126,9 +159,13 @@ class Samples:
         self.parts["faiss_ms"].append(t["faiss_ms"])
         self.parts["embed_ms"].append(t["embed_ms"])
         self.parts["store_ms"].append(t["sql_ms"] + t["faiss_ms"])
+        if "scope_ms" in self.parts:  # C3PO's scope decisions (0 when it has nothing to decide)
+            self.parts["scope_ms"].append(t.get("scope_ms", 0.0))
+        return cond
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        return {part: stats(values) for part, values in self.parts.items()}
+    def summary(self, p95: bool = False) -> dict[str, dict[str, float]]:
+        of = stats_p95 if p95 else stats
+        return {part: of(values) for part, values in self.parts.items()}
 
 
 def measure(
@@ -365,6 +402,7 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
     # The same rows learned from edits: CIPHER contributes the k nearest, on the default
     # request path (deduplicated, no LLM).
     edits_cold, edits_warm, applied = run("minilm-edits", ("edit",))
+    feedback, feedback_raw = measure_feedback(cfg, root, embedder, console)
     return {
         "embedder": embedder_id(embedder),
         "dtype": str(next(embedder._load()[0].auto_model.parameters()).dtype),
@@ -374,7 +412,7 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
         "context_embed_per_second": round(len(contexts) / embed_s, 1) if embed_s else None,
         "cold": cold.summary(),
         "warm": warm.summary(),
-        "raw": {"cold": cold.parts, "warm": warm.parts},
+        "raw": {"cold": cold.parts, "warm": warm.parts, **feedback_raw},
         "edit_learned": {
             "users": cfg.minilm_users,
             "rows_per_user": cfg.minilm_prefs,
@@ -383,8 +421,77 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
             "cold": edits_cold.summary(),
             "warm": edits_warm.summary(),
         },
+        "feedback": feedback,
         "peak_rss_mib": peak_rss_mb(),
     }
+
+
+def measure_feedback(
+    cfg: LatencyConfig, root: Path, embedder: Embedder, console: Console | None
+) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
+    """A user with feedback preferences (C3PO, learned without an LLM): ``condition()`` on
+    requests whose words the process never saw (cold), then on the same requests again
+    (warm). Always a SQLite store: what is measured is the scope step, not the store."""
+    from persona.layer import PreferenceLayer
+    from persona.learn.scope_words import WordVectors, request_words
+
+    uid = "feedback-000"
+    texts = FEEDBACKS[: cfg.minilm_feedbacks]
+    requests_text = SyntheticText(cfg.seed + 12)
+    requests = [requests_text.context() for _ in range(cfg.minilm_feedback_requests)]
+    path = root / "minilm-feedback.db"
+    with PreferenceLayer.open(path, llm="fake", embedder=embedder, c3po_categories=0) as layer:
+        if layer.store.has_user(uid):  # a kept --db: learn again from scratch
+            layer.delete_user(uid)
+        t0 = time.perf_counter()
+        prefs = [layer.learn_from_feedback(uid, text) for text in texts]
+        learn_s = time.perf_counter() - t0
+        layer.condition(uid, "Write a short note to the team about lunch.")  # warm-up call
+        c3po = layer.c3po
+        capacity = c3po._words.capacity
+        cold, warm = Samples(FEEDBACK_PARTS), Samples(FEEDBACK_PARTS)
+        applied = 0
+        with _progress(console) as progress:
+            task = progress.add_task("query (feedback)", total=2 * len(requests))
+            for context in requests:  # cold: every word of the request new to the process
+                c3po._words = WordVectors(embedder, capacity)
+                applied += bool(cold.record(layer, uid, context).preferences)
+                progress.advance(task)
+            words = list(dict.fromkeys(w for r in requests for w in request_words(r)))
+            if len(words) > capacity:
+                raise RuntimeError("the requests' words do not fit the word cache: invalid run")
+            c3po._words = WordVectors(embedder, capacity)
+            c3po._words.embed(words)  # warm: every word of every request cached
+            for context in requests:
+                warm.record(layer, uid, context)
+                progress.advance(task)
+    per_request = [len(request_words(r)) for r in requests]
+
+    def phase(samples: Samples) -> dict[str, Any]:
+        out: dict[str, Any] = samples.summary(p95=True)
+        total, scope = sum(samples.parts["total_ms"]), sum(samples.parts["scope_ms"])
+        out["scope_share_of_total"] = round(scope / total, 4) if total else None
+        return out
+
+    import torch
+
+    summary = {
+        "store": "sqlite",
+        "feedbacks": len(prefs),
+        "feedback_texts": list(texts),
+        "scopes": [p.scope for p in prefs],
+        "learn_seconds": round(learn_s, 2),
+        "llm": None,
+        "requests": len(requests),
+        "words_per_request_mean": round(float(np.mean(per_request)), 2),
+        "distinct_words": len(words),
+        "word_cache_capacity": capacity,
+        "torch_threads": torch.get_num_threads(),
+        "requests_with_feedback_applied": applied,
+        "cold": phase(cold),
+        "warm": phase(warm),
+    }
+    return summary, {"feedback_cold": cold.parts, "feedback_warm": warm.parts}
 
 
 def _targets(cfg: LatencyConfig, store: dict[str, Any], minilm: dict[str, Any] | None) -> list:
@@ -475,6 +582,12 @@ def run_latency(
             "store; the stored contexts were embedded with MiniLM once and the vectors reused "
             f"for every user; {cfg.minilm_queries} warm queries per user, each query embedded "
             "by MiniLM.",
+            f"MiniLM feedback: 1 user with {cfg.minilm_feedbacks} preferences learned from "
+            "verbal feedback (C3PO, no LLM: scope from the feedback's words); "
+            f"{cfg.minilm_feedback_requests} requests measured cold (the scope model's word "
+            "cache emptied before each, so every content word of the request is embedded by "
+            "MiniLM) then warm (the same requests, every word cached); scope_ms from "
+            "Conditioning.timings.",
         ],
         "store_part": {k: v for k, v in store.items() if k != "raw"},
         "minilm": {k: v for k, v in minilm.items() if k != "raw"} if minilm else None,

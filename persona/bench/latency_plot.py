@@ -44,6 +44,11 @@ def write_plot(
             minilm_raw[p][k] for p in ("cold", "warm") for k in ("total_ms", "embed_ms", "store_ms")
         ]
         names = [f"{p}\n{k}" for p in ("cold", "warm") for k in ("total", "embed", "store")]
+        for p in ("cold", "warm"):  # the user with feedback preferences: its words cold / warm
+            if f"feedback_{p}" in minilm_raw:
+                for k in ("total", "scope"):
+                    data.append(minilm_raw[f"feedback_{p}"][f"{k}_ms"])
+                    names.append(f"fb {p}\n{k}")
         ax.boxplot(data, tick_labels=names, flierprops={"markersize": 2})
         ax.axhline(
             MINILM_TARGET_MS,

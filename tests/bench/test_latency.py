@@ -89,8 +89,10 @@ def test_minilm_part_measures_stated_and_edit_learned_users(tmp_path: Path) -> N
         minilm_users=1,
         minilm_prefs=20,
         minilm_queries=3,
+        minilm_feedback_requests=4,
     )
     data = run_latency(cfg, tmp_path / "latency.json", console=None)
+    assert data["minilm"]["feedback"]["warm"]["total_ms"]["n"] == 4
     edits = data["minilm"]["edit_learned"]
     assert edits["warm"]["total_ms"]["n"] == 3 and edits["preferences_applied"] >= 5
     names = [t["name"] for t in data["targets"]]
