@@ -11,6 +11,7 @@ from rich.table import Table
 
 from persona.cli_common import err, errors, out
 from persona.config import default_home
+from persona.errors import InvalidInputError
 
 
 def train_follow_cmd(
@@ -88,6 +89,11 @@ def bench_follow(
     batch_size: int = typer.Option(8, help="Prompts per generate call."),
     torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
     out_dir: Path = typer.Option(Path("benchmarks/follow"), "--out", help="Output folder."),
+    reuse_base: bool = typer.Option(
+        False,
+        help="Keep the base model's figures from the follow.json already in --out (same "
+        "inputs, atoms and --max-tokens; checked) and measure only the adapter.",
+    ),
 ) -> None:
     """Base local model vs base + follow adapter: satisfaction of stated preferences (training
     and held-out atom types), CIPHER inference accuracy, and plain answers (side effects)."""
@@ -110,6 +116,12 @@ def bench_follow(
         for name, follow in (("base", False), ("adapter", choice)):
             local = LocalChatModel(model_dir=folder, follow_adapter=follow)
             models.append(Model(name, *local.load()))
+        previous = None
+        if reuse_base:
+            earlier = out_dir / "follow.json"
+            if not earlier.is_file():
+                raise InvalidInputError(f"--reuse-base: no {earlier} to take the figures from.")
+            previous = json.loads(earlier.read_text())
         emb = load_embedder("minilm")
         with Progress(console=err) as progress:
             bar = progress.add_task("generating", total=None)
@@ -120,6 +132,8 @@ def bench_follow(
                 batch_size=batch_size,
                 tick=lambda n: progress.advance(bar, n),
                 on_total=lambda n: progress.update(bar, total=n),
+                previous=previous,
+                reuse=("base",) if reuse_base else (),
             )
         result = {
             "benchmark": "follow",

@@ -32,12 +32,13 @@ from typing import Literal
 
 from persona.bench import atoms as A
 from persona.bench.metrics import repeats
+from persona.follow.more_atoms import TYPES
 from persona.follow.phrases import atom_type, join, phrase, training_atoms
 from persona.learn import prompts
 from persona.learn.cipher import word_diff
 
 #: Bumped whenever the generator's output changes for the same inputs and seed.
-DATA_VERSION = "follow-data-1"
+DATA_VERSION = "follow-data-2"
 Kind = Literal["document", "notes", "question"]
 ExampleKind = Literal["follow", "plain", "infer", "aggregate"]
 #: Inputs numbered above this (per kind) are evaluation inputs, never trained on.
@@ -64,14 +65,20 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "hashtag": ("tag",),
     "no_exclamation": ("punctuation",),
 }
-#: Types that only make sense for an email.
+_GROUPS.update({t.name: t.groups for t in TYPES})
+#: Further pairs of types that cannot hold together (either way round).
+_EXCLUDES: dict[str, frozenset[str]] = {t.name: frozenset(t.excludes) for t in TYPES}
+#: Types that only make sense for an email, or only for some kinds of input.
 _EMAIL_ONLY = frozenset({"formal", "casual_greeting", "no_closing", "subject"})
+_KINDS: dict[str, frozenset[str]] = {t.name: t.kinds for t in TYPES}
 #: The order a user applies atoms in: frame first, endings next, limits last (as the sources do).
 _ORDER = (
     "tldr title subject formal casual_greeting no_closing bullets numbered single_paragraph "
     "lowercase no_emoji no_exclamation ends_with_emoji question_end call_to_action hashtag "
     "short_sentences max_words"
 ).split()
+_RANK: dict[str, float] = {name: float(i) for i, name in enumerate(_ORDER)}
+_RANK.update({t.name: t.rank for t in TYPES})
 
 
 @dataclass(frozen=True)
@@ -116,28 +123,51 @@ def is_eval(item: Input) -> bool:
 
 
 def applicable(atom: A.Atom, kind: Kind) -> bool:
-    return kind == "notes" or atom_type(atom) not in _EMAIL_ONLY
+    name = atom_type(atom)
+    if name in _KINDS:
+        return kind in _KINDS[name]
+    return kind == "notes" or name not in _EMAIL_ONLY
 
 
 def ordered(atoms: Iterable[A.Atom]) -> list[A.Atom]:
-    return sorted(atoms, key=lambda a: _ORDER.index(atom_type(a)))
+    return sorted(atoms, key=lambda a: _RANK[atom_type(a)])
 
 
 def compatible(atoms: Sequence[A.Atom]) -> bool:
-    groups = [g for a in atoms for g in _GROUPS[atom_type(a)]]
-    return len(groups) == len(set(groups))
+    types = [atom_type(a) for a in atoms]
+    groups = [g for t in types for g in _GROUPS[t]]
+    if len(groups) != len(set(groups)) or len(types) != len(set(types)):
+        return False
+    return not any(b in _EXCLUDES.get(a, ()) for a in types for b in types)
 
 
 def sample_preference(
-    pool: Sequence[A.Atom], kind: Kind, rng: random.Random, size: int
+    pool: Sequence[A.Atom],
+    kind: Kind,
+    rng: random.Random,
+    size: int,
+    *,
+    answer: str | None = None,
+    keep_satisfied: float = 0.3,
 ) -> list[A.Atom]:
-    """``size`` compatible atoms of ``pool`` that apply to ``kind`` (fewer if none fit)."""
+    """``size`` compatible atoms of ``pool`` that apply to ``kind`` (fewer if none fit).
+
+    Every type is as likely as any other, whatever its number of sizes or values. Given the
+    ``answer`` the preference is for, an atom it already satisfies is kept only with
+    probability ``keep_satisfied``: most examples should show a change."""
+    by_type: dict[str, list[A.Atom]] = {}
+    for atom in pool:
+        if applicable(atom, kind):
+            by_type.setdefault(atom_type(atom), []).append(atom)
+    types = list(by_type)
+    rng.shuffle(types)
     chosen: list[A.Atom] = []
-    candidates = [a for a in pool if applicable(a, kind)]
-    rng.shuffle(candidates)
-    for atom in candidates:
+    for name in types:
         if len(chosen) == size:
             break
+        atom = rng.choice(by_type[name])
+        if answer is not None and atom.check(answer) and rng.random() >= keep_satisfied:
+            continue
         if compatible([*chosen, atom]):
             chosen.append(atom)
     return ordered(chosen)
@@ -187,14 +217,16 @@ def build_examples(
             continue
         out.append(Example("plain", item.request, answer, item.id))
         for _ in range(follow_per_input):
-            pref = sample_preference(atoms, item.kind, rng, rng.choice((1, 1, 2, 2, 3)))
+            size = rng.choice((1, 1, 2, 2, 3))
+            pref = sample_preference(atoms, item.kind, rng, size, answer=answer)
             edited = A.apply_atoms(pref, answer)
-            if not all(a.check(edited) for a in pref):
+            if not pref or not all(a.check(edited) for a in pref):
                 continue  # these editors do not compose on this answer: no example
             prompt = follow_prompt(item.request, _preference_text(pref, rng))
             out.append(Example("follow", prompt, edited, item.id, tuple(a.name for a in pref)))
         for _ in range(infer_per_input):
-            pref = sample_preference(atoms, item.kind, rng, rng.choice((1, 2, 2, 3)))
+            size = rng.choice((1, 2, 2, 3))
+            pref = sample_preference(atoms, item.kind, rng, size, answer=answer)
             edited = A.apply_atoms(pref, answer)
             shown = [a for a in pref if not a.check(answer)]  # what the edit changed
             if edited == answer or not shown:

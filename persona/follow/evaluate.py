@@ -23,7 +23,7 @@ import numpy as np
 
 from persona.bench import atoms as A
 from persona.bench.metrics import repeats
-from persona.errors import LearningError
+from persona.errors import InvalidInputError, LearningError
 from persona.follow.data import Input, applicable, follow_prompt, is_eval, load_inputs
 from persona.follow.phrases import HELD_OUT, atom_type
 from persona.learn import prompts
@@ -62,9 +62,15 @@ def run_follow_bench(
     batch_size: int = 8,
     tick: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    previous: dict[str, Any] | None = None,
+    reuse: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every measurement for every model, on the evaluation inputs (``on_total``: told how
-    many prompts will be generated, for a progress bar that ``tick`` advances)."""
+    many prompts will be generated, for a progress bar that ``tick`` advances).
+
+    Models named in ``reuse`` keep their figures from ``previous`` (an earlier result of this
+    function on the same inputs, atoms and answer budget: checked) and only answer the plain
+    requests again (the first model's plain answers are what inference edits)."""
     from persona.follow.generate import generate
 
     items = [i for i in (inputs if inputs is not None else load_inputs()) if is_eval(i)]
@@ -76,9 +82,11 @@ def run_follow_bench(
         for atom in atoms
         if applicable(atom, item.kind)
     ]
+    kept = _reusable(previous, reuse, len(items), sets, max_tokens)
     pairs = _inference_pairs(items, sets)
     if on_total:
-        on_total(len(models) * (len(items) + len(cases) + len(pairs)))
+        measured = len(models) - len(kept)
+        on_total(len(models) * len(items) + measured * (len(cases) + len(pairs)))
     every_type = {atom_type(a): a.description for s in sets.values() for a in s}
     type_names = list(every_type)
     type_vecs = embedder.embed(list(every_type.values()))
@@ -98,6 +106,9 @@ def run_follow_bench(
     for m in models:
         plain = run(m, [i.request for i in items], max_tokens)
         plain_by_model[m.name] = plain
+        if m.name in kept:
+            result["models"][m.name] = kept[m.name]
+            continue
         answers = run(m, [follow_prompt(i.request, a.description) for i, a, _ in cases], max_tokens)
         per_atom: dict[str, list[bool]] = {}
         per_split: dict[str, list[bool]] = {"train": [], "held_out": []}
@@ -120,7 +131,7 @@ def run_follow_bench(
         prompts.CIPHER_INFER.format(output=a, edited=e, diff=word_diff(a, e))
         for _, _, a, e in pairs
     ]
-    for m in models:
+    for m in (m for m in models if m.name not in kept):
         raws = run(m, infer_prompts, 40)
         hits: dict[str, list[bool]] = {"train": [], "held_out": []}
         per_atom_hits: dict[str, list[bool]] = {}
@@ -151,6 +162,36 @@ def run_follow_bench(
         for i in (0, len(items) // 2, len(items) - 1)
     ]
     return result
+
+
+def _reusable(
+    previous: dict[str, Any] | None,
+    reuse: Sequence[str],
+    inputs: int,
+    sets: dict[str, list[A.Atom]],
+    max_tokens: int,
+) -> dict[str, dict[str, Any]]:
+    """The blocks of ``previous`` for the models in ``reuse``, once it is shown comparable."""
+    if not reuse:
+        return {}
+    if previous is None:
+        raise InvalidInputError("reuse needs the earlier result to take the figures from.")
+    atoms = {k: [a.name for a in v] for k, v in sets.items()}
+    same = (
+        previous.get("inputs") == inputs
+        and previous.get("atoms") == atoms
+        and previous.get("max_tokens") == max_tokens
+    )
+    if not same:
+        raise InvalidInputError(
+            "the earlier follow result was measured on other inputs, atoms or --max-tokens; "
+            "measure every model again (drop --reuse-base)."
+        )
+    missing = [m for m in reuse if m not in previous.get("models", {})]
+    if missing:
+        raise InvalidInputError(f"the earlier follow result has no figures for {missing}.")
+    when = previous.get("machine", {}).get("date_utc", "an earlier run")
+    return {m: {**previous["models"][m], "reused_from": when} for m in reuse}
 
 
 def _inference_pairs(

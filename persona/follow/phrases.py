@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from functools import cache
 
 from persona.bench import atoms as A
+from persona.follow.more_atoms import TYPES
 
 #: Atom types never used in training (editor or phrase); kept for held-out measurement.
 HELD_OUT: tuple[str, ...] = ("numbered", "lowercase", "hashtag", "question_end", "subject")
@@ -120,22 +122,42 @@ PHRASES: dict[str, tuple[str, ...]] = {
 }
 
 
+PHRASES.update({t.name: t.phrases for t in TYPES})
+
+
 def atom_type(atom: A.Atom) -> str:
-    """The type of an atom: its name without the size (``max_words_60`` → ``max_words``)."""
-    head, _, tail = atom.name.rpartition("_")
-    return head if tail.isdigit() else atom.name
+    """The type of an atom: its name without size or value (``max_words_60`` → ``max_words``,
+    ``ends_with:Thanks.`` → ``ends_with``)."""
+    name = atom.name.split(":", 1)[0]
+    head, _, tail = name.rpartition("_")
+    return head if tail.isdigit() else name
 
 
 def atom_size(atom: A.Atom) -> int | None:
-    tail = atom.name.rpartition("_")[2]
+    tail = atom.name.split(":", 1)[0].rpartition("_")[2]
     return int(tail) if tail.isdigit() else None
 
 
+def atom_value(atom: A.Atom) -> str:
+    """The value of a valued atom (``ends_with:Thanks.`` → ``Thanks.``), else ''."""
+    return atom.name.partition(":")[2]
+
+
 def training_atoms() -> list[A.Atom]:
-    """Every atom the adapter trains on (all sizes), none of a held-out type."""
+    """Every atom the adapter trains on (all sizes and values), none of a held-out type."""
     fixed = [a for a in A.ATOMS.values() if atom_size(a) is None and a.name in PHRASES]
     sized = [A.max_words(n) for n in MAX_WORDS] + [A.short_sentences(n) for n in SHORT_SENTENCES]
-    return fixed + sized
+    return fixed + sized + [a for t in TYPES for a in t.atoms]
+
+
+@cache
+def _by_name() -> dict[str, A.Atom]:
+    return {a.name: a for a in [*training_atoms(), *A.ATOMS.values()]}
+
+
+def atom_named(name: str) -> A.Atom:
+    """The training or benchmark atom called ``name`` (as recorded in an example)."""
+    return _by_name()[name]
 
 
 def held_out_atoms() -> list[A.Atom]:
@@ -147,7 +169,7 @@ def phrase(atom: A.Atom, rng: random.Random) -> str:
     options = PHRASES.get(atom_type(atom))
     if options is None:
         return atom.description
-    return rng.choice(options).format(n=atom_size(atom))
+    return rng.choice(options).format(n=atom_size(atom), w=atom_value(atom))
 
 
 def join(phrases: Sequence[str], rng: random.Random) -> str:

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from persona.bench import atoms as A
 from persona.bench.env import load_corpus
 from persona.follow import data as D
 from persona.follow.phrases import (
     HELD_OUT,
     HELD_OUT_WORDS,
     PHRASES,
+    atom_named,
     atom_type,
     held_out_atoms,
     training_atoms,
@@ -45,6 +45,8 @@ def test_training_phrases_never_name_a_held_out_type() -> None:
             assert not any(w in text.lower() for w in HELD_OUT_WORDS), text
     assert all(atom_type(a) not in HELD_OUT for a in training_atoms())
     assert [atom_type(a) for a in held_out_atoms()] == list(HELD_OUT)
+    for atom in training_atoms():  # what inference and aggregation targets say
+        assert not any(w in atom.description.lower() for w in HELD_OUT_WORDS), atom.name
 
 
 def _preference_part(ex: D.Example) -> str:
@@ -61,14 +63,9 @@ def test_held_out_types_are_absent_as_editor_and_as_phrase(examples: list[D.Exam
     kinds = {ex.kind for ex in examples}
     assert kinds == {"plain", "follow", "infer", "aggregate"}
     for ex in examples:
-        assert all(atom_type(A.ATOMS.get(n) or _sized(n)) not in HELD_OUT for n in ex.atoms)
+        assert all(atom_type(atom_named(n)) not in HELD_OUT for n in ex.atoms)
         text = _preference_part(ex).lower()
         assert not any(w in text for w in HELD_OUT_WORDS), (ex.kind, text)
-
-
-def _sized(name: str) -> A.Atom:
-    size = int(name.rsplit("_", 1)[1])
-    return A.max_words(size) if name.startswith("max_words") else A.short_sentences(size)
 
 
 def test_evaluation_inputs_are_never_trained_on(examples: list[D.Example]) -> None:
@@ -84,7 +81,7 @@ def test_follow_targets_satisfy_their_atoms_and_keep_the_answer(
     follows = [ex for ex in examples if ex.kind == "follow"]
     assert len(follows) > 400
     for ex in follows:
-        atoms = [A.ATOMS.get(n) or _sized(n) for n in ex.atoms]
+        atoms = [atom_named(n) for n in ex.atoms]
         assert all(a.check(ex.target) for a in atoms), ex.atoms
         assert D.compatible(atoms)
         assert "Write it for a user who prefers the following style:" in ex.prompt
@@ -94,7 +91,7 @@ def test_inference_targets_name_only_what_the_edit_shows(examples: list[D.Exampl
     answers = {i.id: i.text for i in D.load_inputs()}
     for ex in (e for e in examples if e.kind == "infer"):
         answer = D.tidy(answers[ex.input_id])
-        assert all(not (A.ATOMS.get(n) or _sized(n)).check(answer) for n in ex.atoms)
+        assert all(not (atom_named(n)).check(answer) for n in ex.atoms)
         assert "Revised answer by the user:" in ex.prompt
 
 

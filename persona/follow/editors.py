@@ -1,0 +1,616 @@
+"""Checkers and editors of the follow adapter's extra atom types (see :mod:`.more_atoms`).
+
+Each factory returns a ``(check, edit)`` pair for :class:`~persona.bench.atoms.Atom`, built on
+the edit benchmark's text model (head, body, foot) so they compose with its atoms. Editors
+change as little as they can; where an edit is impossible (three bullet points from one
+sentence) the text is returned as it is, and the data generator drops that example.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from persona.bench.atoms import (
+    EMOJI,
+    _append_to_body,
+    _end_sentence,
+    _first_line,
+    _greetings,
+    _is_header,
+    _items,
+    _parse,
+    _Parts,
+    _sentences,
+    _set_greeting,
+    _split_marker,
+    _summary,
+)
+
+Pair = tuple[Callable[[str], bool], Callable[[str], str]]
+
+_INTRO = re.compile(
+    r"^(sure|certainly|of course|absolutely|great question|here is|here's|here are|below is)\b",
+    re.IGNORECASE,
+)
+_OUTRO = re.compile(
+    r"\b(hope this helps|let me know|feel free|happy to help|(don't|do not) hesitate|"
+    r"if you have any|reach out)\b",
+    re.IGNORECASE,
+)
+
+
+def _content_lines(text: str) -> list[str]:
+    return _parse(text).content
+
+
+def _flat_sentences(parts: _Parts) -> list[str]:
+    return [
+        " ".join(s) for line in parts.content for s in _sentences(_split_marker(line)[1].split())
+    ]
+
+
+def _capitalise(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def _filler(sentence: str) -> bool:
+    """A preamble or an offer of more help: what a shortening editor drops first."""
+    return bool(_INTRO.match(sentence) or _OUTRO.search(sentence))
+
+
+def _gist(parts: _Parts, limit: int) -> str:
+    """The first real sentence of the body (not a preamble), cut to ``limit`` words at a
+    comma where one comes late enough; for a new title or recap line."""
+    sentences = [s for s in _flat_sentences(parts) if not _filler(s) and len(s.split()) >= 4]
+    if not sentences:
+        return _summary(parts, limit, "that is the gist")
+    words = EMOJI.sub("", sentences[0]).split()
+    if len(words) > limit:
+        cut = max((i for i, w in enumerate(words[:limit]) if w.endswith(",")), default=-1)
+        words = words[: cut + 1] if cut >= 3 else words[:limit]
+    return " ".join(words).rstrip(".,;:!?*")
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def marked(prefix: str) -> Pair:
+    def check(text: str) -> bool:
+        lines = _content_lines(text)
+        return bool(lines) and all(
+            line.startswith(prefix) and line[len(prefix) :].strip() for line in lines
+        )
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        body: list[str] = []
+        for line in parts.content:
+            if line.startswith(prefix) and line[len(prefix) :].strip():
+                body.append(line)
+            else:
+                body.extend(f"{prefix}{item}" for item in _items([line]) if item)
+        parts.body = body
+        return parts.render()
+
+    return check, edit
+
+
+def exact_bullets(n: int) -> Pair:
+    def check(text: str) -> bool:
+        lines = _content_lines(text)
+        return len(lines) == n and all(line.startswith("- ") and line[2:].strip() for line in lines)
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        every = [i for i in _items(parts.content) if i]
+        items = [i for i in every if not _filler(i)] or every
+        while len(items) < n:  # too few: split the longest item that has a comma
+            splittable = [k for k, item in enumerate(items) if ", " in item]
+            if not splittable:
+                break
+            longest = max(splittable, key=lambda k: len(items[k]))
+            head, _, tail = items[longest].partition(", ")
+            items[longest : longest + 1] = [_end_sentence(head), _capitalise(tail)]
+        if len(items) > n:  # too many: keep the first ones and the last
+            items = [*items[: n - 1], items[-1]]
+        parts.body = [f"- {item}" for item in items]
+        return parts.render()
+
+    return check, edit
+
+
+def prose_only() -> Pair:
+    def check(text: str) -> bool:
+        return not any(_split_marker(line)[0] for line in _content_lines(text))
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        body: list[str] = []
+        run: list[str] = []
+        for line in parts.body:
+            marker, rest = _split_marker(line)
+            if marker:
+                run.append(_end_sentence(_capitalise(rest.strip())))
+                continue
+            if run:
+                body.append(" ".join(run))
+                run = []
+            body.append(line)
+        if run:
+            body.append(" ".join(run))
+        parts.body = body
+        return parts.render()
+
+    return check, edit
+
+
+def paragraphs(count: int) -> Pair:
+    def check(text: str) -> bool:
+        lines = _content_lines(text)
+        return len(lines) == count and not any(_split_marker(line)[0] for line in lines)
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        sentences = _flat_sentences(parts)
+        if len(sentences) < count:
+            return text
+        cut = -(-len(sentences) // count)
+        parts.body = [" ".join(sentences[:cut]), "", " ".join(sentences[cut:])]
+        return parts.render()
+
+    return check, edit
+
+
+def sentence_lines() -> Pair:
+    def check(text: str) -> bool:
+        return all(
+            not _split_marker(line)[0] and len(_sentences(line.split())) == 1
+            for line in _content_lines(text)
+        )
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        parts.body = _flat_sentences(parts)
+        return parts.render()
+
+    return check, edit
+
+
+def short_paragraphs(n: int) -> Pair:
+    def check(text: str) -> bool:
+        return all(len(_sentences(line.split())) <= n for line in _content_lines(text))
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        body: list[str] = []
+        for line in parts.body:
+            marker, rest = _split_marker(line)
+            sentences = [" ".join(s) for s in _sentences(rest.split())]
+            if len(sentences) <= n:
+                body.append(line)
+                continue
+            for k in range(0, len(sentences), n):
+                body += [("" if k else marker) + " ".join(sentences[k : k + n]), ""]
+        parts.body = body
+        return parts.render()
+
+    return check, edit
+
+
+def spaced() -> Pair:
+    def check(text: str) -> bool:
+        body = _parse(text).body
+        return not any(a and b for a, b in zip(body, body[1:], strict=False))
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        parts.body = [x for line in parts.content for x in (line, "")]
+        return parts.render()
+
+    return check, edit
+
+
+# --------------------------------------------------------------------------- openings
+
+
+def opens_with(w: str) -> Pair:
+    def check(text: str) -> bool:
+        first = _first_line(text)
+        return first.startswith(w + " ") and bool(first[len(w) :].strip())
+
+    def edit(text: str) -> str:
+        lines = text.strip().splitlines()
+        first = lines[0].strip() if lines else ""
+        if first and not _split_marker(first)[0] and not _is_header(first):
+            lines[0] = f"{w} {first}"
+            return "\n".join(lines)
+        gist = _gist(_parse(text), 10)
+        return f"{w} {gist}.\n\n{text.strip()}".strip()
+
+    return check, edit
+
+
+def _first_body_sentence(text: str) -> str:
+    content = _content_lines(text)
+    if not content:
+        return ""
+    sentences = _sentences(_split_marker(content[0])[1].split())
+    return " ".join(sentences[0]) if sentences else ""
+
+
+def no_intro() -> Pair:
+    def check(text: str) -> bool:
+        return not _INTRO.match(_first_body_sentence(text))
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        for _ in range(2):
+            idx = next((i for i, line in enumerate(parts.body) if line), None)
+            if idx is None:
+                break
+            marker, rest = _split_marker(parts.body[idx])
+            sentences = [" ".join(s) for s in _sentences(rest.split())]
+            if not sentences or not _INTRO.match(sentences[0]):
+                break
+            _, colon, after = sentences[0].partition(": ")
+            rest_of_first = [after] if colon and after else []
+            remaining = " ".join([*rest_of_first, *sentences[1:]])
+            parts.body[idx] = f"{marker}{_capitalise(remaining)}" if remaining else ""
+        return parts.render()
+
+    return check, edit
+
+
+THANKS = "Thank you for reaching out."
+
+
+def thanks_first() -> Pair:
+    def check(text: str) -> bool:
+        return _first_body_sentence(text).startswith("Thank")
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        idx = next((i for i, line in enumerate(parts.body) if line), None)
+        if idx is None:
+            parts.body = [THANKS]
+        elif _split_marker(parts.body[idx])[0]:
+            parts.body.insert(idx, THANKS)
+        else:
+            parts.body[idx] = f"{THANKS} {parts.body[idx]}"
+        return parts.render()
+
+    return check, edit
+
+
+_BOLD_LINE = re.compile(r"^\*\*[^*\n]+\*\*$")
+
+
+def bold_title() -> Pair:
+    def check(text: str) -> bool:
+        return bool(_BOLD_LINE.match(_first_line(text)))
+
+    def edit(text: str) -> str:
+        lines = text.strip().splitlines()
+        first = lines[0].strip() if lines else ""
+        if first.startswith("# ") and first[2:].strip():
+            lines[0] = f"**{first[2:].strip()}**"
+            return "\n".join(lines)
+        lead = _Parts([], [_gist(_parse(text), 12)], [])
+        title = _summary(lead, 6, "Summary", phrase=True).replace("*", "")
+        return f"**{title}**\n\n{text.strip()}".strip()
+
+    return check, edit
+
+
+def emoji_start() -> Pair:
+    def check(text: str) -> bool:
+        return bool(EMOJI.match(text.lstrip()))
+
+    def edit(text: str) -> str:
+        return f"✨ {text.lstrip()}"
+
+    return check, edit
+
+
+# --------------------------------------------------------------------------- email frame
+
+
+def greeting_hello() -> Pair:
+    def check(text: str) -> bool:
+        greetings = _greetings(_parse(text))
+        return bool(greetings) and all(g.startswith("Hello") for g in greetings)
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        _set_greeting(parts, ("Hello",), "Hello,")
+        return parts.render()
+
+    return check, edit
+
+
+def closing_word(w: str) -> Pair:
+    def check(text: str) -> bool:
+        foot = _parse(text).foot
+        return bool(foot) and foot[0] == w
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        parts.foot = [w, *parts.foot[1:]]
+        return parts.render()
+
+    return check, edit
+
+
+def signed(w: str) -> Pair:
+    def check(text: str) -> bool:
+        lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+        return bool(lines) and lines[-1] == w and bool(_parse(text).foot)
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        parts.foot = [parts.foot[0], w] if parts.foot else ["Best,", w]
+        return parts.render()
+
+    return check, edit
+
+
+# --------------------------------------------------------------------------- wording
+
+_CONTRACTIONS = {
+    "don't": "do not", "doesn't": "does not", "didn't": "did not", "can't": "cannot",
+    "won't": "will not", "isn't": "is not", "aren't": "are not", "wasn't": "was not",
+    "weren't": "were not", "haven't": "have not", "hasn't": "has not", "hadn't": "had not",
+    "wouldn't": "would not", "shouldn't": "should not", "couldn't": "could not",
+    "it's": "it is", "that's": "that is", "there's": "there is", "what's": "what is",
+    "let's": "let us", "i'm": "I am", "i've": "I have", "i'll": "I will", "i'd": "I would",
+    "you're": "you are", "you've": "you have", "you'll": "you will", "you'd": "you would",
+    "we're": "we are", "we've": "we have", "we'll": "we will", "we'd": "we would",
+    "they're": "they are", "they've": "they have", "they'll": "they will",
+    "he's": "he is", "she's": "she is", "here's": "here is", "who's": "who is",
+}  # fmt: skip
+_CONTRACTION = re.compile(
+    r"\b(" + "|".join(re.escape(k).replace("'", "['’]") for k in _CONTRACTIONS) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def _expand(m: re.Match[str]) -> str:
+    word = m.group(0)
+    full = _CONTRACTIONS[word.lower().replace("’", "'")]
+    return _capitalise(full) if word[0].isupper() else full
+
+
+def no_contractions() -> Pair:
+    return (lambda t: not _CONTRACTION.search(t)), (lambda t: _CONTRACTION.sub(_expand, t))
+
+
+def without_words(words: Sequence[str]) -> Pair:
+    """Never use ``words``; the editor drops them (and a comma right after one), keeping
+    sentence-initial capitals."""
+    found = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
+    wanted = {w.lower() for w in words}
+
+    def core(token: str) -> str:
+        return token.strip(",.;:!?\"'()").lower()
+
+    def edit_line(line: str) -> str:
+        marker, rest = _split_marker(line)
+        tokens = rest.split(" ")
+        out: list[str] = []
+        capital_next = False
+        for k, tok in enumerate(tokens):
+            if core(tok) in wanted and tok.strip(",;:") == tok.strip(",;:").strip(".!?"):
+                starts = not out or bool(re.search(r"[.!?]$", out[-1]))
+                capital_next = capital_next or (starts and k + 1 < len(tokens))
+                continue
+            if capital_next:
+                tok = _capitalise(tok)
+                capital_next = False
+            out.append(tok)
+        return marker + " ".join(t for t in out if t)
+
+    def edit(text: str) -> str:
+        text = "\n".join(edit_line(line) for line in text.splitlines())
+        # a word still left (e.g. with a full stop after it): dropped with its space
+        return re.sub(r"\s*\b(" + "|".join(map(re.escape, words)) + r")\b", "", text, flags=re.I)
+
+    return (lambda t: not found.search(t)), edit
+
+
+HEDGES = ("perhaps", "maybe", "possibly", "probably", "arguably")
+AVOIDED = ("very", "really", "just", "actually", "basically", "overall", "additionally", "also")
+
+
+def no_commas() -> Pair:
+    return (lambda t: "," not in t), (lambda t: re.sub(r",(\s*)", r"\1", t))
+
+
+def no_parentheses() -> Pair:
+    def edit(text: str) -> str:
+        previous = None
+        while previous != text:
+            previous, text = text, re.sub(r"[ \t]*\([^()]*\)", "", text)
+        return text.replace("(", "").replace(")", "")
+
+    return (lambda t: "(" not in t and ")" not in t), edit
+
+
+_BOLD = re.compile(r"\*\*[^*\n]+\*\*")
+
+
+def bold_terms() -> Pair:
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        for i, line in enumerate(parts.body):
+            marker, rest = _split_marker(line)
+            tokens = rest.split(" ")
+            for k, tok in enumerate(tokens):
+                m = re.match(r"^([A-Za-z][A-Za-z-]{4,})([,.;:!?]*)$", tok)
+                if m:
+                    tokens[k] = f"**{m.group(1)}**{m.group(2)}"
+                    parts.body[i] = marker + " ".join(tokens)
+                    return parts.render()
+        return text
+
+    return (lambda t: bool(_BOLD.search(t))), edit
+
+
+def no_markdown() -> Pair:
+    def check(text: str) -> bool:
+        return "**" not in text and not any(
+            line.strip().startswith("#") or _split_marker(line.strip())[0]
+            for line in text.splitlines()
+        )
+
+    def edit(text: str) -> str:
+        lines = []
+        for line in text.replace("**", "").splitlines():
+            line = re.sub(r"^\s*#+\s*", "", line)
+            lines.append(_split_marker(line.strip())[1])
+        return "\n".join(lines).strip()
+
+    return check, edit
+
+
+def plain_ascii() -> Pair:
+    table = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "—": "-", "–": "-", "…": "..."})
+
+    def edit(text: str) -> str:
+        text = text.translate(table)
+        kept = "".join(c for c in text if c.isascii())
+        return "\n".join(" ".join(line.split()) for line in kept.splitlines()).strip()
+
+    return (lambda t: t.isascii()), edit
+
+
+US_UK = {
+    "color": "colour", "favorite": "favourite", "behavior": "behaviour", "honor": "honour",
+    "labor": "labour", "neighbor": "neighbour", "flavor": "flavour", "center": "centre",
+    "theater": "theatre", "meter": "metre", "defense": "defence", "catalog": "catalogue",
+    "traveling": "travelling", "traveled": "travelled", "canceled": "cancelled",
+    "organize": "organise", "organization": "organisation", "realize": "realise",
+    "recognize": "recognise", "prioritize": "prioritise", "summarize": "summarise",
+    "apologize": "apologise", "optimize": "optimise", "minimize": "minimise",
+    "maximize": "maximise", "emphasize": "emphasise", "customize": "customise",
+    "analyze": "analyse", "utilize": "utilise", "finalize": "finalise",
+}  # fmt: skip
+
+
+def _forms(a: str, b: str) -> dict[str, str]:
+    """Every inflected form of ``a`` with its counterpart in ``b`` (organize → organises ...)."""
+    if a.endswith("e") and b.endswith("e"):
+        tails: tuple[str, ...] = ("e", "es", "ed", "ing", "ation", "ations", "er", "ers")
+        return {a[:-1] + t: b[:-1] + t for t in tails}
+    tails = ("", "s", "ed", "ing") if a.endswith(("or", "our")) else ("", "s")
+    return {a + t: b + t for t in tails}
+
+
+def spelling(mapping: dict[str, str]) -> Pair:
+    forms = {k: v for a, b in mapping.items() for k, v in _forms(a, b).items()}
+    pattern = re.compile(
+        r"\b(" + "|".join(sorted(map(re.escape, forms), key=len, reverse=True)) + r")\b",
+        re.IGNORECASE,
+    )
+
+    def swap(m: re.Match[str]) -> str:
+        word = m.group(0)
+        new = forms[word.lower()]
+        return _capitalise(new) if word[0].isupper() else new
+
+    return (lambda t: not pattern.search(t)), (lambda t: pattern.sub(swap, t))
+
+
+# --------------------------------------------------------------------------- endings
+
+
+def _last_body_sentence(text: str) -> str:
+    content = _content_lines(text)
+    if not content:
+        return ""
+    sentences = _sentences(_split_marker(content[-1])[1].split())
+    return " ".join(sentences[-1]) if sentences else ""
+
+
+def ends_with(w: str) -> Pair:
+    return (lambda t: _last_body_sentence(t) == w), (lambda t: _append_to_body(t, w))
+
+
+def no_outro() -> Pair:
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        for _ in range(3):
+            idx = max((i for i, line in enumerate(parts.body) if line), default=-1)
+            if idx < 0:
+                break
+            marker, rest = _split_marker(parts.body[idx])
+            sentences = [" ".join(s) for s in _sentences(rest.split())]
+            if not sentences or not _OUTRO.search(sentences[-1]):
+                break
+            remaining = " ".join(sentences[:-1])
+            parts.body[idx] = f"{marker}{remaining}" if remaining else ""
+        return parts.render()
+
+    return (lambda t: not _OUTRO.search(_last_body_sentence(t))), edit
+
+
+def last_line_starts(prefix: str, make: Callable[[_Parts], str]) -> tuple[Callable, Callable]:
+    def check(text: str) -> bool:
+        content = _content_lines(text)
+        return bool(content) and content[-1].startswith(prefix) and len(content[-1]) > len(prefix)
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        line = f"{prefix}{make(parts)}"  # before reading the body: make may take from it
+        parts.body = [*parts.body, "", line]
+        return parts.render()
+
+    return check, edit
+
+
+def postscript(parts: _Parts) -> str:
+    """The body's last sentence moved to a P.S. (or a short thanks when there is only one)."""
+    sentences = _flat_sentences(parts)
+    if len(sentences) < 2:
+        return "Thanks for reading."
+    idx = max(i for i, line in enumerate(parts.body) if line)
+    marker, rest = _split_marker(parts.body[idx])
+    own = [" ".join(s) for s in _sentences(rest.split())]
+    parts.body[idx] = f"{marker}{' '.join(own[:-1])}" if len(own) > 1 else ""
+    return own[-1] if own else sentences[-1]
+
+
+def in_short(parts: _Parts) -> str:
+    return _gist(parts, 14) + "."
+
+
+def max_sentences(n: int) -> Pair:
+    """At most ``n`` body sentences; the editor keeps the first ``n - 1`` and the last."""
+
+    def count(text: str) -> int:
+        return sum(len(_sentences(_split_marker(ln)[1].split())) for ln in _content_lines(text))
+
+    def edit(text: str) -> str:
+        parts = _parse(text)
+        units = [
+            (i, " ".join(s))
+            for i, line in enumerate(parts.body)
+            for s in _sentences(_split_marker(line)[1].split())
+        ]
+        real = [k for k, (_, sentence) in enumerate(units) if not _filler(sentence)]
+        real = real or list(range(len(units)))
+        keep = set(real[: n - 1]) | set(real[-1:])
+        kept: dict[int, list[str]] = {}
+        for k, (i, sentence) in enumerate(units):
+            if k in keep:
+                kept.setdefault(i, []).append(sentence)
+        body: list[str] = []
+        for i, line in enumerate(parts.body):
+            if not line:
+                body.append("")
+            elif i in kept:
+                body.append(_split_marker(line)[0] + " ".join(kept[i]))
+        parts.body = body
+        return parts.render()
+
+    return (lambda t: count(t) <= n), edit
