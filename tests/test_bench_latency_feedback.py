@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from persona.bench.latency import FEEDBACK_PARTS, LatencyConfig, measure_feedback
+from persona.bench.latency import FEEDBACK_PARTS, LatencyConfig
+from persona.bench.latency_feedback import measure_feedback
 from persona.bench.latency_plot import write_plot
 from persona.errors import InvalidInputError
 

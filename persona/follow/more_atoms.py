@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from persona.bench import atoms as A
 from persona.follow import editors as E
+from persona.follow import wording as W
 
 Kinds = frozenset[str]
 ALL: Kinds = frozenset({"document", "notes", "question"})
@@ -59,7 +60,7 @@ AVOIDED_SINGLES = ("very", "really", "just", "actually", "basically", "also")
 
 
 def _avoid(w: str) -> E.Pair:
-    return E.without_words((w,))
+    return W.without_words((w,))
 
 
 def _one(name: str, description: str, pair: tuple[Callable, Callable]) -> tuple[A.Atom]:
@@ -275,7 +276,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "no_contractions",
-        _one("no_contractions", "no contractions (do not, not don't)", E.no_contractions()),
+        _one("no_contractions", "no contractions (do not, not don't)", W.no_contractions()),
         (
             "no contractions",
             "write 'do not', never 'don't'",
@@ -299,7 +300,7 @@ TYPES: tuple[AtomType, ...] = (
     AtomType(
         "no_hedging",
         _one(
-            "no_hedging", "no hedging words (perhaps, maybe, possibly)", E.without_words(E.HEDGES)
+            "no_hedging", "no hedging words (perhaps, maybe, possibly)", W.without_words(W.HEDGES)
         ),
         (
             "no hedging words",
@@ -311,7 +312,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "filler_free",
-        _one("filler_free", "no filler words (very, really, just)", E.without_words(E.AVOIDED)),
+        _one("filler_free", "no filler words (very, really, just)", W.without_words(W.AVOIDED)),
         (
             "no filler words",
             "cut filler like very, really and just",
@@ -322,7 +323,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "british_spelling",
-        _one("british_spelling", "British spelling (colour, organise)", E.spelling(E.US_UK)),
+        _one("british_spelling", "British spelling (colour, organise)", W.spelling(W.US_UK)),
         (
             "British spelling",
             "UK spelling: colour, organise, centre",
@@ -337,7 +338,7 @@ TYPES: tuple[AtomType, ...] = (
         _one(
             "american_spelling",
             "American spelling (color, organize)",
-            E.spelling({v: k for k, v in E.US_UK.items()}),
+            W.spelling({v: k for k, v in W.US_UK.items()}),
         ),
         (
             "American spelling",
@@ -350,7 +351,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "no_commas",
-        _one("no_commas", "no commas", E.no_commas()),
+        _one("no_commas", "no commas", W.no_commas()),
         (
             "no commas",
             "don't use any commas",
@@ -362,7 +363,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "no_parentheses",
-        _one("no_parentheses", "no parentheses", E.no_parentheses()),
+        _one("no_parentheses", "no parentheses", W.no_parentheses()),
         (
             "no parentheses",
             "no asides in brackets",
@@ -373,7 +374,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "bold_terms",
-        _one("bold_terms", "bold the key term", E.bold_terms()),
+        _one("bold_terms", "bold the key term", W.bold_terms()),
         (
             "bold the key term",
             "put key words in **bold**",
@@ -384,7 +385,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "no_markdown",
-        _one("no_markdown", "plain text, no markdown", E.no_markdown()),
+        _one("no_markdown", "plain text, no markdown", W.no_markdown()),
         (
             "plain text, no markdown",
             "no markdown formatting",
@@ -396,7 +397,7 @@ TYPES: tuple[AtomType, ...] = (
     ),
     AtomType(
         "plain_ascii",
-        _one("plain_ascii", "plain ASCII characters only", E.plain_ascii()),
+        _one("plain_ascii", "plain ASCII characters only", W.plain_ascii()),
         (
             "plain ASCII characters only",
             "straight quotes and plain dashes, no special symbols",

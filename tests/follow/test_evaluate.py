@@ -1,0 +1,53 @@
+"""``persona bench follow`` on a tiny model: every measurement, and reusing the base's figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from persona.errors import InvalidInputError
+from persona.follow.data import is_eval, load_inputs
+from persona.follow.evaluate import Model, run_follow_bench
+from persona.follow.train import load_base
+from persona.store.embed import HashEmbedder
+
+
+@pytest.fixture(scope="module")
+def models(tiny_dir: Path) -> list[Model]:
+    return [Model(name, *load_base(str(tiny_dir))) for name in ("base", "adapter")]
+
+
+def _run(models: list[Model], counted: list[int], **kw: object) -> dict:
+    items = [i for i in load_inputs() if is_eval(i)][:2]  # a document and an email's notes
+    items += [i for i in load_inputs() if is_eval(i) and i.kind == "notes"][:1]
+    return run_follow_bench(
+        models, HashEmbedder(), inputs=items, max_tokens=4, tick=counted.append, **kw
+    )
+
+
+def test_the_bench_measures_every_model_then_reuses_the_base(models: list[Model]) -> None:
+    first: list[int] = []
+    result = _run(models, first)
+    assert set(result["models"]) == {"base", "adapter"}
+    for block in result["models"].values():
+        assert set(block["satisfaction"]) == {"train", "held_out"}
+        assert 0 <= block["inference_accuracy"]["held_out"] <= 1
+    again: list[int] = []
+    reused = _run(models, again, previous=result, reuse=("base",))
+    base = reused["models"]["base"]
+    assert {k: v for k, v in base.items() if k != "reused_from"} == result["models"]["base"]
+    assert "reused_from" in base and "reused_from" not in reused["models"]["adapter"]
+    # The base answered only its plain requests (3), not every case and inference prompt.
+    assert sum(first) - sum(again) > 3 * 10
+
+
+def test_reuse_refuses_a_result_measured_otherwise(models: list[Model]) -> None:
+    counted: list[int] = []
+    result = _run(models[:1], counted)
+    with pytest.raises(InvalidInputError, match="max-tokens"):
+        run_follow_bench(
+            models[:1], HashEmbedder(), inputs=[], max_tokens=8, previous=result, reuse=("base",)
+        )
+    with pytest.raises(InvalidInputError, match="no figures"):
+        _run(models, counted, previous=result, reuse=("adapter",))
