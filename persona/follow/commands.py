@@ -32,6 +32,9 @@ def train_follow_cmd(
     batch_size: int = typer.Option(8, help="Examples per optimizer step."),
     follow_per_input: int = typer.Option(5, help="Stated-preference examples per input."),
     aggregate: int = typer.Option(160, help="CIPHER aggregation examples."),
+    atoms: str = typer.Option(
+        "all", help="Training atom types: all (45) | benchmark (the edit benchmark's 13)."
+    ),
     seed: int = typer.Option(0, help="Seed of the data and of training."),
     torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
 ) -> None:
@@ -57,6 +60,7 @@ def train_follow_cmd(
         batch_size=batch_size,
         follow_per_input=follow_per_input,
         aggregate=aggregate,
+        atoms=atoms,
         seed=seed,
         extra={"command": "persona " + " ".join(sys.argv[1:])},
     )

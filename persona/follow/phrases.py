@@ -143,11 +143,12 @@ def atom_value(atom: A.Atom) -> str:
     return atom.name.partition(":")[2]
 
 
-def training_atoms() -> list[A.Atom]:
-    """Every atom the adapter trains on (all sizes and values), none of a held-out type."""
+def training_atoms(*, extra: bool = True) -> list[A.Atom]:
+    """Every atom the adapter trains on (all sizes and values), none of a held-out type;
+    without ``extra``, only the edit benchmark's types (13)."""
     fixed = [a for a in A.ATOMS.values() if atom_size(a) is None and a.name in PHRASES]
     sized = [A.max_words(n) for n in MAX_WORDS] + [A.short_sentences(n) for n in SHORT_SENTENCES]
-    return fixed + sized + [a for t in TYPES for a in t.atoms]
+    return fixed + sized + ([a for t in TYPES for a in t.atoms] if extra else [])
 
 
 @cache

@@ -33,6 +33,7 @@ from persona.follow.data import (
     load_inputs,
     save_examples,
 )
+from persona.follow.phrases import training_atoms
 
 #: The linear layers of a Llama block; LoRA on all of them.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -57,6 +58,7 @@ class Recipe:
     seed: int = 0
     answer_tokens: int = 160  # budget of the base model's answers
     follow_per_input: int = 6
+    atoms: str = "all"  # all: the 45 training types | benchmark: the edit benchmark's 13 only
     infer_per_input: int = 2
     aggregate: int = 200
     save_steps: int = 20
@@ -73,6 +75,8 @@ class Recipe:
                 raise InvalidInputError(f"{name} must be a positive int, got {value!r}.")
         if not 0 < self.learning_rate < 1:
             raise InvalidInputError(f"learning_rate={self.learning_rate!r}; use e.g. 3e-4.")
+        if self.atoms not in ("all", "benchmark"):
+            raise InvalidInputError(f"atoms={self.atoms!r}; use 'all' or 'benchmark'.")
 
 
 def answers_for(
@@ -167,6 +171,7 @@ def train_follow(
     items = list(inputs) if inputs is not None else load_inputs()
     answers = answers_for(work, items, model_dir, max_new_tokens=recipe.answer_tokens, tick=tick)
     answered_s = time.time() - started
+    pool = training_atoms(extra=recipe.atoms == "all")
     train = build_examples(
         items,
         answers,
@@ -174,6 +179,7 @@ def train_follow(
         aggregate=recipe.aggregate,
         follow_per_input=recipe.follow_per_input,
         infer_per_input=recipe.infer_per_input,
+        pool=pool,
     )
     held = [i for i in items if is_eval(i)]
     evals = build_examples(
@@ -184,6 +190,7 @@ def train_follow(
         aggregate=max(8, recipe.eval_examples // 8),
         follow_per_input=recipe.follow_per_input,
         infer_per_input=recipe.infer_per_input,
+        pool=pool,
     )[: recipe.eval_examples]
     if not train:
         raise InvalidInputError("no training examples: every base answer was empty or looping.")

@@ -118,3 +118,15 @@ def test_recipe_is_checked() -> None:
         Recipe(method="qlora").check()
     with pytest.raises(InvalidInputError, match="rank"):
         Recipe(rank=0).check()
+    with pytest.raises(InvalidInputError, match="atoms"):
+        Recipe(atoms="some").check()
+
+
+def test_the_benchmark_types_alone_can_be_chosen() -> None:
+    from persona.bench import atoms as A
+    from persona.follow.phrases import atom_type, training_atoms
+
+    few = {atom_type(a) for a in training_atoms(extra=False)}
+    every = {atom_type(a) for a in training_atoms()}
+    assert len(few) == 13 and few <= {atom_type(a) for a in A.ATOMS.values()}
+    assert few < every and len(every) == 45
