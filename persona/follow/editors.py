@@ -19,6 +19,7 @@ from persona.bench.atoms import (
     _greetings,
     _is_header,
     _items,
+    _last_sentence,
     _parse,
     _Parts,
     _sentences,
@@ -358,16 +359,8 @@ def signed(w: str) -> Pair:
 # --------------------------------------------------------------------------- endings
 
 
-def _last_body_sentence(text: str) -> str:
-    content = _content_lines(text)
-    if not content:
-        return ""
-    sentences = _sentences(_split_marker(content[-1])[1].split())
-    return " ".join(sentences[-1]) if sentences else ""
-
-
 def ends_with(w: str) -> Pair:
-    return (lambda t: _last_body_sentence(t) == w), (lambda t: _append_to_body(t, w))
+    return (lambda t: _last_sentence(t) == w), (lambda t: _append_to_body(t, w))
 
 
 def no_outro() -> Pair:
@@ -385,7 +378,7 @@ def no_outro() -> Pair:
             parts.body[idx] = f"{marker}{remaining}" if remaining else ""
         return parts.render()
 
-    return (lambda t: not _OUTRO.search(_last_body_sentence(t))), edit
+    return (lambda t: not _OUTRO.search(_last_sentence(t))), edit
 
 
 def last_line_starts(prefix: str, make: Callable[[_Parts], str]) -> tuple[Callable, Callable]:
