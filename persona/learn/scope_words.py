@@ -26,16 +26,26 @@ import numpy as np
 
 from persona.store.embed import Embedder
 
-_QUOTED = re.compile(r"(?:'[^']{1,80}'|\"[^\"]{1,80}\"|“[^”]{1,80}”|‘[^’]{1,80}’)")
+#: Quoted text; a single quote opens only where no letter precedes it ("my kids' party, don't"
+#: is not a quotation).
+_QUOTED = re.compile(r"(?:(?<!\w)'[^']{1,80}'(?!\w)|\"[^\"]{1,80}\"|“[^”]{1,80}”|‘[^’]{1,80}’)")
 
 _MARK = r"(?:when(?:ever)?|if|while|during|for|in|on)"
+#: Markers that open a leading clause only ("Regarding my car questions, ...").
+_LEAD_MARK = rf"(?:{_MARK}|regarding|concerning|about|as for|with)"
 _LEADING = re.compile(
-    rf"^{_MARK}\s+(?P<scope>[^,;:]{{3,80}})[,;:]\s*(?P<rest>.+)$",
+    rf"^{_LEAD_MARK}\s+(?P<scope>[^,;:]{{3,80}})[,;:]\s*(?P<rest>.+)$",
     re.IGNORECASE,
 )
-#: "add / include / put X to / in Y": Y is what the rule is about.
+#: How a request to the assistant opens before its verb ("Could you always ...").
+_POLITE = re.compile(
+    r"^(?:(?:please|kindly|(?:could|can|would|will) you|make sure (?:to|you)|remember to|"
+    r"try to|i'd like you to|i want you to|i need you to)\s+)*(?:(?:always|never|also)\s+)?",
+    re.IGNORECASE,
+)
+#: "add / include X to / in Y": Y is what the rule is about.
 _INTO = re.compile(
-    r"^(?:please\s+)?(?:always\s+)?(?:add|include|append|attach|insert|mention)\s+.+?\s+"
+    r"^(?:add|include|append|attach|insert|mention)\s+.+?\s+"
     r"(?:to|in|into|on|at the (?:end|start|top|bottom) of)\s+(?P<scope>[^.;:!?,]{3,80})",
     re.IGNORECASE,
 )
@@ -45,19 +55,22 @@ MANNER = frozenset(
     metric imperial format formatting style tone block blocks list lists bullet bullets point
     points paragraph paragraphs sentence sentences word words person british american
     spelling way manner detail details table tables markdown numbered order max maximum
-    minimum characters lines line""".split()
+    minimum characters lines line seconds minutes hours days weeks grams kilograms pounds
+    ounces cups celsius fahrenheit miles kilometers meters feet inches liters""".split()
 )
 #: The subject of a rule: "<scope> should / must / need to ..." or "<scope>: ...".
 _SUBJECT = re.compile(
-    r"^(?P<scope>[^,;:]{3,80}?)\s+(?:should|must|shall|need to|needs to|have to|has to|"
-    r"are to|is to|ought to|always|never)\b",
+    r"^(?P<scope>[^,;:]{3,80}?)\s+(?:(?:should|must|ought)(?:n't| not)?|shall|cannot|can't|"
+    r"needs?|requires?|deserves?|gets?|stays?|comes?|came|have to|has to|are to|is to|"
+    r"always|never)\b",
     re.IGNORECASE,
 )
 _LABEL = re.compile(r"^(?P<scope>[^,;:]{3,60}):\s+\S", re.IGNORECASE)
 #: Verbs whose object is the kind of answer the rule is about (not a thing to put in it).
 _ON_ANSWER = (
-    r"keep|make|comment|explain|start|begin|end|finish|close|open|sign|format|write|"
-    r"title|number|proofread|shorten|lengthen|structure|phrase|word|translate|summari[sz]e"
+    r"keep|make|comment|explain|start|begin|end|finish|close|open|sign(?: off)?|format|write|"
+    r"title|number|proofread|shorten|lengthen|structure|phrase|word|translate|summari[sz]e|"
+    r"put|wrap|present|show|render|answer|reply to|respond to"
 )
 _OBJECT = re.compile(
     rf"^(?:please\s+)?(?:always\s+|never\s+)?(?:{_ON_ANSWER})\s+(?P<scope>.{{3,80}})$",
@@ -66,8 +79,9 @@ _OBJECT = re.compile(
 #: Where an object phrase stops: a measure, a manner, a comparison or a new clause.
 _OBJECT_END = re.compile(
     r"\s+(?:under|over|below|above|within|at most|at least|with|without|by|as|like|than|"
-    r"so|and then|because|instead|rather|in (?:a|an|the|one|two|three|\d)|to me|for me|"
-    r"should|must|shall|need to|needs to|have to|has to|always|never|"
+    r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|"
+    r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
+    r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof)|"
     r"[a-z]+er than|(?:short|long|brief|concise|simple|formal|casual|polite|plain)[a-z]*)\b.*$",
     re.IGNORECASE,
 )
@@ -78,6 +92,32 @@ _ASK = re.compile(
 )
 #: Words that start a phrase but name no scope ("I prefer ...", "it", "that").
 _NOT_SCOPE = re.compile(r"^(?:i|it|this|that|these|those|there|you|please|be|use|do)\b", re.I)
+#: A trailing phrase about the person, not the request ("... for me", "... to us").
+_PRONOUN = re.compile(r"^(?:me|us|him|her|them|it|this|that)\b", re.IGNORECASE)
+#: "I'd like my lab notes kept brief", "I want the replies to my landlord formal": the noun
+#: phrase after a stated wish, up to where its manner starts.
+_WISH = re.compile(
+    r"^(?:i|i'd|i would)\s+(?:really\s+)?(?:like|want|prefer|love|need)\s+"
+    r"(?P<scope>(?:my|our|the|all|any|every)\s+.{3,80})$",
+    re.IGNORECASE,
+)
+_WISH_END = re.compile(
+    r"\s+(?:[a-z]+ed|kept|written|done|made|given|sent|shown|to|be|spelt|read|told)\b.*$",
+    re.IGNORECASE,
+)
+#: "I prefer that <clause>", "It would help if <clause>": the clause's subject is the scope.
+_WISH_CLAUSE = re.compile(
+    r"^(?:i|i'd|i would|it would|it'd)\s+(?:really\s+)?(?:like|want|prefer|love|help|be "
+    r"(?:great|nice|best|better))\s*(?:it\s+)?(?:that|if|when)\s+(?P<clause>.+)$",
+    re.IGNORECASE,
+)
+#: "the question is about X", "anything involving X": X is the scope.
+_ABOUT = re.compile(
+    r"^.*?\b(?:is|are|it's|talk|talking|chat|chatting|ask|asking|questions?|requests?|"
+    r"answers?|advice|help|tips|anything|something|stuff|things?)\s+(?:about|regarding|"
+    r"involving|concerning|related to|on)\s+",
+    re.IGNORECASE,
+)
 
 #: Words a facet never is: function words, the requester, and verbs of asking and writing.
 STOP = frozenset(
@@ -88,12 +128,20 @@ STOP = frozenset(
     ask asks asked asking want wants request write writes writing written wrote draft drafts
     drafting make makes making made give gives help compose composing prepare send create
     creating put get using use one thing things stuff something off up out more less
-    very too much""".split()
+    very too much into onto like than then just also only via per i'm i've i'd i'll you're
+    you've you'd we're we've we'd it's that's let's don't doesn't didn't can't won't isn't
+    aren't shouldn't mustn't""".split()
+)
+#: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).
+VAGUE = frozenset(
+    """anything everything something stuff question questions request requests topic topics
+    answer answers response responses output list lists kind kinds type types sort""".split()
 )
 
 
 def _clean(phrase: str) -> str:
     phrase = _ASK.sub("", phrase.strip(" .,!?;:\"'")).strip(" .,!?;:\"'")
+    phrase = _ABOUT.sub("", phrase)
     return " ".join(phrase.split())
 
 
@@ -115,45 +163,82 @@ def _trailing(sentence: str) -> list[str]:
             continue
         phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
         phrase = _OBJECT_END.sub("", phrase)
-        if len(phrase) >= 3 and not _manner(phrase) and not _NOT_SCOPE.fullmatch(phrase.strip()):
+        if (
+            len(phrase) >= 3
+            and not _manner(phrase)
+            and not _NOT_SCOPE.fullmatch(phrase.strip())
+            and not _PRONOUN.match(phrase.strip())
+        ):
             return [phrase]
     return []
+
+
+def _subject(sentence: str) -> str | None:
+    """The subject of a rule ("Cover letters should ...") or a label ("Sermons: ...")."""
+    match = _SUBJECT.match(sentence) or _LABEL.match(sentence)
+    if match and not _NOT_SCOPE.match(match.group("scope")):
+        return match.group("scope")
+    return None
+
+
+def _wish(sentence: str) -> str | None:
+    """What a stated wish is about: "I'd like my lab notes kept brief" -> "my lab notes";
+    "I prefer that captions for my photos stay short" -> "captions for my photos"."""
+    clause = _WISH_CLAUSE.match(sentence)
+    if clause:
+        return _subject(clause.group("clause"))
+    wish = _WISH.match(sentence)
+    if wish:
+        phrase = _OBJECT_END.sub("", _WISH_END.sub("", wish.group("scope")))
+        if not _manner(phrase):
+            return phrase
+    return None
+
+
+def _sentence_phrases(sentence: str) -> list[str]:
+    found: list[str] = []
+    lead = _LEADING.match(sentence)
+    if lead:
+        found.append(lead.group("scope"))
+        sentence = lead.group("rest")
+    sentence = _POLITE.sub("", sentence.rstrip(".!?"))
+    subject = _subject(sentence) or _wish(sentence)
+    if subject:  # the rule's subject is its scope; the rest says what to do
+        return [*found, subject]
+    obj = None if lead else _OBJECT.match(sentence)
+    if obj:
+        phrase = _OBJECT_END.sub("", obj.group("scope"))
+        if not _manner(phrase) and not set(facets(phrase)) <= GENERIC:
+            # "Put YAML snippets in code fences": what follows the object is its manner
+            return [*found, phrase]
+    found.extend(_trailing(sentence))
+    into = _INTO.match(sentence)
+    if into and not lead and not _manner(into.group("scope")):
+        found.append(_OBJECT_END.sub("", into.group("scope")))
+    return found
 
 
 def scope_phrases(feedback: str) -> list[str]:
     """The phrases in which ``feedback`` names where it applies ("Don't use emojis when
     drafting emails to my boss" -> ["drafting emails to my boss"]); empty when it names no
-    scope ("Be more concise.")."""
+    scope ("Be more concise."). A phrase inside a longer one found in the same feedback is
+    dropped ("my brother" beside "toasts for my brother")."""
     text = " ".join(_QUOTED.sub(" ", feedback).split())
     found: list[str] = []
     for sentence in (s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()):
-        lead = _LEADING.match(sentence)
-        if lead:
-            found.append(lead.group("scope"))
-            sentence = lead.group("rest")
-        subject = _SUBJECT.match(sentence) or _LABEL.match(sentence)
-        if subject and not _NOT_SCOPE.match(subject.group("scope")):
-            found.append(subject.group("scope"))
-        for tail in _trailing(sentence):
-            found.append(tail)
-        into = _INTO.match(sentence)
-        if into and not lead and not subject and not _manner(into.group("scope")):
-            found.append(_OBJECT_END.sub("", into.group("scope")))
-        obj = None if lead or subject else _OBJECT.match(sentence.rstrip(".!?"))
-        if obj:
-            phrase = _OBJECT_END.sub("", obj.group("scope"))
-            if not _manner(phrase) and not set(facets(phrase)) <= GENERIC:
-                found.append(phrase)
-    cleaned = (_clean(s) for s in found)
-    return list(dict.fromkeys(s for s in cleaned if facets(s)))
+        found.extend(_sentence_phrases(sentence))
+    cleaned = list(dict.fromkeys(c for c in (_clean(s) for s in found) if facets(c)))
+    return [c for c in cleaned if not any(c != o and c.lower() in o.lower() for o in cleaned)]
 
 
 def facets(phrase: str) -> list[str]:
     """The content words of a scope phrase, in order ("drafting emails to my boss" ->
-    ["emails", "boss"]); possessives lose their "'s"."""
+    ["emails", "boss"]); possessives lose their "'s", and vague heads ("answers about tax
+    law") count only where nothing else is named."""
     words = re.findall(r"[a-z0-9][a-z0-9'-]*", phrase.lower())
     out = [re.sub(r"'s?$", "", w) for w in words]
-    return list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
+    kept = list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
+    return [w for w in kept if w not in VAGUE] or kept
 
 
 def scope_facets(feedback: str, phrases: Sequence[str] = ()) -> list[str]:

@@ -38,10 +38,10 @@ from persona.store.embed import HashEmbedder
         ("Please keep product descriptions under 100 words.", ["product descriptions"]),
         (
             "Format invoices for my freelance work as tables.",
-            ["my freelance work", "invoices for my freelance work"],
+            ["invoices for my freelance work"],
         ),
         # the target of "add ... to"
-        ("Add a joke to toasts for my brother.", ["my brother", "toasts for my brother"]),
+        ("Add a joke to toasts for my brother.", ["toasts for my brother"]),
         # quoted text is content, a manner is not a scope, and a rule may name no scope
         ("Start every reply to tickets with 'Hi, in short'.", ["every reply to tickets"]),
         ("Haiku you write for me should be in all lowercase.", ["Haiku you write for me"]),
@@ -145,3 +145,292 @@ def test_word_vectors_cache_is_bounded_and_thread_safe() -> None:
         t.join()
     assert not errors and len(words._vecs) <= 50
     assert words.embed([]).shape == (0, HashEmbedder().dim)
+
+
+#: Feedbacks in the shapes people use, written after the first extractor, with the scope words
+#: a request must touch; the extractor was then extended to read them (the development set of
+#: :mod:`persona.learn.scope_words`; held-out shapes are measured in the README).
+SHAPES = [
+    ("I'd like my lab notes kept brief.", ["lab", "notes"]),
+    ("I want my cooking questions answered in grams.", ["cooking"]),
+    ("Could you keep customer apologies under 80 words?", ["customer", "apologies"]),
+    ("Can you always sign off church newsletters with 'Blessings'?", ["church", "newsletters"]),
+    (
+        "Would you write podcast show notes as bullet points from now on?",
+        ["podcast", "show", "notes"],
+    ),
+    (
+        "Thank-you notes to my grandparents shouldn't mention money.",
+        ["thank-you", "notes", "grandparents"],
+    ),
+    ("Slide decks for investors mustn't exceed ten slides.", ["slide", "decks", "investors"]),
+    ("Toasts at family dinners need a short joke.", ["toasts", "family", "dinners"]),
+    ("When I'm texting my landlord, stay formal.", ["texting", "landlord"]),
+    ("If it's a limerick, make it rhyme AABBA.", ["limerick"]),
+    ("Whenever the question is about tax forms, cite the form number.", ["tax", "forms"]),
+    ("Put YAML config snippets in code fences.", ["yaml", "config", "snippets"]),
+    ("Always present train timetables as a table.", ["train", "timetables"]),
+    ("Stop rhyming in my song lyrics.", ["song", "lyrics"]),
+    ("No semicolons in marketing emails.", ["marketing", "emails"]),
+    (
+        "Less jargon when you explain statistics to my students.",
+        ["explain", "statistics", "students"],
+    ),
+    ("Emails to vendors get a formal greeting.", ["emails", "vendors"]),
+    ("Sermon drafts: under 1,500 words.", ["sermon"]),
+    (
+        "In any essay for my philosophy seminar, define terms first.",
+        ["essay", "philosophy", "seminar"],
+    ),
+    ("Keep it casual in texts to my roommate.", ["texts", "roommate"]),
+    ("Use the Oxford comma in everything I publish on my blog.", ["publish", "blog"]),
+    (
+        "Answer questions about my Kubernetes cluster with kubectl examples.",
+        ["kubernetes", "cluster"],
+    ),
+    ("Don't suggest meat in dinner ideas for my sister.", ["dinner", "ideas", "sister"]),
+    (
+        "Dinner ideas for my vegetarian sister must not include meat.",
+        ["dinner", "ideas", "vegetarian", "sister"],
+    ),
+    ("Eulogies should feel personal.", ["eulogies"]),
+    ("My blog posts about hiking need a packing list at the end.", ["blog", "posts", "hiking"]),
+    ("I prefer bullet points for sprint retrospectives.", ["sprint", "retrospectives"]),
+    (
+        "I prefer that captions for my travel photos stay under 15 words.",
+        ["captions", "travel", "photos"],
+    ),
+    ("For anything involving dates, use ISO format.", ["dates"]),
+    ("Answers about tax law should include a disclaimer.", ["tax", "law"]),
+    ("When replying to angry customers, apologize once.", ["replying", "angry", "customers"]),
+    ("Title every chapter summary with the chapter number.", ["chapter", "summary"]),
+    ("Translate restaurant menus for me into plain English.", ["restaurant", "menus"]),
+    ("Include a weather note in hiking plans.", ["hiking", "plans"]),
+    ("Mention allergens in every recipe you send my daycare.", ["recipe", "daycare"]),
+    (
+        "Speeches for the school board ought to stay under five minutes.",
+        ["speeches", "school", "board"],
+    ),
+    ("Do not use first names in letters to the council.", ["letters", "council"]),
+    ("Avoid cliches whenever you write anniversary invitations.", ["anniversary", "invitations"]),
+    ("While we're brainstorming startup names, go wild.", ["brainstorming", "startup", "names"]),
+    (
+        "During design critiques for the junior designers, point out one strength.",
+        ["design", "critiques", "junior", "designers"],
+    ),
+    ("Reports to the board: no acronyms.", ["reports", "board"]),
+    ("Explain chemistry to me like I'm twelve.", ["chemistry"]),
+    ("Be blunt.", []),
+    ("Shorter answers, please.", []),
+    ("Use a warmer tone.", []),
+    ("Stop using so many adverbs.", []),
+    ("Always add alt text to images in my newsletter.", ["images", "newsletter"]),
+    ("Give estimates in hours for my freelance quotes.", ["freelance", "quotes"]),
+    ("Write Slack updates for my team without headers.", ["slack", "updates", "team"]),
+    ("Greet my clients by name in every invoice email.", ["invoice", "email"]),
+    ("Spreadsheet formulas you give me should work in Google Sheets.", ["spreadsheet", "formulas"]),
+    (
+        "Keep session recaps for my tabletop group spoiler-free.",
+        ["session", "recaps", "tabletop", "group"],
+    ),
+    ("Make my reading logs more compact.", ["reading", "logs"]),
+    ("Our church bulletin should list events by date.", ["church", "bulletin"]),
+    ("For the kids' homework help, don't give away answers.", ["kids", "homework"]),
+    ("Replies to recruiters should decline politely.", ["replies", "recruiters"]),
+    ("I'd rather you skip the small talk in messages to my landlord.", ["messages", "landlord"]),
+    ("Please never use headings in my diary entries.", ["diary", "entries"]),
+    ("Lists of book recommendations should include the author.", ["book", "recommendations"]),
+    ("Use SI units for anything physics-related.", ["physics-related"]),
+    (
+        "It would help if my French vocabulary drills came with example sentences.",
+        ["french", "vocabulary", "drills"],
+    ),
+    ("I don't want emojis in anything for my accountant.", ["accountant"]),
+    ("Karaoke song picks for my dad should be from the 70s.", ["karaoke", "song", "picks", "dad"]),
+    ("When we talk about my garden, assume a cold climate.", ["garden"]),
+    (
+        "Regarding my car maintenance questions, mention the mileage interval.",
+        ["car", "maintenance"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("feedback", "words"), SHAPES)
+def test_scope_words_of_many_shapes(feedback: str, words: list[str]) -> None:
+    assert sorted(dict.fromkeys(w for p in scope_phrases(feedback) for w in facets(p))) == sorted(
+        words
+    )
+
+
+#: Feedbacks written by someone who never saw the extractor, with the scope words they meant,
+#: measured once after the shapes above were read (51 of 60 exact; precision 0.93, recall 0.97
+#: of the words, against 36 of 60, 0.81 and 0.80 before). The misses stay visible: each must
+#: keep failing until the extractor reads it (then drop its mark).
+MISSED = pytest.mark.xfail(strict=True, reason="a held-out shape the extractor does not read yet")
+HELD_OUT = [
+    (
+        "When I ask for slide decks for investors, keep each slide to three bullets.",
+        ["slide", "decks", "investors"],
+    ),
+    pytest.param("For grocery lists, group items by aisle.", ["grocery", "lists"], marks=MISSED),
+    (
+        "If it's a message to my landlord, stay formal and cite the lease clause.",
+        ["message", "landlord"],
+    ),
+    ("Keep apology messages to customers under 100 words.", ["apology", "messages", "customers"]),
+    ("Be more concise.", []),
+    ("Use a warmer tone.", []),
+    ("In Rust snippets, use the ? operator instead of unwrap().", ["rust", "snippets"]),
+    ("Instagram captions: no more than two hashtags.", ["instagram", "captions"]),
+    (
+        "I'd like my weekly budget summaries to round everything to the nearest dollar.",
+        ["weekly", "budget", "summaries"],
+    ),
+    (
+        "I prefer that notes to my daughter's teacher stay short and polite.",
+        ["notes", "daughter", "teacher"],
+    ),
+    (
+        "Could you stop using exclamation points in messages to the HOA board?",
+        ["messages", "hoa", "board"],
+    ),
+    (
+        "I don't want any jargon in explanations for my grandmother.",
+        ["explanations", "grandmother"],
+    ),
+    ("Don't pad the answer. Get to the point.", []),
+    ('Start with "Hi team" when drafting Slack announcements.', ["slack", "announcements"]),
+    (
+        "Translate medical discharge instructions into plain Spanish.",
+        ["medical", "discharge", "instructions"],
+    ),
+    (
+        "When summarizing court opinions, lead with the holding.",
+        ["summarizing", "court", "opinions"],
+    ),
+    pytest.param(
+        "For garden planning, assume I'm in zone 6b.", ["garden", "planning"], marks=MISSED
+    ),
+    pytest.param(
+        "Trip packing lists should include a section for medications.",
+        ["trip", "packing", "lists"],
+        marks=MISSED,
+    ),
+    (
+        "Cite the statute number whenever you answer questions about California tenant law.",
+        ["california", "tenant", "law"],
+    ),
+    ("In tabletop campaign recaps, use past tense.", ["tabletop", "campaign", "recaps"]),
+    ("Please avoid metaphors.", []),
+    (
+        "Anything for my physical therapist should mention which days my knee hurt.",
+        ["physical", "therapist"],
+    ),
+    (
+        "When my son asks for homework help in chemistry, don't give the final answer.",
+        ["son", "homework", "chemistry"],
+    ),
+    (
+        "Keep the alt text for museum photos under 125 characters.",
+        ["alt", "text", "museum", "photos"],
+    ),
+    pytest.param(
+        "Condense release notes for the mobile app into five bullets at most.",
+        ["release", "notes", "mobile", "app"],
+        marks=MISSED,
+    ),
+    (
+        "Hey, for anything about my mortgage refinance, show the monthly payment first.",
+        ["mortgage", "refinance"],
+    ),
+    ("Use Celsius when I ask about the weather.", ["weather"]),
+    ("Podcast show notes need timestamps.", ["podcast", "show", "notes"]),
+    ("Quarterly board updates must open with the cash runway.", ["quarterly", "board", "updates"]),
+    pytest.param(
+        "Could you make the meal plans for my diabetic dad lower in carbs?",
+        ["meal", "plans", "diabetic", "dad"],
+        marks=MISSED,
+    ),
+    ("I'd rather you not use slang. It feels forced.", []),
+    (
+        "Reddit comments about politics: stay neutral and skip sarcasm.",
+        ["reddit", "comments", "politics"],
+    ),
+    (
+        "If I'm writing to the school principal, sign off with my full name.",
+        ["school", "principal"],
+    ),
+    (
+        "Thank-you cards for my coworkers shouldn't mention money.",
+        ["thank-you", "cards", "coworkers"],
+    ),
+    ("Always explain Git merge conflicts with a diagram.", ["git", "merge", "conflicts"]),
+    ("When I'm messaging my sister, match her casual style.", ["messaging", "sister"]),
+    ("For eBay listings, put the condition in the first line.", ["ebay", "listings"]),
+    ("Answers about my cat's diet should mention that she has kidney disease.", ["cat", "diet"]),
+    ("Keep it short.", []),
+    ("Don't suggest supplements when I ask about my sleep problems.", ["sleep", "problems"]),
+    ("Office newsletter articles should avoid inside jokes.", ["office", "newsletter", "articles"]),
+    (
+        "When the topic is freelance tax deductions, include a worked example.",
+        ["freelance", "tax", "deductions"],
+    ),
+    (
+        "Avoid passive voice in lab reports for my physics class.",
+        ["lab", "reports", "physics", "class"],
+    ),
+    pytest.param(
+        "Can you use British spelling for anything going to our London clients?",
+        ["london", "clients"],
+        marks=MISSED,
+    ),
+    pytest.param("I don't like when you add a summary at the end.", [], marks=MISSED),
+    ("Stop capitalizing every word in headings.", ["headings"]),
+    pytest.param(
+        "Toasts for my parents' anniversary party should be under two minutes.",
+        ["parents", "anniversary", "party"],
+        marks=MISSED,
+    ),
+    ("With Terraform configs, pin provider versions.", ["terraform", "configs"]),
+    (
+        "In YouTube video descriptions, put the links at the bottom.",
+        ["youtube", "video", "descriptions"],
+    ),
+    ("For weeknight dinners, keep prep under 30 minutes.", ["weeknight", "dinners"]),
+    ('Never begin patient intake forms with "Dear patient".', ["patient", "intake", "forms"]),
+    (
+        "That was too long. Next time, bullet the key points for standup updates.",
+        ["standup", "updates"],
+    ),
+    ("Dating profile bios shouldn't sound like a job application.", ["dating", "profile", "bios"]),
+    (
+        "My landscaping business flyers need the phone number in large print.",
+        ["landscaping", "business", "flyers"],
+    ),
+    ("Less fluff, please.", []),
+    (
+        "If the question is about medication dosages, tell me to check with a pharmacist.",
+        ["medication", "dosages"],
+    ),
+    (
+        "For fantasy football trades, show both teams' projected points.",
+        ["fantasy", "football", "trades"],
+    ),
+    pytest.param(
+        "Could you keep Spanish practice dialogues at an A2 level?",
+        ["spanish", "practice", "dialogues"],
+        marks=MISSED,
+    ),
+    ("Error messages in our Go CLI should start lowercase.", ["error", "messages", "go", "cli"]),
+    (
+        'Sign off church volunteer emails with "Blessings, Maria".',
+        ["church", "volunteer", "emails"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("feedback", "words"), HELD_OUT)
+def test_scope_words_of_held_out_feedbacks(feedback: str, words: list[str]) -> None:
+    assert sorted(dict.fromkeys(w for p in scope_phrases(feedback) for w in facets(p))) == sorted(
+        words
+    )
