@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from persona.adapters.api import AdapterMethods
 from persona.config import (
@@ -19,22 +18,17 @@ from persona.config import (
     check_prompts,
     check_text,
     check_user_id,
-    safe_dir_name,
 )
 from persona.errors import InvalidInputError, UnknownUserError
 from persona.learn.base import Hit, Learner, Request, Write, merge
-from persona.learn.c3po import C3PO, C3POConfig
-from persona.learn.c3po_data import DatasetConfig
-from persona.learn.cipher import Aggregate, CipherConfig, CipherLearner
-from persona.learn.fspo import FSPO, FSPOConfig, ScorerName
-from persona.learn.guard import looks_like_injection
-from persona.learn.stated import Stated, StatedConfig
+from persona.learn.compose import make_learners
 from persona.manual import ManualPreferenceMethods
 from persona.options import LayerOptions
 from persona.store.base import Store
 from persona.store.embed import Embedder, load_embedder, reembed_if_changed
 from persona.store.index import VectorIndex
 from persona.types import Conditioning, Label, Preference
+from persona.users import UserMethods
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -44,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class PreferenceLayer(ManualPreferenceMethods, AdapterMethods):
+class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
     """Learns each user's preferences and conditions agents with them.
 
     Open one with :meth:`open`; it is safe to share between threads.
@@ -85,31 +79,10 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods):
         )
         # Rows fetched per request for every learner to choose from (nearest first).
         self._search_k = 4 * (opts.top_k + opts.cipher_k)
-        self.stated = Stated(store, StatedConfig(opts.top_k, opts.min_similarity))
-        self.cipher = CipherLearner(
-            lambda: self.llm,
-            self._nearest,
-            CipherConfig(
-                k=opts.cipher_k,
-                min_similarity=opts.cipher_min_similarity,
-                aggregate=cast(Aggregate, opts.cipher_aggregate),
-            ),
+        learners = make_learners(
+            store, embedder, lambda: self.llm, self._nearest, opts, local_llm=self._local_llm()
         )
-        categories = opts.c3po_categories
-        if categories is None:
-            categories = 0 if self._local_llm() else 4
-        dataset = DatasetConfig(categories, opts.c3po_prompts, generate=categories > 0)
-        self.c3po = C3PO(store, embedder, lambda: self.llm, C3POConfig(dataset))
-        self.fspo = FSPO(
-            store,
-            embedder,
-            lambda: self.llm,
-            FSPOConfig(
-                shots=opts.fspo_shots,
-                describe=opts.fspo_describe,
-                scorer=cast(ScorerName, opts.scorer),
-            ),
-        )
+        self.stated, self.c3po, self.cipher, self.fspo = learners
         self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher, self.fspo)
         for user in reembed_if_changed(store, embedder):
             self.index.invalidate(user)
@@ -368,40 +341,6 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods):
         if not self.store.has_user(user_id):
             return [0.0] * len(responses)
         return self.score(user_id, prompt, responses)
-
-    # -- users ----------------------------------------------------------------
-    def users(self) -> list[str]:
-        return self.store.users()
-
-    def export_user(self, user_id: str) -> dict[str, Any]:
-        """Everything stored about the user, JSON-serializable (no vectors: they are re-made)."""
-        from persona.store.portable import export_user
-
-        return export_user(self.store, self._known(user_id))
-
-    def import_user(self, data: dict[str, Any], *, replace: bool = False) -> str:
-        """Load a user exported by :meth:`export_user`; returns the user id. All or nothing."""
-        from persona.store.portable import import_user
-
-        user_id = import_user(
-            self.store, self.embedder, data, replace=replace, flag=looks_like_injection
-        )
-        self.index.invalidate(user_id)
-        for learner in self.learners:
-            learner.forget(user_id)
-        return user_id
-
-    def delete_user(self, user_id: str) -> None:
-        """Delete the user's rows, vectors and adapter files: nothing is left."""
-        self._known(user_id)
-        self.store.delete_user(user_id)
-        self.index.invalidate(user_id)
-        if self.home is not None:
-            for folder in ("", ".work"):  # the adapter, and its answers and unfinished runs
-                target = self.home / "adapters" / folder / safe_dir_name(user_id)
-                shutil.rmtree(target, ignore_errors=True)
-        for learner in self.learners:
-            learner.forget(user_id)
 
     def close(self) -> None:
         self.cipher.close()
