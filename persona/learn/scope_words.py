@@ -173,11 +173,21 @@ def _trailing(sentence: str) -> list[str]:
     return []
 
 
+#: A sentence that opens with one of these is an instruction, so what precedes a later "gets" or
+#: "needs" is not its subject ("Keep answers short so the reader gets the point").
+_IMPERATIVE = re.compile(
+    rf"^(?:{_ON_ANSWER}|avoid|stop|skip|add|include|mention|give|tell|cite|spell|use|do|"
+    r"don't|be|try|list|group|lead|stay|match|assume|bullet|define|round|pin|put)\b",
+    re.IGNORECASE,
+)
+
+
 def _subject(sentence: str) -> str | None:
     """The subject of a rule ("Cover letters should ...") or a label ("Sermons: ...")."""
     match = _SUBJECT.match(sentence) or _LABEL.match(sentence)
     if match and not _NOT_SCOPE.match(match.group("scope")):
-        return match.group("scope")
+        if not (_IMPERATIVE.match(sentence) and match.re is _SUBJECT):
+            return match.group("scope")
     return None
 
 

@@ -47,6 +47,8 @@ from persona.store.embed import HashEmbedder
         ("Haiku you write for me should be in all lowercase.", ["Haiku you write for me"]),
         ("Be more concise.", []),
         ("Keep your answers short.", []),
+        # an instruction's later verb does not make what precedes it a subject
+        ("Keep answers short so the reader gets the point.", []),
     ],
 )
 def test_scope_phrases_read_the_common_shapes(feedback: str, phrases: list[str]) -> None:
