@@ -7,7 +7,13 @@ People state the scope of a feedback in a handful of English shapes:
 - the subject of a rule: "My commit messages should be ...", "Replies to reviews: 50 words max";
 - the object of a verb that acts on the whole answer: "Keep tweets for my bakery under 40
   words", "Comment the SQL queries you write for me", "Start every reply to support tickets
-  with ...".
+  with ...", also after "Could you ..." or "Please always ...";
+- a stated wish: "I'd like my lab notes kept brief", "I prefer that captions for my photos stay
+  short".
+
+A rule with a subject or an object names its scope there, and what follows is its manner ("Put
+YAML snippets in code fences"). Vague heads count only where nothing else is named
+("answers about tax law" -> "tax", "law").
 
 :func:`scope_phrases` returns those phrases ("drafting emails to my boss"); :func:`facets`
 splits one into the content words a request must touch to be in scope ("emails", "boss"),
@@ -73,7 +79,7 @@ _ON_ANSWER = (
     r"put|wrap|present|show|render|answer|reply to|respond to"
 )
 _OBJECT = re.compile(
-    rf"^(?:please\s+)?(?:always\s+|never\s+)?(?:{_ON_ANSWER})\s+(?P<scope>.{{3,80}})$",
+    rf"^(?:{_ON_ANSWER})\s+(?P<scope>.{{3,80}})$",
     re.IGNORECASE,
 )
 #: Where an object phrase stops: a measure, a manner, a comparison or a new clause.
