@@ -66,8 +66,24 @@ class C3POConfig:
 # -- data ---------------------------------------------------------------------------------
 
 
+#: The user's own examples train the adapter beside the generated prompts: in-scope ones as
+#: DPO prompts, out-of-scope ones as near-scope SFT rows (they name where it must not apply).
+#: They are the surest prompts of all, and with the local model the only in-scope ones.
+USER_EXAMPLES = {"in_scope": "user_in_scope", "near_scope": "user_out_of_scope"}
+
+
+def split_prompts(dataset: dict[str, Any], key: str, split: str) -> list[str]:
+    """The prompts of one set (``in_scope``, ``near_scope``, ``out_of_scope``) and split; the
+    training split also holds the user's examples of that side."""
+    prompts = list(dataset[key][split])
+    if split == "train" and key in USER_EXAMPLES:
+        prompts += dataset.get(USER_EXAMPLES[key], [])
+    return list(dict.fromkeys(prompts))
+
+
 def _prompts(dataset: dict[str, Any], split: str) -> list[str]:
-    return [p for key in ("in_scope", "near_scope", "out_of_scope") for p in dataset[key][split]]
+    keys = ("in_scope", "near_scope", "out_of_scope")
+    return [p for key in keys for p in split_prompts(dataset, key, split)]
 
 
 def fill_answers(
@@ -96,8 +112,8 @@ def fill_answers(
         strict=True,
     ):
         answers.setdefault(prompt, {})["baseline"] = text
-    ins = [*dataset["in_scope"]["train"], *dataset["in_scope"]["test"]]
-    todo = [p for p in ins if "revised" not in answers[p]]
+    ins = [*split_prompts(dataset, "in_scope", "train"), *dataset["in_scope"]["test"]]
+    todo = [p for p in dict.fromkeys(ins) if "revised" not in answers[p]]
     asks = [
         REVISE.format(prompt=p, baseline=answers[p]["baseline"], feedback=dataset["feedback"])
         for p in todo
@@ -129,7 +145,7 @@ def build_rows(
     """
     answers = dataset.get("answers") or {}
     dpo, dropped = [], 0
-    for p in dataset["in_scope"][split]:
+    for p in split_prompts(dataset, "in_scope", split):
         pair = answers.get(p) or {}
         if not _usable(pair):
             dropped += 1
@@ -145,7 +161,7 @@ def build_rows(
     def sft(key: str) -> list[dict[str, Any]]:
         return [
             {"prompt": p, "answer": answers[p]["baseline"]}
-            for p in dataset[key][split]
+            for p in split_prompts(dataset, key, split)
             if (answers.get(p) or {}).get("baseline")
         ]
 

@@ -60,6 +60,22 @@ def test_rows_pair_revised_over_baseline_and_drop_echoed_revisions() -> None:
     assert len(out) == 3 and all(r["answer"].startswith("Sure") for r in out)
 
 
+def test_the_users_examples_train_the_adapter_as_in_and_near_scope_rows() -> None:
+    data = dataset()
+    mine, not_mine = "Email my team lead about the outage", "Text my boss I'm late"
+    data["user_in_scope"], data["user_out_of_scope"] = [mine], [not_mine]
+    data["answers"][mine] = {"baseline": "Hey! 🚀 Outage.", "revised": "Dear lead, the outage."}
+    data["answers"][not_mine] = {"baseline": "Running late!"}
+    dpo, near, _, dropped = build_rows(data)
+    assert dropped == 1 and [r["prompt"][0]["content"] for r in dpo] == [
+        data["in_scope"]["train"][0],
+        mine,
+    ]
+    assert [r["prompt"] for r in near][-1] == not_mine
+    assert build_rows(data, "test")[0][0]["prompt"][0]["content"] == data["in_scope"]["test"][0]
+    assert len(build_rows(data, "test")[0]) == 1  # examples are training prompts only
+
+
 def test_sft_rows_carry_loss_on_the_answer_only(tiny_dir: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -147,6 +163,7 @@ def test_answers_come_from_the_model_and_existing_ones_are_kept(tiny_dir: Path) 
     tok = AutoTokenizer.from_pretrained(tiny_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_dir)
     data = dataset(answers=False)
+    data["user_in_scope"] = ["Email my director about the budget"]
     kept = "Sure, here you go."
     data["answers"] = {"Explain tides": {"baseline": kept}}
     filled = fill_answers(model, tok, data, max_new_tokens=4)
@@ -156,9 +173,9 @@ def test_answers_come_from_the_model_and_existing_ones_are_kept(tiny_dir: Path) 
         for s in ("train", "test")
         for p in data[k][s]
     ]
-    assert set(filled["answers"]) == set(prompts)
+    ins = data["in_scope"]["train"] + data["in_scope"]["test"] + data["user_in_scope"]
+    assert set(filled["answers"]) == set(prompts) | set(data["user_in_scope"])
     assert filled["answers"]["Explain tides"]["baseline"] == kept
-    ins = data["in_scope"]["train"] + data["in_scope"]["test"]
     assert all("revised" in filled["answers"][p] for p in ins)
     assert all("revised" not in filled["answers"][p] for p in data["near_scope"]["train"])
     assert "answers" not in data or data["answers"] == {"Explain tides": {"baseline": kept}}
