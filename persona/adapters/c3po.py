@@ -430,15 +430,20 @@ def train_c3po(
 ) -> dict[str, Any]:
     """Train one feedback's C3PO adapter into ``out_dir`` (peft format, with ``c3po.json``).
 
-    Answers are generated first by the model itself and saved to ``out_dir/dataset.json``,
-    so a rerun does not generate them again. Returns the record written to ``c3po.json``.
+    Answers are generated first by the model itself and saved to ``out_dir/dataset.json``;
+    a rerun for the same feedback reuses them and answers only the prompts that are new (the
+    dataset given, not the saved one, says which prompts train: the user may have added some).
+    Returns the record written to ``c3po.json``.
     """
     cfg = config or C3POConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "dataset.json"
-    if saved.is_file():
-        dataset = json.loads(saved.read_text(encoding="utf-8"))
+    if saved.is_file():  # a rerun keeps the answers already generated for this feedback
+        before = json.loads(saved.read_text(encoding="utf-8"))
+        if before.get("feedback") == dataset["feedback"]:
+            answers = {**(before.get("answers") or {}), **(dataset.get("answers") or {})}
+            dataset = {**dataset, "answers": answers}
     if model is None or tokenizer is None:
         model, tokenizer = load_model(base, follow_adapter)
     t0 = time.perf_counter()

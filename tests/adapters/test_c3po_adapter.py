@@ -187,3 +187,23 @@ def test_no_usable_pair_is_a_clear_error(tiny_dir: Path, tmp_path: Path) -> None
         pair["revised"] = pair["baseline"]
     with pytest.raises(InvalidInputError, match="no usable in-scope pair"):
         train_c3po(data, tmp_path / "a", C3POConfig(max_steps=1), base=tiny_dir)
+
+
+def test_a_rerun_trains_on_the_dataset_given_and_keeps_the_saved_answers(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    data = dataset()
+    for pair in data["answers"].values():
+        pair["revised"] = pair["baseline"]
+    with pytest.raises(InvalidInputError, match="no usable in-scope pair"):
+        train_c3po(data, tmp_path / "a", C3POConfig(max_steps=1), base=tiny_dir)
+    # the user then gives an example of the scope: the same folder trains on it
+    mine = "Email my director about the budget"
+    again = {**dataset(answers=False), "user_in_scope": [mine]}
+    again["answers"] = {mine: {"baseline": "Hi! 💸 Budget.", "revised": "Dear director, budget."}}
+    record = train_c3po(again, tmp_path / "a", C3POConfig(max_steps=1), base=tiny_dir)
+    assert record["rows"]["dpo"] == 1 and record["rows"]["dropped"] == 2
+    saved = json.loads((tmp_path / "a" / "dataset.json").read_text())
+    assert saved["user_in_scope"] == [mine]
+    first = data["in_scope"]["train"][0]
+    assert saved["answers"][first] == data["answers"][first]  # reused, not generated again
