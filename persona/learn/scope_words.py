@@ -32,6 +32,9 @@ import numpy as np
 
 from persona.store.embed import Embedder
 
+#: A word of a scope or a request ("d&d" and "q&a" are one word).
+WORD = r"[a-z0-9](?:[a-z0-9'-]|&(?=[a-z0-9]))*"
+
 #: Quoted text; a single quote opens only where no letter precedes it ("my kids' party, don't"
 #: is not a quotation).
 _QUOTED = re.compile(r"(?:(?<!\w)'[^']{1,80}'(?!\w)|\"[^\"]{1,80}\"|“[^”]{1,80}”|‘[^’]{1,80}’)")
@@ -92,7 +95,8 @@ _OBJECT_END = re.compile(
     re.IGNORECASE,
 )
 _ASK = re.compile(
-    r"^(?:(?:i|you|we)\s+(?:ask|want|need|request|draft|write|make|send|prepare)\s+"
+    r"^(?:(?:i|you|we)\s+(?:ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|"
+    r"review|check|edit|proofread|explain|answer|discuss|talk)\s+"
     r"(?:you\s+)?(?:for|to|about)?\s*|about\s+)",
     re.IGNORECASE,
 )
@@ -136,12 +140,13 @@ STOP = frozenset(
     creating put get using use one thing things stuff something off up out more less
     very too much into onto like than then just also only via per i'm i've i'd i'll you're
     you've you'd we're we've we'd it's that's let's don't doesn't didn't can't won't isn't
-    aren't shouldn't mustn't""".split()
+    aren't shouldn't mustn't how what why where which who whom whose""".split()
 )
 #: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).
 VAGUE = frozenset(
     """anything everything something stuff question questions request requests topic topics
-    answer answers response responses output list lists kind kinds type types sort""".split()
+    answer answers response responses output list lists kind kinds type types sort
+    explaining explain helping answering discussing talking piece pieces content""".split()
 )
 
 
@@ -171,6 +176,7 @@ def _trailing(sentence: str) -> list[str]:
         phrase = _OBJECT_END.sub("", phrase)
         if (
             len(phrase) >= 3
+            and not phrase.lower().startswith("to ")  # "... when to call the doctor"
             and not _manner(phrase)
             and not _NOT_SCOPE.fullmatch(phrase.strip())
             and not _PRONOUN.match(phrase.strip())
@@ -203,12 +209,21 @@ def _wish(sentence: str) -> str | None:
     clause = _WISH_CLAUSE.match(sentence)
     if clause:
         return _subject(clause.group("clause"))
-    wish = _WISH.match(sentence)
+    wish = _WISH.match(re.split(r"[,;]", sentence, maxsplit=1)[0])
     if wish:
         phrase = _OBJECT_END.sub("", _WISH_END.sub("", wish.group("scope")))
         if not _manner(phrase):
             return phrase
     return None
+
+
+#: What follows "keep / end / ..." but is no object: a preposition ("End *with* a question")
+#: or a manner noun phrase ("Keep *a firm but polite tone* when ...").
+_NOT_OBJECT = re.compile(
+    r"^(?:(?:with|by|in|on|at|to|up|off)\b|(?:(?:a|an|the|your)\s+)?(?:[a-z-]+,?\s+){0,4}?"
+    r"(?:and\s+|but\s+|yet\s+)?(?:[a-z-]+\s+)?(?:tone|voice|register|attitude)\b)",
+    re.IGNORECASE,
+)
 
 
 def _sentence_phrases(sentence: str) -> list[str]:
@@ -222,12 +237,13 @@ def _sentence_phrases(sentence: str) -> list[str]:
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
     obj = None if lead else _OBJECT.match(sentence)
-    if obj:
+    if obj and not _NOT_OBJECT.match(obj.group("scope")):
         phrase = _OBJECT_END.sub("", obj.group("scope"))
         if not _manner(phrase) and not set(facets(phrase)) <= GENERIC:
             # "Put YAML snippets in code fences": what follows the object is its manner
             return [*found, phrase]
-    found.extend(_trailing(sentence))
+    if not lead:  # after "For questions about my car, ..." the rest is the instruction
+        found.extend(_trailing(sentence))
     into = _INTO.match(sentence)
     if into and not lead and not _manner(into.group("scope")):
         found.append(_OBJECT_END.sub("", into.group("scope")))
@@ -251,7 +267,7 @@ def facets(phrase: str) -> list[str]:
     """The content words of a scope phrase, in order ("drafting emails to my boss" ->
     ["emails", "boss"]); possessives lose their "'s", and vague heads ("answers about tax
     law") count only where nothing else is named."""
-    words = re.findall(r"[a-z0-9][a-z0-9'-]*", phrase.lower())
+    words = re.findall(WORD, phrase.lower())
     out = [re.sub(r"'s?$", "", w) for w in words]
     kept = list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
     return [w for w in kept if w not in VAGUE] or kept
@@ -274,7 +290,7 @@ def request_words(text: str) -> list[str]:
     matched against ("Email my team lead today" -> "email", "team", "lead", "today"). Word
     pairs were measured too: no better (0.785 against 0.780 decision accuracy) at twice the
     embedding time."""
-    words = [re.sub(r"'s?$", "", w) for w in re.findall(r"[a-z0-9][a-z0-9'-]*", text.lower())]
+    words = [re.sub(r"'s?$", "", w) for w in re.findall(WORD, text.lower())]
     return list(dict.fromkeys(w for w in words if w and w not in STOP))[:MAX_WORDS]
 
 

@@ -176,7 +176,7 @@ SHAPES = [
     ("No semicolons in marketing emails.", ["marketing", "emails"]),
     (
         "Less jargon when you explain statistics to my students.",
-        ["explain", "statistics", "students"],
+        ["statistics", "students"],  # explaining is vague: a question never says it
     ),
     ("Emails to vendors get a formal greeting.", ["emails", "vendors"]),
     ("Sermon drafts: under 1,500 words.", ["sermon"]),
@@ -254,6 +254,31 @@ SHAPES = [
         "Regarding my car maintenance questions, mention the mileage interval.",
         ["car", "maintenance"],
     ),
+    # development feedbacks written by a helper (second batch): question words, "D&D", a manner
+    # noun phrase or a preposition after the verb, a wish with a comma, "when to", a lead
+    ("Whenever I ask how to do something in Excel, give me numbered steps.", ["excel"]),
+    ("Start every recap of our D&D campaign with 'Previously on'.", ["recap", "d&d", "campaign"]),
+    (
+        "Keep a firm but polite tone when you write complaint letters to companies for me.",
+        ["complaint", "letters", "companies"],
+    ),
+    ("End with a question for me when you analyze my chess games.", ["chess", "games"]),
+    (
+        "I'd like my museum tour scripts kept conversational, like I'm chatting with visitors "
+        "rather than reading a wall label.",
+        ["museum", "tour", "scripts"],
+    ),
+    (
+        "When I ask about my kids' symptoms, stay calm rather than alarmist, and tell me clearly "
+        "when to call the doctor.",
+        ["kids", "symptoms"],
+    ),
+    (
+        "For questions about my car, tell me up front whether it's a DIY job or one for a "
+        "mechanic.",
+        ["car"],
+    ),
+    ("When explaining statistics, three sentences max.", ["statistics"]),
 ]
 
 
@@ -313,9 +338,7 @@ HELD_OUT = [
         "When summarizing court opinions, lead with the holding.",
         ["summarizing", "court", "opinions"],
     ),
-    pytest.param(
-        "For garden planning, assume I'm in zone 6b.", ["garden", "planning"], marks=MISSED
-    ),
+    ("For garden planning, assume I'm in zone 6b.", ["garden", "planning"]),
     pytest.param(
         "Trip packing lists should include a section for medications.",
         ["trip", "packing", "lists"],
