@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -431,7 +432,7 @@ def train_c3po(
     """Train one feedback's C3PO adapter into ``out_dir`` (peft format, with ``c3po.json``).
 
     Answers are generated first by the model itself and saved to ``out_dir/dataset.json``;
-    a rerun for the same feedback reuses them and answers only the prompts that are new (the
+    a rerun for the same feedback and model reuses them and answers only new prompts (the
     dataset given, not the saved one, says which prompts train: the user may have added some).
     Returns the record written to ``c3po.json``.
     """
@@ -439,16 +440,23 @@ def train_c3po(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "dataset.json"
-    if saved.is_file():  # a rerun keeps the answers already generated for this feedback
+    # answers are the model's own: reused only from the same model, budget and feedback
+    answered_by = f"{base or 'packaged'}|follow={follow_adapter}|tokens={cfg.answer_tokens}"
+    try:
         before = json.loads(saved.read_text(encoding="utf-8"))
-        if before.get("feedback") == dataset["feedback"]:
-            answers = {**(before.get("answers") or {}), **(dataset.get("answers") or {})}
-            dataset = {**dataset, "answers": answers}
+    except (OSError, ValueError):  # none yet, or cut short by a kill: answer again
+        before = {}
+    if (before.get("feedback"), before.get("answered_by")) == (dataset["feedback"], answered_by):
+        answers = {**(before.get("answers") or {}), **(dataset.get("answers") or {})}
+        dataset = {**dataset, "answers": answers}
     if model is None or tokenizer is None:
         model, tokenizer = load_model(base, follow_adapter)
     t0 = time.perf_counter()
     dataset = fill_answers(model, tokenizer, dataset, max_new_tokens=cfg.answer_tokens, tick=tick)
-    saved.write_text(json.dumps(dataset, ensure_ascii=False), encoding="utf-8")
+    dataset["answered_by"] = answered_by
+    tmp = saved.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dataset, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, saved)
     answer_s = time.perf_counter() - t0
     dpo, near, outside, dropped = build_rows(dataset)
     if not dpo:

@@ -207,3 +207,11 @@ def test_a_rerun_trains_on_the_dataset_given_and_keeps_the_saved_answers(
     assert saved["user_in_scope"] == [mine]
     first = data["in_scope"]["train"][0]
     assert saved["answers"][first] == data["answers"][first]  # reused, not generated again
+    # a file cut short by a kill is not an error: the answers are generated again
+    (tmp_path / "a" / "dataset.json").write_text('{"feedback": "Don', encoding="utf-8")
+    record = train_c3po(
+        again, tmp_path / "a", C3POConfig(max_steps=1, answer_tokens=4), base=tiny_dir
+    )
+    saved = json.loads((tmp_path / "a" / "dataset.json").read_text())
+    assert saved["answers"][first] != data["answers"][first]  # the tiny model's own, anew
+    assert record["rows"]["dpo"] >= 1 and not (tmp_path / "a" / "dataset.tmp").exists()
