@@ -41,6 +41,7 @@ from persona.ui.prefs import (
     delete_all,
     delete_label,
     delete_preference,
+    edit_scope,
     export_data,
     load_labels,
     load_user,
@@ -60,9 +61,9 @@ __all__ = [
     "COLUMNS", "HISTORY_TURNS", "LABEL_COLUMNS", "MODES", "Accepted", "Candidates", "Edited",
     "Learned", "Panel", "Picked", "Turn", "accept_answer", "add_preference", "as_text",
     "CSS", "build_app", "candidates", "delete_all", "delete_label", "delete_preference",
-    "edit_message", "export_data", "give_feedback", "load_labels", "load_user", "pick", "plain",
-    "preference_table", "run_job", "send", "serve", "stream_send", "toggle_preference",
-    "turns", "update_preference",
+    "edit_message", "edit_scope", "export_data", "give_feedback", "load_labels", "load_user",
+    "pick", "plain", "preference_table", "run_job", "send", "serve", "stream_send",
+    "toggle_preference", "turns", "update_preference",
 ]  # fmt: skip
 
 PLACEHOLDERS = {

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from persona.config import MAX_PREFERENCE_CHARS, safe_dir_name
 from persona.errors import InvalidInputError, NotFoundError, UnknownUserError
 from persona.types import Preference
-from persona.ui.common import Notify, escape_md, failed, normalise_user, pref_id, quiet, text_in
+from persona.ui.common import (
+    Notify,
+    escape_md,
+    failed,
+    lines_in,
+    normalise_user,
+    pref_id,
+    quiet,
+    text_in,
+)
 from persona.ui.common import warn as _warn
 
 if TYPE_CHECKING:
@@ -199,6 +208,37 @@ def update_preference(
             updated.flagged
         )
         return f"Preference #{pref.id} now reads: {escape_md(updated.text)}.{note}"
+
+    return _action(layer, user_id, action, notify)
+
+
+def edit_scope(
+    layer: PreferenceLayer,
+    user_id: Any,
+    pid: Any,
+    add_in: Any,
+    add_out: Any,
+    notify: Notify = _warn,
+) -> Panel:
+    """Widen or narrow where a feedback applies (the row picked in the table): requests where
+    it should apply and where it should not, one per line. No LLM call."""
+
+    def action(user: str) -> str:
+        pref = _existing(layer, user, pid)
+        if not any(ref.startswith("feedback:") for ref in pref.provenance):
+            raise InvalidInputError(
+                f"Preference #{pref.id} was not learned from your feedback, so it has no scope "
+                "to change. Pick a row whose “learned from” is a feedback."
+            )
+        ins = lines_in(add_in, "example request") or []
+        outs = lines_in(add_out, "example request") or []
+        if not ins and not outs:
+            raise InvalidInputError(
+                "Type at least one request, one per line, where the feedback should or should "
+                "not apply."
+            )
+        updated = layer.edit_scope(user, pref.id, add_in_scope=ins, add_out_of_scope=outs)
+        return f"Preference #{pref.id} now applies {escape_md(applies(updated))}."
 
     return _action(layer, user_id, action, notify)
 

@@ -11,6 +11,7 @@ from persona.ui.prefs import (
     add_preference,
     delete_label,
     delete_preference,
+    edit_scope,
     export_data,
     load_user,
     toggle_preference,
@@ -71,6 +72,20 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
         save_btn = gr.Button("Save text", elem_id="pref-save")
         toggle_btn = gr.Button("Disable/Enable", elem_id="pref-toggle")
         delete_btn = gr.Button("Delete", variant="stop", elem_id="pref-delete")
+    with gr.Accordion("Where a feedback applies (pick its row first)", open=False,
+                      elem_id="scope-box"):  # fmt: skip
+        with gr.Row(equal_height=True):
+            scope_in = gr.Textbox(
+                label="It should also apply to requests like these (one per line)",
+                lines=3,
+                elem_id="scope-in",
+            )
+            scope_out = gr.Textbox(
+                label="It should not apply to requests like these (one per line)",
+                lines=3,
+                elem_id="scope-out",
+            )
+        scope_btn = gr.Button("Update where it applies", elem_id="scope-save")
     labels = gr.Dataframe(
         headers=LABEL_COLUMNS,
         interactive=False,
@@ -108,6 +123,11 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
     def on_save(uid: str, pid: Any, text: str, request: gr.Request):
         return panel_out(update_preference(layer, who(request, uid), pid, text))
 
+    def on_scope(uid: str, pid: Any, add_in: str, add_out: str, request: gr.Request):
+        panel = edit_scope(layer, who(request, uid), pid, add_in, add_out)
+        cleared = ("", "") if panel.ok else (gr.skip(), gr.skip())
+        return *panel_out(panel), *cleared
+
     def on_toggle(uid: str, pid: Any, request: gr.Request):
         return panel_out(toggle_preference(layer, who(request, uid), pid))
 
@@ -144,6 +164,12 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
     search.change(on_search, [user, search], [prefs, status], show_progress="hidden")
     add_btn.click(on_add, [user, pref_text], [prefs, status, pref_text], api_name="add_preference")
     save_btn.click(on_save, [user, pref_id, pref_text], [prefs, status])
+    scope_btn.click(
+        on_scope,
+        [user, pref_id, scope_in, scope_out],
+        [prefs, status, scope_in, scope_out],
+        api_name="edit_scope",
+    )
     toggle_btn.click(on_toggle, [user, pref_id], [prefs, status], api_name="toggle_preference")
     delete_btn.click(
         on_delete, [user, pref_id], [prefs, status, pref_id], api_name="delete_preference"

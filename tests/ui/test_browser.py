@@ -127,6 +127,19 @@ def test_two_signed_in_users_end_to_end(browser, served_auth, tmp_path: Path) ->
     expect(status).to_contain_text(f"Deleted preference #{edit_pref.id}")
     assert edit_pref.id not in {p.id for p in layer.preferences("ana")}
 
+    # narrow where the feedback applies: its row, then a request where it must not apply
+    fb_pref = next(p for p in layer.preferences("ana") if p.source == "feedback")
+    prefs.get_by_text("no emojis", exact=False).filter(visible=True).first.click()
+    expect(page.locator("#pref-id input, #pref-id textarea").first).to_have_value(str(fb_pref.id))
+    page.locator("#scope-box").get_by_text("Where a feedback applies").click()
+    page.locator("#scope-out textarea").fill("email my mum about Sunday lunch")
+    page.locator("#scope-save").click()
+    expect(status).to_contain_text(f"Preference #{fb_pref.id} now applies in scope")
+    expect(page.locator("#scope-out textarea")).to_have_value("")
+    assert list(layer.store.list_feedback("ana")[0].out_of_scope) == [
+        "email my mum about Sunday lunch"
+    ]
+
     # export my data
     page.locator("#export").click()
     expect(status).to_contain_text("Exported your data")

@@ -140,3 +140,26 @@ def test_programmer_messages_never_reach_people(message: str) -> None:
         shown = for_person(kind(message))
         for code in ("layer.", "several calls", "\\\\", "()", "user_id", "output '"):
             assert code not in shown, shown
+
+
+def test_a_feedback_scope_is_widened_and_narrowed_from_the_table(ui_layer) -> None:
+    notes: list[str] = []
+    ui_layer.add_preference(USER, "metric units")
+    pref = ui_layer.learn_from_feedback(USER, "no emojis in emails to my boss", in_scope=[CTX])
+    added = next(p for p in ui_layer.preferences(USER) if p.id != pref.id)
+    wider, narrower = "Write a memo to my team lead", "Email my mum about Sunday lunch"
+    for pid, ins, outs in (
+        (added.id, wider, ""),  # not learned from feedback: it has no scope
+        (pref.id, "  \n ", ""),  # nothing typed
+        (pref.id + 99, wider, ""),  # no such row
+    ):
+        panel = ui.edit_scope(ui_layer, USER, pid, ins, outs, notes.append)
+        assert not panel.ok and panel.status.startswith("⚠️")
+    assert "not learned from your feedback" in notes[0] and "one per line" in notes[1]
+    before = ui_layer.store.list_feedback(USER)[0]
+    assert (list(before.in_scope), list(before.out_of_scope)) == ([CTX], [])  # nothing lost
+    panel = ui.edit_scope(ui_layer, USER, f"#{pref.id}", f"{wider}\n\n", narrower, notes.append)
+    assert panel.ok and f"Preference #{pref.id} now applies in scope" in panel.status
+    after = ui_layer.store.list_feedback(USER)[0]
+    assert list(after.in_scope) == [CTX, wider] and list(after.out_of_scope) == [narrower]
+    assert panel.table is not None and "in scope" in panel.table.iloc[-1]["applies where"]
