@@ -11,6 +11,7 @@ from rich.table import Table
 
 from persona.cli_common import err, errors, out
 from persona.config import default_home
+from persona.errors import InvalidInputError
 
 
 def bench_feedback(
@@ -21,6 +22,7 @@ def bench_feedback(
         True, "--answers/--no-answers", help="Also generate answers and check behaviour."
     ),
     limit: int | None = typer.Option(None, help="Only the first N feedbacks."),
+    skip: int = typer.Option(0, help="Start after the first N feedbacks of the set."),
     categories: int = typer.Option(4, help="Categories the LLM writes per feedback."),
     per_category: int = typer.Option(5, help="In- and near-scope prompts per category."),
     max_tokens: int = typer.Option(160, help="Answer budget in tokens."),
@@ -118,7 +120,9 @@ def bench_feedback(
                 f"leave-one-feedback-out accuracy {record['leave_one_feedback_out_accuracy']}"
             )
             return
-        feedbacks = load_feedback_set("test")[:limit]
+        if skip < 0:
+            raise InvalidInputError(f"--skip {skip} is negative; give 0 or more feedbacks.")
+        feedbacks = load_feedback_set("test")[skip:][:limit]
         with Progress(console=err) as progress:
             bar = progress.add_task("feedbacks", total=len(feedbacks))
             result = run_feedback_bench(

@@ -99,12 +99,15 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
             "--no-answers",
             "--limit",
             "1",
+            "--skip",
+            "2",
             "--out",
             str(tmp_path),
         ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "feedback.json").read_text())
+    assert [r["id"] for r in data["feedbacks"]] == [load_feedback_set("test")[2]["id"]]
     assert data["embedder"].startswith("all-MiniLM") or "MiniLM" in data["embedder"]
     assert data["command"].startswith("persona ") and data["machine"]["cores"]
     assert (tmp_path / "feedback.png").stat().st_size > 1000
