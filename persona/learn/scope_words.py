@@ -91,7 +91,8 @@ _OBJECT_END = re.compile(
     r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|"
     r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
     r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof)|"
-    r"[a-z]+er than|(?:short|long|brief|concise|simple|formal|casual|polite|plain)[a-z]*)\b.*$",
+    r"[a-z]+er than|(?:short|long|brief|concise|simple|formal|casual|polite|plain|warm|friendly|"
+    r"professional|upbeat|neutral|serious|playful|positive|gentle)[a-z]*)\b.*$",
     re.IGNORECASE,
 )
 _ASK = re.compile(
@@ -220,8 +221,16 @@ def _wish(sentence: str) -> str | None:
 #: What follows "keep / end / ..." but is no object: a preposition ("End *with* a question")
 #: or a manner noun phrase ("Keep *a firm but polite tone* when ...").
 _NOT_OBJECT = re.compile(
-    r"^(?:(?:with|by|in|on|at|to|up|off)\b|(?:(?:a|an|the|your)\s+)?(?:[a-z-]+,?\s+){0,4}?"
-    r"(?:and\s+|but\s+|yet\s+)?(?:[a-z-]+\s+)?(?:tone|voice|register|attitude)\b)",
+    r"^(?:(?:with|by|in|on|at|to|up|off)\b|(?:(?:a|an|the|your)\s+)?"
+    r"(?:(?!(?:in|to|for|of|with|about|on|at|when|if)\b)[a-z-]+,?\s+){0,5}?"
+    r"(?:tone|voice|register|attitude)\b)",
+    re.IGNORECASE,
+)
+
+
+_MANNER_OF = re.compile(
+    r"^(?:the|your)\s+(?:tone|voice|style|register|wording|length|format|formatting)\s+of\s+"
+    r"(?P<scope>.{3,80})$",
     re.IGNORECASE,
 )
 
@@ -237,6 +246,11 @@ def _sentence_phrases(sentence: str) -> list[str]:
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
     obj = None if lead else _OBJECT.match(sentence)
+    of = _MANNER_OF.match(obj.group("scope")) if obj else None
+    if of:  # "Keep the tone of my emails to clients warm": the emails to clients
+        phrase = _OBJECT_END.sub("", of.group("scope"))
+        if not _manner(phrase):
+            return [*found, phrase]
     if obj and not _NOT_OBJECT.match(obj.group("scope")):
         phrase = _OBJECT_END.sub("", obj.group("scope"))
         if not _manner(phrase) and not set(facets(phrase)) <= GENERIC:

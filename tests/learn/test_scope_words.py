@@ -279,6 +279,10 @@ SHAPES = [
         ["car"],
     ),
     ("When explaining statistics, three sentences max.", ["statistics"]),
+    ("Keep emails in a warm tone.", ["emails"]),
+    ("Keep the tone of my emails to clients warm.", ["emails", "clients"]),
+    ("Make the style of my blog posts more casual.", ["blog", "posts"]),
+    ("Keep instructions for my grandmother friendly and simple.", ["instructions", "grandmother"]),
 ]
 
 
