@@ -30,7 +30,15 @@ from persona.ui.chat import (
     send,
     stream_send,
 )
-from persona.ui.common import as_text, contexts_of, escape_md, message_index, plain, turns
+from persona.ui.common import (
+    as_text,
+    contexts_of,
+    escape_md,
+    example_boxes,
+    message_index,
+    plain,
+    turns,
+)
 from persona.ui.common import warn as warn
 from persona.ui.pairs import Candidates, Picked, candidates, pick
 from persona.ui.prefs import (
@@ -173,17 +181,12 @@ def build_app(
                         placeholder="e.g. no emojis in emails to my boss",
                         elem_id="feedback",
                     )
-                    with gr.Row():
-                        in_scope = gr.Textbox(
-                            label="Where it applies (optional, one example request a line)",
-                            lines=2,
-                            elem_id="in-scope",
-                        )
-                        out_scope = gr.Textbox(
-                            label="Where it must not apply (optional, one a line)",
-                            lines=2,
-                            elem_id="out-scope",
-                        )
+                    in_scope, out_scope = example_boxes(
+                        "Where it applies (optional, one example request a line)",
+                        "Where it must not apply (optional, one a line)",
+                        ("in-scope", "out-scope"),
+                        lines=2,
+                    )
                     feedback_btn = gr.Button("Teach this feedback", elem_id="feedback-send")
             with gr.Tab("Preferences", id="prefs-tab", elem_id="prefs-tab"):
                 tab = preferences_tab(layer, who, user, status)

@@ -79,6 +79,19 @@ def lines_in(value: Any, what: str) -> list[str] | None:
     return [text_in(line, what) for line in value.splitlines() if line.strip()]
 
 
+def example_boxes(
+    applies: str, not_applies: str, ids: tuple[str, str], lines: int
+) -> tuple[Any, Any]:
+    """Two boxes side by side (inside a Gradio layout) for example requests, one per line:
+    where a feedback applies and where it must not (read back with :func:`lines_in`)."""
+    import gradio as gr
+
+    with gr.Row(equal_height=True):
+        ins = gr.Textbox(label=applies, lines=lines, elem_id=ids[0])
+        outs = gr.Textbox(label=not_applies, lines=lines, elem_id=ids[1])
+    return ins, outs
+
+
 # -- chat messages ---------------------------------------------------------------------------------
 def as_text(content: Any, _depth: int = 0) -> str:
     """The text of a chat message's content: a string, a ``{"type": "text"}`` part, or a list.

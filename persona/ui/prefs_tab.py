@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from persona.ui.common import quiet
+from persona.ui.common import example_boxes, quiet
 from persona.ui.prefs import (
     COLUMNS,
     LABEL_COLUMNS,
@@ -74,17 +74,12 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
         delete_btn = gr.Button("Delete", variant="stop", elem_id="pref-delete")
     with gr.Accordion("Where a feedback applies (pick its row first)", open=False,
                       elem_id="scope-box"):  # fmt: skip
-        with gr.Row(equal_height=True):
-            scope_in = gr.Textbox(
-                label="It should also apply to requests like these (one per line)",
-                lines=3,
-                elem_id="scope-in",
-            )
-            scope_out = gr.Textbox(
-                label="It should not apply to requests like these (one per line)",
-                lines=3,
-                elem_id="scope-out",
-            )
+        scope_in, scope_out = example_boxes(
+            "It should also apply to requests like these (one per line)",
+            "It should not apply to requests like these (one per line)",
+            ("scope-in", "scope-out"),
+            lines=3,
+        )
         scope_btn = gr.Button("Update where it applies", elem_id="scope-save")
     labels = gr.Dataframe(
         headers=LABEL_COLUMNS,
