@@ -16,7 +16,16 @@ from persona.errors import (
     UnknownUserError,
 )
 from persona.layer import PreferenceLayer
-from persona.types import AppliedPreference, Conditioning, Edit, Feedback, Label, Preference, Why
+from persona.types import (
+    AppliedPreference,
+    Conditioning,
+    Edit,
+    Feedback,
+    Label,
+    Preference,
+    ScopeQuestion,
+    Why,
+)
 
 __all__ = [
     "AppliedPreference",
@@ -32,6 +41,7 @@ __all__ = [
     "Preference",
     "PreferenceLayer",
     "SchemaError",
+    "ScopeQuestion",
     "StorageError",
     "UnknownUserError",
     "Why",

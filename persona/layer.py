@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from persona.adapters.api import AdapterMethods
 from persona.config import (
     MAX_PREFERENCE_CHARS,
+    check_count,
     check_optional_text,
     check_pref_id,
     check_prompts,
@@ -22,12 +23,13 @@ from persona.config import (
 from persona.errors import InvalidInputError, UnknownUserError
 from persona.learn.base import Hit, Learner, Request, Write, merge
 from persona.learn.compose import make_learners
+from persona.learn.scope_questions import MAX_QUESTIONS
 from persona.manual import ManualPreferenceMethods
 from persona.options import LayerOptions
 from persona.store.base import Store
 from persona.store.embed import Embedder, load_embedder, reembed_if_changed
 from persona.store.index import VectorIndex
-from persona.types import Conditioning, Label, Preference
+from persona.types import Conditioning, Label, Preference, ScopeQuestion
 from persona.users import UserMethods
 
 if TYPE_CHECKING:
@@ -251,6 +253,27 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
             add_in_scope=ins,
             add_out_of_scope=outs,
         )
+
+    def scope_questions(
+        self,
+        user_id: str,
+        pref_id: int,
+        *,
+        candidates: Sequence[str] | None = None,
+        k: int = 4,
+    ) -> list[ScopeQuestion]:
+        """Up to ``k`` requests on which a feedback's scope is least sure, to ask the user
+        "should it apply here?"; answer with :meth:`edit_scope` (``add_in_scope`` /
+        ``add_out_of_scope``). ``candidates``: the requests to choose from (e.g. the user's
+        recent ones); None: the user's edited requests, labeled prompts and other feedbacks'
+        examples, plus the general requests nearest the feedback. No LLM call."""
+        self._known(user_id)
+        pref = self._get(user_id, check_pref_id(pref_id))
+        texts = None if candidates is None else check_prompts(candidates, "candidates")
+        check_count("k", k)
+        if k > MAX_QUESTIONS:
+            raise InvalidInputError(f"k={k} asks too much of a person; pass k <= {MAX_QUESTIONS}.")
+        return self.c3po.questions(user_id, pref, texts, k)
 
     def learn_from_labels(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
         """FSPO: for ``prompt`` this user prefers ``chosen`` to ``rejected``.

@@ -91,6 +91,20 @@ class Why:
 
 
 @dataclass(frozen=True)
+class ScopeQuestion:
+    """A request the layer would like the user to judge: should this feedback apply to it?
+
+    Asked where the feedback's scope model is least sure (``probability`` nearest the
+    threshold); the user's answer goes back through ``edit_scope`` (``add_in_scope`` or
+    ``add_out_of_scope``)."""
+
+    request: str
+    probability: float  # the scope model's belief that the feedback applies here
+    applies: bool  # what the layer decides today, without an answer
+    source: str  # where the request came from: "given", "your edits", "general requests", ...
+
+
+@dataclass(frozen=True)
 class AppliedPreference:
     """A preference as applied to one context, with its score and the reason."""
 

@@ -35,12 +35,24 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 
 from persona.learn.base import Contribution, Request, Writing
-from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig, describe_scope
+from persona.learn.c3po_data import (
+    Cost,
+    DatasetBuilder,
+    DatasetConfig,
+    describe_scope,
+    load_pool,
+)
 from persona.learn.scope import THRESHOLD, ScopeModel
+from persona.learn.scope_questions import (
+    MAX_HISTORY_CHARS,
+    POOL_CANDIDATES,
+    normalize,
+    pick_uncertain,
+)
 from persona.learn.scope_words import WordVectors, request_words, scope_facets
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id
-from persona.types import AppliedPreference, Preference, Why
+from persona.types import AppliedPreference, Preference, ScopeQuestion, Why
 
 _FEEDBACK_REF = re.compile(r"^feedback:(\d+)$")
 
@@ -57,13 +69,15 @@ class C3POConfig:
 
 def scope_model_for(dataset: dict[str, Any], embedder: Embedder) -> ScopeModel:
     """Fit the scope model of a feedback's dataset."""
+    wanted = {normalize(t) for t in dataset.get("user_in_scope", [])}
     return ScopeModel.fit(
         embedder,
         embedder_id(embedder),
         anchors=[dataset["feedback"], *dataset.get("scope", [])],
         positives=[*dataset["in_scope"]["train"], *dataset.get("user_in_scope", [])],
         negatives=[*dataset["near_scope"]["train"], *dataset.get("user_out_of_scope", [])],
-        pool=dataset["out_of_scope"]["train"],
+        # a general request the user said it applies to is no longer a negative
+        pool=[t for t in dataset["out_of_scope"]["train"] if normalize(t) not in wanted],
         facets=scope_facets(dataset["feedback"], dataset.get("scope", [])),
     )
 
@@ -98,6 +112,10 @@ class C3PO:
         self._cache: OrderedDict[tuple[int, int], ScopeModel] = OrderedDict()
         self._lock = threading.Lock()
         self._words = WordVectors(embedder)  # the requests' words, for the scope words
+        # the shipped pool, embedded once for questions; its own lock, so that embedding it
+        # never holds up requests waiting on the scope-model cache
+        self._pool: tuple[list[str], np.ndarray] | None = None
+        self._pool_lock = threading.Lock()
 
     # -- learning ---------------------------------------------------------------------------
     def build(
@@ -192,6 +210,88 @@ class C3PO:
         """The dataset of feedback stored before C3PO (or imported without one): no LLM."""
         cfg = DatasetConfig(**{**self.config.dataset.__dict__, "generate": False})
         return DatasetBuilder(None, cfg).build(feedback, in_scope, out_of_scope)[0]
+
+    # -- asking -----------------------------------------------------------------------------
+    def questions(
+        self, user_id: str, pref: Preference, candidates: Sequence[str] | None, k: int
+    ) -> list[ScopeQuestion]:
+        """Up to ``k`` requests where this feedback's scope model is least sure, for the user
+        to judge (:mod:`persona.learn.scope_questions`). ``candidates``: those requests only;
+        None: the user's own (edited requests, labeled prompts, other feedbacks' examples),
+        prompts written for this feedback but not learned from, and the general requests
+        nearest it. Requests already given as this feedback's examples are never asked."""
+        fid = _feedback_id(pref)
+        revisions = self.store.scope_revisions(user_id)
+        if fid is None or fid not in revisions:
+            from persona.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"preference {pref.id} was not learned from feedback, so it has no scope to "
+                "ask about; pick a preference learned with learn_from_feedback."
+            )
+        model = self._model(user_id, fid, revisions[fid])
+        if model is None:  # deleted meanwhile
+            return []
+        texts, sources = self.candidates(user_id, fid, candidates, model.anchor_vecs)
+        if not texts:
+            return []
+        vecs = self.embedder.embed(texts)
+        probs = [
+            model.probability(v, self._words.embed(request_words(t)) if model.facets else None)
+            for t, v in zip(texts, vecs, strict=True)
+        ]
+        chosen = pick_uncertain(probs, vecs, k, threshold=model.threshold)
+        return [
+            ScopeQuestion(texts[i], round(probs[i], 4), probs[i] >= model.threshold, sources[i])
+            for i in chosen
+        ]
+
+    def candidates(
+        self, user_id: str, fid: int, given: Sequence[str] | None, anchors: np.ndarray
+    ) -> tuple[list[str], list[str]]:
+        """The requests :meth:`questions` chooses from, each with where it came from; the
+        general ones are those nearest ``anchors`` (the feedback's own words, embedded)."""
+        fb = self.store.get_feedback(user_id, fid)
+        seen = {normalize(t) for t in (*fb.in_scope, *fb.out_of_scope)}
+        texts: list[str] = []
+        sources: list[str] = []
+
+        def offer(items: Sequence[str], source: str, limit: int | None) -> None:
+            for text in items:
+                key = normalize(text)
+                if key and key not in seen and (limit is None or len(text) <= limit):
+                    seen.add(key)
+                    texts.append(text)
+                    sources.append(source)
+
+        if given is not None:
+            offer(given, "given", None)
+        else:
+            cap = MAX_HISTORY_CHARS
+            offer([e.context for e in self.store.list_edits(user_id)], "your edits", cap)
+            offer([lb.prompt for lb in self.store.list_labels(user_id)], "your labeled pairs", cap)
+            others = [f for f in self.store.list_feedback(user_id) if f.id != fid]
+            offer([t for f in others for t in (*f.in_scope, *f.out_of_scope)], "your feedback", cap)
+            data = fb.dataset or {}
+            written = [
+                t for g in ("in_scope", "near_scope") for t in data.get(g, {}).get("test", [])
+            ]
+            offer(written, "written for this feedback", cap)
+            offer(self._nearest_pool(anchors), "general requests", cap)
+        return texts, sources
+
+    def _nearest_pool(self, anchors: np.ndarray) -> list[str]:
+        """The shipped pool's requests nearest the feedback's own words (its embeddings are
+        computed once per process)."""
+        with self._pool_lock:
+            if self._pool is None:
+                pool = list(load_pool())
+                self._pool = (pool, self.embedder.embed(pool))
+            pool, vecs = self._pool
+        if not len(anchors):
+            return []
+        near = (vecs @ anchors.T).max(axis=1)
+        return [pool[i] for i in np.argsort(-near)[:POOL_CANDIDATES]]
 
     # -- applying ---------------------------------------------------------------------------
     def _model(self, user_id: str, fid: int, rev: int) -> ScopeModel | None:

@@ -254,3 +254,100 @@ def test_a_feedback_preference_without_its_event_uses_the_similarity_rule(
         assert not lyr.c3po._cache  # nothing was fitted
         far = lyr.condition("ann", "zzz qqq")
         assert not any(p.text.startswith(text) for p in far.preferences)
+
+
+# -- asking the user where a feedback applies ---------------------------------------------------
+
+
+def test_pick_uncertain_takes_the_nearest_threshold_first_and_skips_near_duplicates() -> None:
+    import numpy as np
+
+    from persona.learn.scope_questions import pick_uncertain
+
+    vecs = np.eye(5, dtype=np.float32)
+    vecs[1] = vecs[4]  # request 1 says the same as request 4
+    probs = [0.95, 0.52, 0.1, 0.45, 0.5]
+    # 0.1 is nearer 0.5 than 0.95 is on the logit scale (-2.2 against 2.9)
+    assert pick_uncertain(probs, vecs, 3, threshold=0.5) == [4, 3, 2]
+    assert pick_uncertain(probs, vecs, 9, threshold=0.5) == [4, 3, 2, 0]
+    assert pick_uncertain(probs, vecs, 0, threshold=0.5) == []
+    # on the logit scale 0.7 is nearer a 0.9 threshold than 0.99 is (1.35 against 2.4)
+    assert pick_uncertain([0.99, 0.7], np.eye(2), 1, threshold=0.9) == [1]
+
+
+BORDERLINE = [
+    IN,
+    OUT,
+    "Write a short note to my team lead asking to swap my Friday shift.",
+    "Draft a message to a coworker asking for the slides from Monday.",
+    "Email a recruiter to thank them for the interview yesterday.",
+    "Write an email to my landlord about the broken heater.",
+]
+
+
+def test_scope_questions_ask_where_the_scope_is_unsure_and_answers_move_it(
+    scoped: PreferenceLayer,
+) -> None:
+    pref = scoped.learn_from_feedback("ann", FEEDBACK)
+    asked = scoped.scope_questions("ann", pref.id, candidates=BORDERLINE, k=3)
+    assert 1 <= len(asked) <= 3 and all(q.source == "given" for q in asked)
+    assert len({q.request for q in asked}) == len(asked)
+    # least sure first, and each says what the layer decides today
+    distance = [abs(q.probability - 0.5) for q in asked]
+    assert distance == sorted(distance)
+    for q in asked:
+        applied = bool(scoped.condition("ann", q.request).preferences)
+        assert applied == q.applies == (q.probability >= 0.5)
+    # the clear cases are not asked while unsure ones remain
+    assert OUT not in [q.request for q in asked]
+    # the user answers the opposite of today's decision: the layer follows the answer
+    first = asked[0]
+    if first.applies:
+        scoped.edit_scope("ann", pref.id, add_out_of_scope=[first.request])
+    else:
+        scoped.edit_scope("ann", pref.id, add_in_scope=[first.request])
+    assert bool(scoped.condition("ann", first.request).preferences) is not first.applies
+    # an answered request is not asked again
+    again = scoped.scope_questions("ann", pref.id, candidates=BORDERLINE, k=6)
+    assert first.request not in [q.request for q in again]
+
+
+def test_scope_questions_default_to_the_users_own_requests_and_the_pool(
+    scoped: PreferenceLayer,
+) -> None:
+    pref = scoped.learn_from_feedback("ann", FEEDBACK, in_scope=[IN])
+    asked_by_email = "Email my manager that the client demo moved to Thursday."
+    scoped.learn_from_edit("ann", asked_by_email, "Hi! The demo moved.", "Hello, the demo moved.")
+    scoped.learn_from_edit("ann", "word " * 100, "a long document", "a long document, edited")
+    fid = scoped.store.list_feedback("ann")[0].id
+    texts, where = scoped.c3po.candidates("ann", fid, None, scoped.embedder.embed([FEEDBACK]))
+    sources = dict(zip(texts, where, strict=True))
+    assert sources[asked_by_email] == "your edits"
+    assert IN not in sources  # already an example
+    assert ("word " * 100) not in sources  # a pasted document is not a question
+    general = [t for t in texts if sources[t] == "general requests"]
+    assert len(general) == 64 and set(general) <= set(load_pool())
+    assert any("email" in t.lower() for t in general[:5])  # nearest the feedback first
+    asked = scoped.scope_questions("ann", pref.id, k=5)
+    assert len(asked) == 5
+    for q in asked:
+        assert q.request in sources if q.source == "your edits" else q.request in load_pool()
+
+
+def test_scope_questions_refuse_bad_input(scoped: PreferenceLayer) -> None:
+    from persona.errors import UnknownUserError
+
+    pref = scoped.learn_from_feedback("ann", FEEDBACK)
+    manual = scoped.add_preference("ann", "short answers")
+    with pytest.raises(InvalidInputError, match="not learned from feedback"):
+        scoped.scope_questions("ann", manual.id)
+    for k in (0, -1, "3", True):
+        with pytest.raises(InvalidInputError, match="k="):
+            scoped.scope_questions("ann", pref.id, k=k)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="k <= 20"):
+        scoped.scope_questions("ann", pref.id, k=21)
+    with pytest.raises(InvalidInputError, match="candidates must be a list"):
+        scoped.scope_questions("ann", pref.id, candidates="Email my boss")  # type: ignore[arg-type]
+    with pytest.raises(UnknownUserError):
+        scoped.scope_questions("nobody", pref.id)
+    assert scoped.scope_questions("ann", pref.id, candidates=[]) == []

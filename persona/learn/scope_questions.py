@@ -1,0 +1,61 @@
+"""Which requests to ask a user about, to sharpen one feedback's scope (active learning).
+
+A feedback's scope model is least sure about requests whose probability sits near its
+threshold; the user's answer on those moves the decision boundary most. On the development
+feedbacks (half of each feedback's requests as the user's past requests, the other half held
+out, no LLM), answering the 4 requests picked this way raised scope accuracy from 0.773 to
+0.816, where 4 picked at random gave 0.795 (the README has the benchmark's figures).
+
+Near-duplicates are asked once: a request whose embedding is within :data:`SAME` cosine of
+one already picked is skipped, so the questions cover different parts of the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Cosine at or above which two candidate requests count as the same question.
+SAME = 0.92
+#: Most questions one call may ask.
+MAX_QUESTIONS = 20
+#: Longest candidate taken from the user's history (a pasted document is not a request one
+#: can judge at a glance); requests given explicitly are never cut.
+MAX_HISTORY_CHARS = 300
+#: General requests from the shipped pool considered: those nearest the feedback's words.
+POOL_CANDIDATES = 64
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def pick_uncertain(
+    probabilities: Sequence[float],
+    vectors: np.ndarray,
+    k: int,
+    *,
+    threshold: float,
+    same: float = SAME,
+) -> list[int]:
+    """Indices of up to ``k`` candidates, least certain first (nearest ``threshold`` on the
+    logit scale), skipping near-duplicates of those already picked."""
+    if k <= 0 or not len(probabilities):
+        return []
+    probs = np.asarray(probabilities, dtype=np.float64)
+    distance = np.abs(_logit(probs) - _logit(np.array([threshold]))[0])
+    picked: list[int] = []
+    for i in np.argsort(distance, kind="stable"):
+        if picked and float((vectors[picked] @ vectors[i]).max()) >= same:
+            continue
+        picked.append(int(i))
+        if len(picked) == k:
+            break
+    return picked
+
+
+def normalize(text: str) -> str:
+    """The form under which two requests count as the same text."""
+    return " ".join(text.lower().split())
