@@ -54,6 +54,13 @@ def bench_feedback(
         help="With --fit-scope: also fit on datasets the LLM writes for the development "
         "feedbacks (besides the no-LLM and user-examples regimes).",
     ),
+    questions: int = typer.Option(
+        0,
+        "--questions",
+        help="Instead: scope accuracy after the user answers up to N of the layer's scope "
+        "questions (2, 4, ... N), against N requests picked at random (writes "
+        "questions.json and questions.png; no answers are generated).",
+    ),
     out_dir: Path = typer.Option(Path("benchmarks/feedback"), "--out", help="Output folder."),
 ) -> None:
     """C3PO on the shipped feedback set: scope-decision accuracy (in-context, similarity
@@ -123,6 +130,9 @@ def bench_feedback(
         if skip < 0:
             raise InvalidInputError(f"--skip {skip} is negative; give 0 or more feedbacks.")
         feedbacks = load_feedback_set("test")[skip:][:limit]
+        if questions:
+            _questions(feedbacks, emb, questions, out_dir, command)
+            return
         with Progress(console=err) as progress:
             bar = progress.add_task("feedbacks", total=len(feedbacks))
             result = run_feedback_bench(
@@ -187,3 +197,46 @@ def bench_feedback(
                 markup=False,
             )
     out.print(f"wrote {out_dir / 'feedback.json'}", markup=False)
+
+
+def _questions(
+    feedbacks: list[dict[str, object]], emb: object, most: int, out_dir: Path, command: str
+) -> None:
+    """``--questions N``: the benchmark of :mod:`persona.bench.feedback_questions`."""
+    from rich.progress import Progress
+
+    from persona.bench.feedback_questions import plot_questions, run_questions_bench
+    from persona.bench.machine import machine_info
+    from persona.store.embed import embedder_id
+
+    if most < 1:
+        raise InvalidInputError(f"--questions {most} must be 1 or more answered requests.")
+    ks = sorted({*range(2, most + 1, 2), most})
+    with Progress(console=err) as progress:
+        bar = progress.add_task("feedbacks", total=len(feedbacks))
+        result = run_questions_bench(
+            feedbacks,
+            embedder=emb,  # type: ignore[arg-type]
+            ks=ks,
+            tick=lambda n: progress.advance(bar, n),
+        )
+    record = {
+        "benchmark": "feedback/questions",
+        "llm": None,
+        "judge": "the feedback set's own labels (a simulated user answers truthfully)",
+        "embedder": embedder_id(emb),  # type: ignore[arg-type]
+        **result,
+        "machine": machine_info(),
+        "command": command,
+    }
+    (out_dir / "questions.json").write_text(json.dumps(record, indent=2) + "\n")
+    plot_questions(record, str(out_dir / "questions.png"))
+    table = Table(title="scope accuracy after k answers (held-out halves)", title_justify="left")
+    for col in ("k", *result["summary"]):
+        table.add_column(col)
+    for k in result["k"]:
+        table.add_row(
+            str(k), *(str(result["summary"][s][str(k)]["all"]) for s in result["summary"])
+        )
+    out.print(table)
+    out.print(f"wrote {out_dir / 'questions.json'}", markup=False)

@@ -175,3 +175,45 @@ def test_adapters_only_for_feedback_the_plain_model_breaks(
     )
     (row,) = result["feedbacks"]  # the bench goes on; the failure is recorded
     assert "adapter" not in row and "no usable in-scope pair" in row["adapter_error"]
+
+
+def test_questions_bench_answers_the_layers_questions_from_the_past_half(
+    minilm: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona import PreferenceLayer
+    from persona.bench.feedback_questions import run_questions_bench
+
+    feedback = load_feedback_set("test")[1]
+    asked: list[list[str]] = []
+    original = PreferenceLayer.scope_questions
+
+    def spy(self: PreferenceLayer, *args: object, **kwargs: object) -> object:
+        questions = original(self, *args, **kwargs)  # type: ignore[arg-type]
+        asked.append([q.request for q in questions])
+        return questions
+
+    monkeypatch.setattr(PreferenceLayer, "scope_questions", spy)
+    result = run_questions_bench([feedback], embedder=minilm, ks=(2,), seeds=1)
+    assert result["k"] == [0, 2]
+    past = {t for g in GROUPS for t in feedback[g][: len(feedback[g]) // 2]}
+    assert len(asked) == 1 and len(asked[0]) == 2 and set(asked[0]) <= past
+    summary = result["summary"]
+    assert summary["asked"]["0"] == summary["random"]["0"]  # nothing answered: the same scope
+    for strategy in ("asked", "random"):
+        for k in ("0", "2"):
+            acc = summary[strategy][k]
+            assert all(0.0 <= acc[g] <= 1.0 for g in ("all", *GROUPS))  # type: ignore[operator]
+    assert result["feedbacks"][0]["id"] == feedback["id"]
+
+
+def test_cli_questions_writes_json_and_plot(tmp_path: Path) -> None:
+    from persona.cli import app
+
+    args = ["bench", "feedback", "--llm", "fake", "--questions", "1", "--limit", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "questions.json").read_text())
+    assert data["k"] == [0, 1] and data["embedder"] and data["command"].startswith("persona ")
+    assert (tmp_path / "questions.png").stat().st_size > 1000
+    bad = CliRunner().invoke(app, [*args[:-4], "--questions", "-1", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "--questions -1" in bad.output
