@@ -44,7 +44,9 @@ from persona.ui.pairs import Candidates, Picked, candidates, pick
 from persona.ui.prefs import (
     COLUMNS,
     LABEL_COLUMNS,
+    QUESTIONS,
     Panel,
+    Questions,
     add_preference,
     delete_all,
     delete_label,
@@ -54,6 +56,7 @@ from persona.ui.prefs import (
     load_labels,
     load_user,
     preference_table,
+    scope_questions,
     toggle_preference,
     update_preference,
 )
@@ -66,12 +69,13 @@ if TYPE_CHECKING:
     from persona.layer import PreferenceLayer
 
 __all__ = [
-    "COLUMNS", "HISTORY_TURNS", "LABEL_COLUMNS", "MODES", "Accepted", "Candidates", "Edited",
-    "Learned", "Panel", "Picked", "Turn", "accept_answer", "add_preference", "as_text",
-    "CSS", "build_app", "candidates", "delete_all", "delete_label", "delete_preference",
+    "COLUMNS", "HISTORY_TURNS", "LABEL_COLUMNS", "MODES", "QUESTIONS", "Accepted", "Candidates",
+    "Edited", "Learned", "Panel", "Picked", "Questions", "Turn", "accept_answer",
+    "add_preference", "as_text", "CSS", "build_app", "candidates", "delete_all", "delete_label",
+    "delete_preference",
     "edit_message", "edit_scope", "export_data", "give_feedback", "load_labels", "load_user",
-    "pick", "plain", "preference_table", "run_job", "send", "serve", "stream_send",
-    "toggle_preference", "turns", "update_preference",
+    "pick", "plain", "preference_table", "run_job", "scope_questions", "send", "serve",
+    "stream_send", "toggle_preference", "turns", "update_preference",
 ]  # fmt: skip
 
 PLACEHOLDERS = {

@@ -212,6 +212,24 @@ def update_preference(
     return _action(layer, user_id, action, notify)
 
 
+def _scoped(layer: PreferenceLayer, user: str, pid: Any) -> Preference:
+    """The picked row, which must have been learned from feedback (only those have a scope)."""
+    pref = _existing(layer, user, pid)
+    if not any(ref.startswith("feedback:") for ref in pref.provenance):
+        raise InvalidInputError(
+            f"Preference #{pref.id} was not learned from your feedback, so it has no scope "
+            "to change. Pick a row whose “learned from” is a feedback."
+        )
+    return pref
+
+
+def _ticked(value: Any) -> list[str]:
+    """The requests ticked in a checkbox group (anything else: none)."""
+    if not isinstance(value, list | tuple):
+        return []
+    return [v for v in value if isinstance(v, str) and v.strip()]
+
+
 def edit_scope(
     layer: PreferenceLayer,
     user_id: Any,
@@ -219,28 +237,68 @@ def edit_scope(
     add_in: Any,
     add_out: Any,
     notify: Notify = _warn,
+    *,
+    ticked_in: Any = None,
+    ticked_out: Any = None,
 ) -> Panel:
     """Widen or narrow where a feedback applies (the row picked in the table): requests where
-    it should apply and where it should not, one per line. No LLM call."""
+    it should apply and where it should not, typed one per line or ticked among the
+    suggested ones (:func:`scope_questions`). No LLM call."""
 
     def action(user: str) -> str:
-        pref = _existing(layer, user, pid)
-        if not any(ref.startswith("feedback:") for ref in pref.provenance):
+        pref = _scoped(layer, user, pid)
+        yes, no = _ticked(ticked_in), _ticked(ticked_out)
+        both = [t for t in yes if t in set(no)]
+        if both:
             raise InvalidInputError(
-                f"Preference #{pref.id} was not learned from your feedback, so it has no scope "
-                "to change. Pick a row whose “learned from” is a feedback."
+                f"You ticked “{escape_md(short(both[0], 80))}” both ways; untick one of them."
             )
-        ins = lines_in(add_in, "example request") or []
-        outs = lines_in(add_out, "example request") or []
+        ins = [*(lines_in(add_in, "example request") or []), *yes]
+        outs = [*(lines_in(add_out, "example request") or []), *no]
         if not ins and not outs:
             raise InvalidInputError(
-                "Type at least one request, one per line, where the feedback should or should "
-                "not apply."
+                "Type at least one request, one per line, or tick a suggested one, where the "
+                "feedback should or should not apply."
             )
         updated = layer.edit_scope(user, pref.id, add_in_scope=ins, add_out_of_scope=outs)
         return f"Preference #{pref.id} now applies {escape_md(applies(updated))}."
 
     return _action(layer, user_id, action, notify)
+
+
+class Questions(NamedTuple):
+    choices: list[tuple[str, str]]  # (label shown, request) for both checkbox groups
+    status: str
+    ok: bool = True
+
+
+#: Requests suggested at a time: enough to move a scope, few enough to answer at a glance.
+QUESTIONS = 4
+
+
+def scope_questions(
+    layer: PreferenceLayer, user_id: Any, pid: Any, notify: Notify = _warn
+) -> Questions:
+    """Requests where persona is least sure whether the picked feedback applies: the user's
+    own (edited, labeled, given with other feedback) and everyday requests near it."""
+    try:
+        user = normalise_user(user_id)
+        pref = _scoped(layer, user, pid)
+        asked = layer.scope_questions(user, pref.id, k=QUESTIONS)
+    except Exception as err:
+        return Questions([], f"⚠️ {failed(err, notify)}", ok=False)
+    if not asked:
+        return Questions([], "Nothing to ask: persona has no requests it is unsure about here.")
+    choices = [
+        (f"{short(q.request, 160)} (today: {'applies' if q.applies else 'does not apply'})",
+         q.request)
+        for q in asked
+    ]  # fmt: skip
+    return Questions(
+        choices,
+        f"Persona is least sure about these requests for preference #{pref.id}. Tick where it "
+        "should apply and where it should not, then press “Update where it applies”.",
+    )
 
 
 def toggle_preference(

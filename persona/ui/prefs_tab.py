@@ -14,6 +14,7 @@ from persona.ui.prefs import (
     edit_scope,
     export_data,
     load_user,
+    scope_questions,
     toggle_preference,
     update_preference,
 )
@@ -74,6 +75,14 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
         delete_btn = gr.Button("Delete", variant="stop", elem_id="pref-delete")
     with gr.Accordion("Where a feedback applies (pick its row first)", open=False,
                       elem_id="scope-box"):  # fmt: skip
+        ask_btn = gr.Button("Suggest requests to check", elem_id="scope-ask")
+        with gr.Row(equal_height=True):
+            ticked_in = gr.CheckboxGroup(
+                [], label="It should apply to", elem_id="scope-yes", visible=False
+            )
+            ticked_out = gr.CheckboxGroup(
+                [], label="It should not apply to", elem_id="scope-no", visible=False
+            )
         scope_in, scope_out = example_boxes(
             "It should also apply to requests like these (one per line)",
             "It should not apply to requests like these (one per line)",
@@ -118,10 +127,30 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
     def on_save(uid: str, pid: Any, text: str, request: gr.Request):
         return panel_out(update_preference(layer, who(request, uid), pid, text))
 
-    def on_scope(uid: str, pid: Any, add_in: str, add_out: str, request: gr.Request):
-        panel = edit_scope(layer, who(request, uid), pid, add_in, add_out)
-        cleared = ("", "") if panel.ok else (gr.skip(), gr.skip())
-        return *panel_out(panel), *cleared
+    def on_scope(
+        uid: str,
+        pid: Any,
+        add_in: str,
+        add_out: str,
+        yes: list[str],
+        no: list[str],
+        request: gr.Request,
+    ):
+        panel = edit_scope(
+            layer, who(request, uid), pid, add_in, add_out, ticked_in=yes, ticked_out=no
+        )
+        if not panel.ok:
+            return *panel_out(panel), *(gr.skip(),) * 4
+        hidden = gr.CheckboxGroup(choices=[], value=[], visible=False)
+        return *panel_out(panel), "", "", hidden, hidden
+
+    def on_ask(uid: str, pid: Any, request: gr.Request):
+        asked = scope_questions(layer, who(request, uid), pid)
+        if not asked.ok:
+            return asked.status, gr.skip(), gr.skip()
+        shown = bool(asked.choices)
+        group = gr.CheckboxGroup(choices=asked.choices, value=[], visible=shown)
+        return asked.status, group, group
 
     def on_toggle(uid: str, pid: Any, request: gr.Request):
         return panel_out(toggle_preference(layer, who(request, uid), pid))
@@ -161,9 +190,12 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
     save_btn.click(on_save, [user, pref_id, pref_text], [prefs, status])
     scope_btn.click(
         on_scope,
-        [user, pref_id, scope_in, scope_out],
-        [prefs, status, scope_in, scope_out],
+        [user, pref_id, scope_in, scope_out, ticked_in, ticked_out],
+        [prefs, status, scope_in, scope_out, ticked_in, ticked_out],
         api_name="edit_scope",
+    )
+    ask_btn.click(
+        on_ask, [user, pref_id], [status, ticked_in, ticked_out], api_name="scope_questions"
     )
     toggle_btn.click(on_toggle, [user, pref_id], [prefs, status], api_name="toggle_preference")
     delete_btn.click(

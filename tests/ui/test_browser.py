@@ -140,6 +140,22 @@ def test_two_signed_in_users_end_to_end(browser, served_auth, tmp_path: Path) ->
         "email my mum about Sunday lunch"
     ]
 
+    # persona suggests requests it is unsure about; ana ticks one each way and saves
+    page.locator("#scope-ask").click()
+    expect(status).to_contain_text("least sure")
+    yes, no = page.locator("#scope-yes input[type=checkbox]"), page.locator("#scope-no input")
+    expect(yes).to_have_count(4)
+    expect(no).to_have_count(4)
+    shot(page, tmp_path, "scope-questions", full_page=True)
+    yes.nth(0).check()
+    no.nth(1).check()
+    asked = [q.request for q in layer.scope_questions("ana", fb_pref.id)]
+    page.locator("#scope-save").click()
+    expect(status).to_contain_text(f"Preference #{fb_pref.id} now applies in scope")
+    expect(page.locator("#scope-yes")).to_be_hidden()
+    fb = layer.store.list_feedback("ana")[0]
+    assert fb.in_scope[-1] == asked[0] and fb.out_of_scope[-1] == asked[1]
+
     # export my data
     page.locator("#export").click()
     expect(status).to_contain_text("Exported your data")

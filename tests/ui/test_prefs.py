@@ -163,3 +163,37 @@ def test_a_feedback_scope_is_widened_and_narrowed_from_the_table(ui_layer) -> No
     after = ui_layer.store.list_feedback(USER)[0]
     assert list(after.in_scope) == [CTX, wider] and list(after.out_of_scope) == [narrower]
     assert panel.table is not None and "in scope" in panel.table.iloc[-1]["applies where"]
+
+
+def test_the_app_suggests_requests_to_check_and_saves_the_ticked_answers(ui_layer) -> None:
+    notes: list[str] = []
+    manual = ui_layer.add_preference(USER, "metric units")
+    pref = ui_layer.learn_from_feedback(USER, "no emojis in emails to my boss", in_scope=[CTX])
+    for pid in (manual.id, pref.id + 99, "abc"):  # no scope / no such row / not an id
+        asked = ui.scope_questions(ui_layer, USER, pid, notes.append)
+        assert not asked.ok and asked.choices == [] and asked.status.startswith("⚠️")
+    assert "not learned from your feedback" in notes[0]
+    asked = ui.scope_questions(ui_layer, USER, pref.id, notes.append)
+    assert asked.ok and len(asked.choices) == ui.QUESTIONS and "Tick" in asked.status
+    requests = [value for _, value in asked.choices]
+    assert all("(today: " in label for label, _ in asked.choices)
+    assert CTX not in requests  # already given as an example
+    before = ui_layer.store.list_feedback(USER)[0]
+    # ticked both ways: refused in words, nothing saved
+    panel = ui.edit_scope(
+        ui_layer, USER, pref.id, "", "", notes.append,
+        ticked_in=requests[:1], ticked_out=requests[:2],
+    )  # fmt: skip
+    assert not panel.ok and "both ways" in notes[-1]
+    assert ui_layer.store.list_feedback(USER)[0] == before
+    panel = ui.edit_scope(
+        ui_layer, USER, pref.id, "", "", notes.append,
+        ticked_in=requests[:1], ticked_out=requests[1:3],
+    )  # fmt: skip
+    assert panel.ok, panel.status
+    after = ui_layer.store.list_feedback(USER)[0]
+    assert list(after.in_scope) == [CTX, requests[0]]
+    assert list(after.out_of_scope) == requests[1:3]
+    # the answered requests are not suggested again
+    again = [value for _, value in ui.scope_questions(ui_layer, USER, pref.id).choices]
+    assert not set(again) & set(requests[:3])
