@@ -223,7 +223,8 @@ def run_job(layer: PreferenceLayer, job: Any, notify: Notify = warn) -> Learned:
             scope = escape_md(pref.scope or "everywhere")
             status = (
                 f"Learned from your feedback: **{escape_md(pref.text)}** (#{pref.id}), "
-                f"applied to {scope}."
+                f"applied to {scope}. To check where it applies, pick it in Preferences and "
+                "press “Suggest requests to check”."
             )
         elif kind == "label":
             label = layer.learn_from_labels(user, job["prompt"], job["chosen"], job["rejected"])

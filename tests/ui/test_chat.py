@@ -182,6 +182,7 @@ def test_feedback_shows_the_scope_it_learned(ui_layer) -> None:
     (pref,) = ui_layer.preferences(USER)
     assert out.ok and pref.source == "feedback" and pref.scope
     assert "applied to" in out.status and "emails to my boss" in out.status
+    assert "Suggest requests to check" in out.status  # where to check the scope
     notes: list[str] = []
     assert not ui.give_feedback(ui_layer, USER, "  ", notify=notes.append).ok and notes
 
