@@ -151,9 +151,11 @@ def plot_questions(result: dict[str, Any], path: str) -> None:
         )
     ax.set_xlabel("requests the user answered")
     ax.set_ylabel("scope-decision accuracy (held-out half)")
+    ax.axhline(0.9, color="grey", linestyle=":", linewidth=1, label="target (0.9)")
+    ax.set_ylim(0.5, 1.0)  # the whole range that matters: small moves look small
     ax.set_xticks(ks)
     ax.set_title(f"Scope questions ({len(result['feedbacks'])} feedbacks, MiniLM, no LLM)")
-    ax.legend()
+    ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
