@@ -29,6 +29,9 @@ class LayerOptions:
     # worse than none (test-set recall 0.20 vs 0.34, accuracy 0.674 vs 0.705; README).
     c3po_categories: int | None = None
     c3po_prompts: int = 5  # in- and near-scope prompts per category
+    # scope probability at or above which a feedback applies: lower applies it more readily
+    # (in-scope recall up, near-scope requests withheld less often). None: the shipped 0.4.
+    c3po_threshold: float | None = None
     # -- FSPO (labeled pairs)
     fspo_shots: int = 4  # pairs placed in context (the reference: 4 or 8)
     fspo_describe: bool = False  # also infer a user description from the labels (LLM call)
@@ -48,6 +51,13 @@ class LayerOptions:
             check_count("c3po_categories", self.c3po_categories, minimum=0)
         for name in ("c3po_prompts", "top_k", "cipher_k", "index_capacity", "fspo_shots"):
             check_count(name, getattr(self, name))
+        if self.c3po_threshold is not None:
+            t = self.c3po_threshold
+            if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < 1:
+                raise InvalidInputError(
+                    f"c3po_threshold={t!r:.40} must be a probability strictly between 0 and "
+                    "1, e.g. 0.4 (lower applies a feedback more readily)."
+                )
         check_similarity("min_similarity", self.min_similarity)
         check_similarity("cipher_min_similarity", self.cipher_min_similarity)
         if self.cipher_aggregate not in AGGREGATE_MODES:

@@ -9,6 +9,7 @@ from persona.learn.c3po import C3PO, C3POConfig
 from persona.learn.c3po_data import DatasetConfig
 from persona.learn.cipher import Aggregate, CipherConfig, CipherLearner
 from persona.learn.fspo import FSPO, FSPOConfig, ScorerName
+from persona.learn.scope import THRESHOLD
 from persona.learn.stated import Stated, StatedConfig
 from persona.options import LayerOptions
 from persona.store.base import Store
@@ -41,9 +42,10 @@ def make_learners(
     if categories is None:
         categories = 0 if local_llm else 4
     dataset = DatasetConfig(categories, opts.c3po_prompts, generate=categories > 0)
+    threshold = THRESHOLD if opts.c3po_threshold is None else float(opts.c3po_threshold)
     return Learners(
         stated=Stated(store, StatedConfig(opts.top_k, opts.min_similarity)),
-        c3po=C3PO(store, embedder, llm, C3POConfig(dataset)),
+        c3po=C3PO(store, embedder, llm, C3POConfig(dataset, threshold)),
         cipher=CipherLearner(
             llm,
             nearest,

@@ -3,6 +3,7 @@ model's decisions and their "why", widening and narrowing a scope, old and impor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from persona.learn.c3po_data import (
     parse_lines,
     scope_phrases,
 )
+from persona.learn.scope import THRESHOLD
 from persona.store.embed import MiniLMEmbedder
 
 FEEDBACK = "Don't use emojis when drafting emails to my boss."
@@ -292,12 +294,16 @@ def test_scope_questions_ask_where_the_scope_is_unsure_and_answers_move_it(
     asked = scoped.scope_questions("ann", pref.id, candidates=BORDERLINE, k=3)
     assert 1 <= len(asked) <= 3 and all(q.source == "given" for q in asked)
     assert len({q.request for q in asked}) == len(asked)
-    # least sure first, and each says what the layer decides today
-    distance = [abs(q.probability - 0.5) for q in asked]
+
+    # least sure first (on the logit scale), and each says what the layer decides today
+    def logit(p: float) -> float:
+        return math.log(p / (1 - p))
+
+    distance = [abs(logit(q.probability) - logit(THRESHOLD)) for q in asked]
     assert distance == sorted(distance)
     for q in asked:
         applied = bool(scoped.condition("ann", q.request).preferences)
-        assert applied == q.applies == (q.probability >= 0.5)
+        assert applied == q.applies == (q.probability >= THRESHOLD)
     # the clear cases are not asked while unsure ones remain
     assert OUT not in [q.request for q in asked]
     # the user answers the opposite of today's decision: the layer follows the answer
@@ -331,7 +337,8 @@ def test_scope_questions_default_to_the_users_own_requests_and_the_pool(
     asked = scoped.scope_questions("ann", pref.id, k=5)
     assert len(asked) == 5
     for q in asked:
-        assert q.request in sources if q.source == "your edits" else q.request in load_pool()
+        assert q.source in {"your edits", "written for this feedback", "general requests"}
+        assert q.request in load_pool() if q.source == "general requests" else q.request in sources
 
 
 def test_scope_questions_refuse_bad_input(scoped: PreferenceLayer) -> None:
@@ -351,3 +358,21 @@ def test_scope_questions_refuse_bad_input(scoped: PreferenceLayer) -> None:
     with pytest.raises(UnknownUserError):
         scoped.scope_questions("nobody", pref.id)
     assert scoped.scope_questions("ann", pref.id, candidates=[]) == []
+
+
+def test_c3po_threshold_sets_how_readily_a_feedback_applies(
+    tmp_path: Path, minilm: MiniLMEmbedder
+) -> None:
+    with PreferenceLayer.open(tmp_path, llm=fake(GOOD), embedder=minilm, c3po_categories=2) as a:
+        a.learn_from_feedback("ann", FEEDBACK)
+        withheld = a.condition("ann", NEAR).withheld
+        assert withheld and f"applies at >= {THRESHOLD:.2f}" in withheld[0].why.scope
+        p = withheld[0].score
+    eager = PreferenceLayer.open(tmp_path, embedder=minilm, c3po_threshold=p * 0.9)
+    with eager:
+        applied = eager.condition("ann", NEAR).preferences
+        assert applied and applied[0].score == pytest.approx(p, abs=1e-6)
+        assert f"applies at >= {p * 0.9:.2f}" in applied[0].why.scope
+    for bad in (0, 1, 1.5, -0.1, True, "0.4", float("nan")):
+        with pytest.raises(InvalidInputError, match="c3po_threshold"):
+            PreferenceLayer.open(tmp_path, embedder=minilm, c3po_threshold=bad)
