@@ -37,7 +37,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
 from persona.bench.feedback_checks import adheres
-from persona.errors import PersonaError
+from persona.errors import InvalidInputError, PersonaError
 from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig
@@ -165,9 +165,12 @@ def run_feedback_bench(
     tick: Callable[[int], None] | None = None,
     cache: Path | None = None,
     examples: int = 0,
+    answers_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Scope decisions (and behaviour, given ``answer_model``) for each feedback; with
-    ``adapters`` > 0, the first that many quantitative feedbacks also get a C3PO adapter."""
+    ``adapters`` > 0, the first that many quantitative feedbacks also get a C3PO adapter.
+    ``answers_from``: an earlier result whose answers are judged again under today's scope
+    decisions (:func:`rescope`), instead of generating them."""
     cfg = dataset or DatasetConfig()
     rows: list[dict[str, Any]] = []
     for given in feedbacks:
@@ -193,14 +196,28 @@ def run_feedback_bench(
         for group in GROUPS:
             texts = fb[group]
             vecs = embedder.embed(texts)
-            c3po = [
-                any(p.id == pref.id for p in layer.condition("bench", t).preferences) for t in texts
-            ]
+            c3po, probs = [], []
+            for t in texts:
+                cond = layer.condition("bench", t)
+                c3po.append(any(p.id == pref.id for p in cond.preferences))
+                probs.append(
+                    next(
+                        (round(p.score, 4) for p in (*cond.preferences, *cond.withheld)
+                         if p.id == pref.id),
+                        None,
+                    )
+                )  # fmt: skip
             sim = [bool(float(v @ fvec) >= SIMILARITY_RULE) for v in vecs]
-            row["decisions"][group] = {"c3po_scope": c3po, "similarity_rule": sim}
+            row["decisions"][group] = {
+                "c3po_scope": c3po,
+                "similarity_rule": sim,
+                "c3po_probability": probs,
+            }
         stored = layer.store.list_feedback("bench")[0].dataset
         layer.close()
-        if answer_model is not None and fb.get("checker"):
+        if answers_from is not None and fb.get("checker"):
+            row["behaviour"] = rescope(answers_from, fb, row["decisions"])
+        elif answer_model is not None and fb.get("checker"):
             row["behaviour"] = _behaviour(fb, row["decisions"], answer_model, max_tokens)
             # an adapter only where the plain model breaks the feedback in scope: elsewhere
             # (e.g. "no emojis" to a model that never writes one) there is nothing to count
@@ -248,6 +265,41 @@ def _behaviour(
                 for a, p, c in zip(scoped, plain, counted, strict=True)
             ],
             "sample": {"prompt": texts[0], "plain": plain[0], "in_context": told[0]},
+        }
+    return out
+
+
+def rescope(
+    earlier: dict[str, Any], fb: dict[str, Any], decisions: dict[str, Any]
+) -> dict[str, Any]:
+    """The behaviour of an earlier run (``earlier``: its JSON) under new scope decisions.
+
+    A scoped answer is the in-context answer where the feedback applies and the plain one
+    where it is withheld (:func:`_behaviour`), so with the same answers a new decision changes
+    only which of the two is judged: where it applies, the in-context verdict; where it does
+    not, the plain answer, which breaks the feedback on every counted request.
+    """
+    row = next((r for r in earlier.get("feedbacks", ()) if r.get("id") == fb["id"]), None)
+    if row is None or "behaviour" not in row:
+        raise InvalidInputError(
+            f"the earlier run has no answers for feedback {fb['id']!r}; rerun it with answers, "
+            "or leave out the feedbacks it did not cover (--skip / --limit)."
+        )
+    out: dict[str, Any] = {}
+    for group in GROUPS:
+        before = row["behaviour"][group]
+        applies = decisions[group]["c3po_scope"]
+        if len(before["in_context"]) != len(applies):
+            raise InvalidInputError(
+                f"the earlier run scored {len(before['in_context'])} {group} requests of "
+                f"{fb['id']!r} and this one {len(applies)}; use the same --examples."
+            )
+        out[group] = {
+            **before,
+            "c3po_scope": [
+                None if told is None else (told if d else False)
+                for told, d in zip(before["in_context"], applies, strict=True)
+            ],
         }
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -60,6 +61,12 @@ def bench_feedback(
         help="Instead: scope accuracy after the user answers up to N of the layer's scope "
         "questions (2, 4, ... N), against N requests picked at random (writes "
         "questions.json and questions.png; no answers are generated).",
+    ),
+    answers_from: Path | None = typer.Option(
+        None,
+        "--answers-from",
+        help="Judge the answers of an earlier run (its feedback.json) under today's scope "
+        "decisions instead of generating new ones (same feedbacks and --examples).",
     ),
     out_dir: Path = typer.Option(Path("benchmarks/feedback"), "--out", help="Output folder."),
 ) -> None:
@@ -133,13 +140,14 @@ def bench_feedback(
         if questions:
             _questions(feedbacks, emb, questions, out_dir, command)
             return
+        earlier = _earlier(answers_from)
         with Progress(console=err) as progress:
             bar = progress.add_task("feedbacks", total=len(feedbacks))
             result = run_feedback_bench(
                 feedbacks,
                 llm=model,
                 embedder=emb,
-                answer_model=batched(model, 8) if answers else None,
+                answer_model=batched(model, 8) if answers and earlier is None else None,
                 dataset=cfg,
                 max_tokens=max_tokens,
                 adapters=adapters,
@@ -148,12 +156,17 @@ def bench_feedback(
                 tick=lambda n: progress.advance(bar, n),
                 cache=cache,
                 examples=examples,
+                answers_from=earlier,
             )
         label = model_label(model)
+        answered_by = label if answers else None
+        if earlier is not None:
+            answered_by = str(earlier.get("answer_model"))
         result = {
             "benchmark": "feedback",
             "llm": label,
-            "answer_model": label if answers else None,
+            "answer_model": answered_by,
+            "answers_from": str(answers_from) if answers_from else None,
             "judge": "programmatic checkers (quantitative feedbacks only; no LLM judge)",
             "embedder": embedder_id(emb),
             "dataset": {
@@ -240,3 +253,24 @@ def _questions(
         )
     out.print(table)
     out.print(f"wrote {out_dir / 'questions.json'}", markup=False)
+
+
+def _earlier(path: Path | None) -> dict[str, Any] | None:
+    """``--answers-from``: an earlier run's JSON, which must hold answers."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(
+            f"--answers-from {path}: cannot read it as a feedback.json ({exc}); give the "
+            "feedback.json of an earlier run with answers."
+        ) from exc
+    if not isinstance(data, dict) or not any(
+        isinstance(r, dict) and "behaviour" in r for r in data.get("feedbacks", ())
+    ):
+        raise InvalidInputError(
+            f"--answers-from {path} holds no answers; give the feedback.json of a run made "
+            "with --answers."
+        )
+    return data

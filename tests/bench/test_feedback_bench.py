@@ -217,3 +217,53 @@ def test_cli_questions_writes_json_and_plot(tmp_path: Path) -> None:
     assert (tmp_path / "questions.png").stat().st_size > 1000
     bad = CliRunner().invoke(app, [*args[:-4], "--questions", "-1", "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "--questions -1" in bad.output
+
+
+def test_rescope_judges_earlier_answers_under_new_decisions() -> None:
+    """With the decisions the answers were made under, the earlier verdicts come back exactly;
+    with others, only which answer is judged changes."""
+    from persona.bench.feedback import rescope
+
+    path = Path(__file__).parents[2] / "benchmarks/feedback/local-answers-no-llm/feedback.json"
+    earlier = json.loads(path.read_text())
+    by_id = {f["id"]: f for f in load_feedback_set("test")}
+    rows = [r for r in earlier["feedbacks"] if "behaviour" in r]
+    assert rows
+    for row in rows:
+        fb = by_id[row["id"]]
+        again = rescope(earlier, fb, row["decisions"])
+        for group in GROUPS:
+            assert again[group]["c3po_scope"] == row["behaviour"][group]["c3po_scope"]
+        everywhere = {g: {"c3po_scope": [True] * len(fb[g])} for g in GROUPS}
+        nowhere = {g: {"c3po_scope": [False] * len(fb[g])} for g in GROUPS}
+        for group in GROUPS:
+            told = row["behaviour"][group]["in_context"]
+            assert rescope(earlier, fb, everywhere)[group]["c3po_scope"] == told
+            withheld = rescope(earlier, fb, nowhere)[group]["c3po_scope"]
+            assert withheld == [None if t is None else False for t in told]
+    with pytest.raises(InvalidInputError, match="no answers for feedback"):
+        rescope({"feedbacks": []}, by_id[rows[0]["id"]], rows[0]["decisions"])
+    short = {g: {"c3po_scope": [True]} for g in GROUPS}
+    with pytest.raises(InvalidInputError, match="same --examples"):
+        rescope(earlier, by_id[rows[0]["id"]], short)
+
+
+def test_cli_answers_from_reuses_the_answers(tmp_path: Path) -> None:
+    from persona.cli import app
+
+    earlier = Path(__file__).parents[2] / "benchmarks/feedback/local-answers-no-llm/feedback.json"
+    args = ["bench", "feedback", "--llm", "fake", "--categories", "0", "--limit", "1"]
+    result = CliRunner().invoke(
+        app, [*args, "--answers-from", str(earlier), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "feedback.json").read_text())
+    assert data["answers_from"] == str(earlier)
+    assert data["answer_model"] == json.loads(earlier.read_text())["answer_model"]
+    row = data["feedbacks"][0]
+    assert row["behaviour"] and len(row["decisions"]["in_scope"]["c3po_probability"]) == 12
+    (tmp_path / "empty.json").write_text('{"feedbacks": []}')
+    bad = CliRunner().invoke(
+        app, [*args, "--answers-from", str(tmp_path / "empty.json"), "--out", str(tmp_path)]
+    )
+    assert bad.exit_code != 0 and "holds no answers" in bad.output
