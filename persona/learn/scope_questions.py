@@ -3,8 +3,9 @@
 A feedback's scope model is least sure about requests whose probability sits near its
 threshold; the user's answer on those moves the decision boundary most. On the development
 feedbacks (half of each feedback's requests as the user's past requests, the other half held
-out, no LLM), answering the 4 requests picked this way raised scope accuracy from 0.773 to
-0.816, where 4 picked at random gave 0.795 (the README has the benchmark's figures).
+out, no LLM, threshold 0.5), answering the 4 requests picked this way raised scope accuracy
+from 0.773 to 0.816, where 4 picked at random gave 0.795; on the test feedbacks at 0.4, 0.785
+to 0.831 against 0.812 (``persona bench feedback --questions 6``; README).
 
 Near-duplicates are asked once: a request whose embedding is within :data:`SAME` cosine of
 one already picked is skipped, so the questions cover different parts of the boundary.
