@@ -83,6 +83,7 @@ def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None)
     ledger = Ledger()
     mine: dict[str, list[int]] = {}  # ids this worker added and has not deleted
     texts: dict[int, str] = {}
+    scoped: dict[str, list[int]] = {}  # ids of the feedback preferences this worker added
     for i in range(n):
         user = rnd.choice(USERS)
         op = rnd.random()
@@ -92,6 +93,7 @@ def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None)
             pref = layer.add_preference(user, text, context=ctx)
         elif op < 0.35:
             pref = layer.learn_from_feedback(user, text, in_scope=[rnd.choice(CONTEXTS)])
+            scoped.setdefault(user, []).append(pref.id)
         elif op < 0.40:
             layer.learn_from_labels(user, rnd.choice(CONTEXTS), f"good {text}", f"bad {text}")
             pref = None
@@ -106,6 +108,16 @@ def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None)
         elif op < 0.55 and mine.get(user):
             pid = rnd.choice(mine[user])
             layer.update_preference(user, pid, enabled=rnd.random() < 0.5)
+            pref = None
+        elif op < 0.58 and set(scoped.get(user, ())) & set(mine.get(user, ())):
+            # ask where one of my feedbacks applies, and answer the first question
+            pid = rnd.choice(sorted(set(scoped[user]) & set(mine[user])))
+            offered = [c + f" ({i})" for c in rnd.sample(CONTEXTS, 3)]
+            asked = layer.scope_questions(user, pid, candidates=offered, k=2)
+            if any(q.request not in offered for q in asked):
+                ledger.problems.append(f"scope question outside the candidates: {asked}")
+            if asked:
+                layer.edit_scope(user, pid, add_in_scope=[asked[0].request])
             pref = None
         elif op < 0.60:
             try:
