@@ -82,7 +82,13 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
         # Rows fetched per request for every learner to choose from (nearest first).
         self._search_k = 4 * (opts.top_k + opts.cipher_k)
         learners = make_learners(
-            store, embedder, lambda: self.llm, self._nearest, opts, local_llm=self._local_llm()
+            store,
+            embedder,
+            lambda: self.llm,
+            self._nearest,
+            opts,
+            local_llm=self._local_llm(),
+            cache_dir=home / "cache" if home else None,
         )
         self.stated, self.c3po, self.cipher, self.fspo = learners
         self.learners: tuple[Learner, ...] = (self.stated, self.c3po, self.cipher, self.fspo)

@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ from persona.learn.scope_questions import (
     POOL_CANDIDATES,
     normalize,
     pick_uncertain,
+    pool_vectors,
 )
 from persona.learn.scope_words import WordVectors, request_words, scope_facets
 from persona.store.base import Store
@@ -99,8 +101,10 @@ class C3PO:
         embedder: Embedder,
         llm: Callable[[], BaseChatModel] | None,
         config: C3POConfig | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.cache_dir = cache_dir  # where the pool's embeddings are kept (None: memory only)
         self.embedder = embedder
         self.llm = llm
         self.config = config or C3POConfig()
@@ -282,11 +286,11 @@ class C3PO:
 
     def _nearest_pool(self, anchors: np.ndarray) -> list[str]:
         """The shipped pool's requests nearest the feedback's own words (its embeddings are
-        computed once per process)."""
+        computed once, and kept in ``cache_dir`` for the next process)."""
         with self._pool_lock:
             if self._pool is None:
                 pool = list(load_pool())
-                self._pool = (pool, self.embedder.embed(pool))
+                self._pool = (pool, pool_vectors(self.embedder, pool, self.cache_dir))
             pool, vecs = self._pool
         if not len(anchors):
             return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from persona.learn.c3po import C3PO, C3POConfig
@@ -34,6 +35,7 @@ def make_learners(
     opts: LayerOptions,
     *,
     local_llm: bool,
+    cache_dir: Path | None = None,
 ) -> Learners:
     """Every learner, sharing the store, the embedder, the layer's LLM (loaded on first use)
     and its nearest-rows search. With the local model, C3PO writes no dataset by default
@@ -45,7 +47,7 @@ def make_learners(
     threshold = THRESHOLD if opts.c3po_threshold is None else float(opts.c3po_threshold)
     return Learners(
         stated=Stated(store, StatedConfig(opts.top_k, opts.min_similarity)),
-        c3po=C3PO(store, embedder, llm, C3POConfig(dataset, threshold)),
+        c3po=C3PO(store, embedder, llm, C3POConfig(dataset, threshold), cache_dir),
         cipher=CipherLearner(
             llm,
             nearest,

@@ -13,9 +13,16 @@ one already picked is skipped, so the questions cover different parts of the bou
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from persona.store.embed import Embedder, embedder_id
 
 #: Cosine at or above which two candidate requests count as the same question.
 SAME = 0.92
@@ -60,3 +67,28 @@ def pick_uncertain(
 def normalize(text: str) -> str:
     """The form under which two requests count as the same text."""
     return " ".join(text.lower().split())
+
+
+def pool_vectors(embedder: Embedder, pool: Sequence[str], folder: Path | None) -> np.ndarray:
+    """The pool's embeddings, kept in ``folder`` across processes (None: computed here).
+
+    The file is named by the embedder and the pool's text, so a new embedder or pool never
+    reads old vectors; it is written whole under a temporary name and then renamed, so a
+    process killed mid-write leaves no partial file; one that cannot be read or written is
+    recomputed, never an error (the cache only saves the ~15 s of a cold start).
+    """
+    if folder is None:
+        return embedder.embed(list(pool))
+    digest = hashlib.sha256("\n".join([embedder_id(embedder), *pool]).encode()).hexdigest()
+    path = folder / f"pool-{digest[:20]}.npy"
+    with contextlib.suppress(OSError, ValueError, EOFError):
+        vecs = np.load(path, allow_pickle=False)
+        if vecs.shape == (len(pool), embedder.dim) and np.isfinite(vecs).all():
+            return vecs.astype(np.float32, copy=False)
+    vecs = embedder.embed(list(pool))
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
+        np.save(tmp, vecs)
+        os.replace(tmp, path)
+    return vecs

@@ -376,3 +376,44 @@ def test_c3po_threshold_sets_how_readily_a_feedback_applies(
     for bad in (0, 1, 1.5, -0.1, True, "0.4", float("nan")):
         with pytest.raises(InvalidInputError, match="c3po_threshold"):
             PreferenceLayer.open(tmp_path, embedder=minilm, c3po_threshold=bad)
+
+
+def test_the_pools_embeddings_are_kept_for_the_next_process(tmp_path: Path) -> None:
+    import numpy as np
+
+    from persona.learn.scope_questions import pool_vectors
+    from persona.store.embed import HashEmbedder
+
+    class Counting(HashEmbedder):
+        texts = 0
+
+        def embed(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+            Counting.texts += len(texts)
+            return super().embed(texts)
+
+    pool = ["Plan a trip to Rome", "Email my boss", "Fix my bike's chain"]
+    folder = tmp_path / "cache"
+    first = pool_vectors(Counting(), pool, folder)
+    assert Counting.texts == 3 and len(list(folder.glob("pool-*.npy"))) == 1
+    again = pool_vectors(Counting(), pool, folder)  # another process: read, not recomputed
+    assert Counting.texts == 3 and np.array_equal(first, again)
+    # another pool (or embedder) never reads the old file
+    pool_vectors(Counting(), [*pool, "Water my ferns"], folder)
+    assert Counting.texts == 7 and len(list(folder.glob("pool-*.npy"))) == 2
+    # a damaged file is recomputed and replaced; no temporary file is left behind
+    for path, junk in zip(sorted(folder.glob("pool-*.npy")), (b"not numpy", b""), strict=True):
+        path.write_bytes(junk)
+    assert np.array_equal(pool_vectors(Counting(), pool, folder), first)
+    pool_vectors(Counting(), [*pool, "Water my ferns"], folder)
+    assert Counting.texts == 14 and not list(folder.glob("*.tmp.npy"))
+    # a folder that cannot be written only costs the recomputation
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    assert np.array_equal(pool_vectors(Counting(), pool, blocked / "cache"), first)
+
+
+def test_a_layer_keeps_the_pool_in_its_home(tmp_path: Path) -> None:
+    with PreferenceLayer.open(tmp_path, llm=fake(GOOD), embedder="hash", c3po_categories=0) as a:
+        pref = a.learn_from_feedback("ann", FEEDBACK)
+        assert a.scope_questions("ann", pref.id, k=2)
+    assert len(list((tmp_path / "cache").glob("pool-*.npy"))) == 1
