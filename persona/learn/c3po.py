@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 
+from persona.errors import InvalidInputError, NotFoundError
 from persona.learn.base import Contribution, Request, Writing
 from persona.learn.c3po_data import (
     Cost,
@@ -180,8 +181,6 @@ class C3PO:
         """
         fid = _feedback_id(pref)
         if fid is None:
-            from persona.errors import InvalidInputError
-
             raise InvalidInputError(
                 f"preference {pref.id} was not learned from feedback, so it has no scope to "
                 "edit; give it a context with update_preference instead."
@@ -227,8 +226,6 @@ class C3PO:
         fid = _feedback_id(pref)
         revisions = self.store.scope_revisions(user_id)
         if fid is None or fid not in revisions:
-            from persona.errors import InvalidInputError
-
             raise InvalidInputError(
                 f"preference {pref.id} was not learned from feedback, so it has no scope to "
                 "ask about; pick a preference learned with learn_from_feedback."
@@ -305,8 +302,6 @@ class C3PO:
             if model is not None:
                 self._cache.move_to_end(key)
                 return model
-        from persona.errors import NotFoundError
-
         try:
             stored_rev, data = self.store.scope_model(user_id, fid)
         except NotFoundError:  # deleted since the revisions were read
