@@ -267,19 +267,23 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
         *,
         candidates: Sequence[str] | None = None,
         k: int = 4,
+        recent: Sequence[str] = (),
     ) -> list[ScopeQuestion]:
         """Up to ``k`` requests on which a feedback's scope is least sure, to ask the user
         "should it apply here?"; answer with :meth:`edit_scope` (``add_in_scope`` /
-        ``add_out_of_scope``). ``candidates``: the requests to choose from (e.g. the user's
-        recent ones); None: the user's edited requests, labeled prompts and other feedbacks'
-        examples, plus the general requests nearest the feedback. No LLM call."""
+        ``add_out_of_scope``). ``candidates``: the only requests to choose from; None: the
+        user's edited requests, labeled prompts and other feedbacks' examples, plus the
+        general requests nearest the feedback. ``recent``: requests the user made lately
+        (e.g. this chat session's, which the layer does not keep), weighed with the others.
+        No LLM call."""
         self._known(user_id)
         pref = self._get(user_id, check_pref_id(pref_id))
         texts = None if candidates is None else check_prompts(candidates, "candidates")
+        lately = check_prompts(recent, "recent")
         check_count("k", k)
         if k > MAX_QUESTIONS:
             raise InvalidInputError(f"k={k} asks too much of a person; pass k <= {MAX_QUESTIONS}.")
-        return self.c3po.questions(user_id, pref, texts, k)
+        return self.c3po.questions(user_id, pref, texts, k, recent=lately)
 
     def learn_from_labels(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
         """FSPO: for ``prompt`` this user prefers ``chosen`` to ``rejected``.

@@ -70,6 +70,10 @@ class C3POConfig:
     orphan_similarity: float = 0.25
 
 
+#: Where a candidate question that is not the user's own request comes from.
+GENERAL_SOURCES = frozenset({"written for this feedback", "general requests"})
+
+
 def scope_model_for(dataset: dict[str, Any], embedder: Embedder) -> ScopeModel:
     """Fit the scope model of a feedback's dataset."""
     wanted = {normalize(t) for t in dataset.get("user_in_scope", [])}
@@ -216,13 +220,20 @@ class C3PO:
 
     # -- asking -----------------------------------------------------------------------------
     def questions(
-        self, user_id: str, pref: Preference, candidates: Sequence[str] | None, k: int
+        self,
+        user_id: str,
+        pref: Preference,
+        candidates: Sequence[str] | None,
+        k: int,
+        *,
+        recent: Sequence[str] = (),
     ) -> list[ScopeQuestion]:
         """Up to ``k`` requests where this feedback's scope model is least sure, for the user
         to judge (:mod:`persona.learn.scope_questions`). ``candidates``: those requests only;
         None: the user's own (edited requests, labeled prompts, other feedbacks' examples),
         prompts written for this feedback but not learned from, and the general requests
-        nearest it. Requests already given as this feedback's examples are never asked."""
+        nearest it; ``recent`` requests (the user's latest) are weighed with either. Requests
+        already given as this feedback's examples are never asked."""
         fid = _feedback_id(pref)
         revisions = self.store.scope_revisions(user_id)
         if fid is None or fid not in revisions:
@@ -233,7 +244,7 @@ class C3PO:
         model = self._model(user_id, fid, revisions[fid])
         if model is None:  # deleted meanwhile
             return []
-        texts, sources = self.candidates(user_id, fid, candidates, model.anchor_vecs)
+        texts, sources = self.candidates(user_id, fid, candidates, model.anchor_vecs, recent)
         if not texts:
             return []
         vecs = self.embedder.embed(texts)
@@ -241,14 +252,20 @@ class C3PO:
             model.probability(v, self._words.embed(request_words(t)) if model.facets else None)
             for t, v in zip(texts, vecs, strict=True)
         ]
-        chosen = pick_uncertain(probs, vecs, k, threshold=model.threshold)
+        own = [src not in GENERAL_SOURCES for src in sources]
+        chosen = pick_uncertain(probs, vecs, k, threshold=model.threshold, own=own)
         return [
             ScopeQuestion(texts[i], round(probs[i], 4), probs[i] >= model.threshold, sources[i])
             for i in chosen
         ]
 
     def candidates(
-        self, user_id: str, fid: int, given: Sequence[str] | None, anchors: np.ndarray
+        self,
+        user_id: str,
+        fid: int,
+        given: Sequence[str] | None,
+        anchors: np.ndarray,
+        recent: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
         """The requests :meth:`questions` chooses from, each with where it came from; the
         general ones are those nearest ``anchors`` (the feedback's own words, embedded)."""
@@ -265,6 +282,7 @@ class C3PO:
                     texts.append(text)
                     sources.append(source)
 
+        offer(recent, "your recent requests", MAX_HISTORY_CHARS)
         if given is not None:
             offer(given, "given", None)
         else:

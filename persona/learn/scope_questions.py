@@ -8,7 +8,10 @@ from 0.773 to 0.816, where 4 picked at random gave 0.795; on the test feedbacks 
 to 0.831 against 0.812 (``persona bench feedback --questions 6``; README).
 
 Near-duplicates are asked once: a request whose embedding is within :data:`SAME` cosine of
-one already picked is skipped, so the questions cover different parts of the boundary.
+one already picked is skipped, so the questions cover different parts of the boundary. The
+user's own requests (this chat's, edited, labeled) come before general ones while they are
+unsure at all (within :data:`OWN_BAND` of the threshold): a person judges their own requests
+at a glance, and those are the decisions they meet again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ MAX_QUESTIONS = 20
 MAX_HISTORY_CHARS = 300
 #: General requests from the shipped pool considered: those nearest the feedback's words.
 POOL_CANDIDATES = 64
+#: Distance from the threshold, on the logit scale, within which the user's own requests are
+#: asked before general ones (1.5 around 0.4: probabilities from 0.13 to 0.75).
+OWN_BAND = 1.5
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -47,15 +53,20 @@ def pick_uncertain(
     *,
     threshold: float,
     same: float = SAME,
+    own: Sequence[bool] | None = None,
 ) -> list[int]:
     """Indices of up to ``k`` candidates, least certain first (nearest ``threshold`` on the
-    logit scale), skipping near-duplicates of those already picked."""
+    logit scale), skipping near-duplicates of those already picked; ``own`` marks the user's
+    own requests, which go first while within :data:`OWN_BAND` (with all or none marked,
+    the order is by distance alone)."""
     if k <= 0 or not len(probabilities):
         return []
     probs = np.asarray(probabilities, dtype=np.float64)
     distance = np.abs(_logit(probs) - _logit(np.array([threshold]))[0])
+    mine = np.zeros(len(probs), bool) if own is None else np.asarray(own, dtype=bool)
+    later = ~(mine & (distance <= OWN_BAND))
     picked: list[int] = []
-    for i in np.argsort(distance, kind="stable"):
+    for i in np.lexsort((distance, later)):
         if picked and float((vectors[picked] @ vectors[i]).max()) >= same:
             continue
         picked.append(int(i))

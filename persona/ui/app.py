@@ -193,7 +193,7 @@ def build_app(
                     )
                     feedback_btn = gr.Button("Teach this feedback", elem_id="feedback-send")
             with gr.Tab("Preferences", id="prefs-tab", elem_id="prefs-tab"):
-                tab = preferences_tab(layer, who, user, status)
+                tab = preferences_tab(layer, who, user, status, contexts)
                 prefs, labels = tab.prefs, tab.labels
             with gr.Tab("Adapter", id="adapter-tab", elem_id="adapter-tab") as adapter_page:
                 use = adapter_tab(layer, who, user, adapter_page, adapter_config)

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from persona.config import MAX_PREFERENCE_CHARS, safe_dir_name
 from persona.errors import InvalidInputError, NotFoundError, UnknownUserError
-from persona.types import Preference
+from persona.types import Preference, ScopeQuestion
 from persona.ui.common import (
     Notify,
+    contexts_of,
     escape_md,
     failed,
     lines_in,
@@ -276,26 +277,40 @@ class Questions(NamedTuple):
 QUESTIONS = 4
 
 
+#: The latest requests of this chat offered as questions (older ones are out of mind).
+RECENT = 32
+
+
+def recent_requests(contexts: Any) -> list[str]:
+    """This chat's requests (the app's answer index -> request state), latest last, each
+    once; the layer keeps no log of requests, so the app offers them itself."""
+    by_turn = sorted(contexts_of(contexts).items())
+    texts = [t.strip() for _, t in by_turn if t.strip()]
+    return list(dict.fromkeys(reversed(texts)))[:RECENT][::-1]
+
+
 def scope_questions(
-    layer: PreferenceLayer, user_id: Any, pid: Any, notify: Notify = _warn
+    layer: PreferenceLayer, user_id: Any, pid: Any, notify: Notify = _warn, *, contexts: Any = None
 ) -> Questions:
-    """Requests where persona is least sure whether the picked feedback applies: the user's
-    own (edited, labeled, given with other feedback) and everyday requests near it."""
+    """Requests where persona is least sure whether the picked feedback applies: this chat's
+    (``contexts``: the app's answer index -> request state), the user's stored ones (edited,
+    labeled, given with other feedback) and everyday requests near it."""
     try:
         user = normalise_user(user_id)
         pref = _scoped(layer, user, pid)
-        asked = layer.scope_questions(user, pref.id, k=QUESTIONS)
+        asked = layer.scope_questions(user, pref.id, k=QUESTIONS, recent=recent_requests(contexts))
     except Exception as err:
         return Questions([], f"⚠️ {failed(err, notify)}", ok=False)
     if not asked:
         return Questions([], "Nothing to ask: persona has no requests it is unsure about here.")
-    choices = [
-        (f"{short(q.request, 160)} (today: {'applies' if q.applies else 'does not apply'})",
-         q.request)
-        for q in asked
-    ]  # fmt: skip
+
+    def label(q: ScopeQuestion) -> str:
+        today = "applies" if q.applies else "does not apply"
+        mine = ", you asked this in the chat" if q.source == "your recent requests" else ""
+        return f"{short(q.request, 160)} (today: {today}{mine})"
+
     return Questions(
-        choices,
+        [(label(q), q.request) for q in asked],
         f"Persona is least sure about these requests for preference #{pref.id}. Tick where it "
         "should apply and where it should not, then press “Update where it applies”.",
     )

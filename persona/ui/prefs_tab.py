@@ -28,11 +28,14 @@ class PrefsTab(NamedTuple):
     export_file: Any
 
 
-def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, status: Any) -> PrefsTab:
+def preferences_tab(
+    layer: Any, who: Callable[[Any, Any], Any], user: Any, status: Any, contexts: Any = None
+) -> PrefsTab:
     """Build the tab's components (inside ``with gr.Tab(...)``) and wire their events.
 
     ``who(request, name)`` gives the user id (the signed-in one with auth); ``user`` is the
-    app's applied-name state; ``status`` the shared status line.
+    app's applied-name state; ``status`` the shared status line; ``contexts`` the chat's
+    answer index -> request state (its requests are offered as scope questions).
     """
     import gradio as gr
 
@@ -144,8 +147,8 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
         hidden = gr.CheckboxGroup(choices=[], value=[], visible=False)
         return *panel_out(panel), "", "", hidden, hidden
 
-    def on_ask(uid: str, pid: Any, request: gr.Request):
-        asked = scope_questions(layer, who(request, uid), pid)
+    def on_ask(uid: str, pid: Any, ctx: Any, request: gr.Request):
+        asked = scope_questions(layer, who(request, uid), pid, contexts=ctx)
         if not asked.ok:
             return asked.status, gr.skip(), gr.skip()
         shown = bool(asked.choices)
@@ -195,7 +198,10 @@ def preferences_tab(layer: Any, who: Callable[[Any, Any], Any], user: Any, statu
         api_name="edit_scope",
     )
     ask_btn.click(
-        on_ask, [user, pref_id], [status, ticked_in, ticked_out], api_name="scope_questions"
+        on_ask,
+        [user, pref_id, contexts if contexts is not None else gr.State({})],
+        [status, ticked_in, ticked_out],
+        api_name="scope_questions",
     )
     toggle_btn.click(on_toggle, [user, pref_id], [prefs, status], api_name="toggle_preference")
     delete_btn.click(

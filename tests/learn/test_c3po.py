@@ -275,6 +275,12 @@ def test_pick_uncertain_takes_the_nearest_threshold_first_and_skips_near_duplica
     assert pick_uncertain(probs, vecs, 0, threshold=0.5) == []
     # on the logit scale 0.7 is nearer a 0.9 threshold than 0.99 is (1.35 against 2.4)
     assert pick_uncertain([0.99, 0.7], np.eye(2), 1, threshold=0.9) == [1]
+    # the user's own requests first while they are unsure at all (0.3: logit distance 0.85;
+    # 0.01: 4.6, past the band), then the rest by distance; all marked: distance alone
+    own = [False, False, True, True, False]
+    probs = [0.5, 0.45, 0.3, 0.01, 0.55]
+    assert pick_uncertain(probs, np.eye(5), 5, threshold=0.5, own=own) == [2, 0, 1, 4, 3]
+    assert pick_uncertain(probs, np.eye(5), 5, threshold=0.5, own=[True] * 5) == [0, 1, 4, 2, 3]
 
 
 BORDERLINE = [
@@ -357,7 +363,28 @@ def test_scope_questions_refuse_bad_input(scoped: PreferenceLayer) -> None:
         scoped.scope_questions("ann", pref.id, candidates="Email my boss")  # type: ignore[arg-type]
     with pytest.raises(UnknownUserError):
         scoped.scope_questions("nobody", pref.id)
+    with pytest.raises(InvalidInputError, match="recent must be a list"):
+        scoped.scope_questions("ann", pref.id, recent="Email my boss")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"recent\[1\]"):
+        scoped.scope_questions("ann", pref.id, recent=["Email my boss", "  "])
     assert scoped.scope_questions("ann", pref.id, candidates=[]) == []
+
+
+def test_scope_questions_weigh_the_users_recent_requests_with_the_others(
+    scoped: PreferenceLayer,
+) -> None:
+    pref = scoped.learn_from_feedback("ann", FEEDBACK, in_scope=[IN])
+    lately = "Email my manager that I'm out sick today."
+    # with no other candidates, the recent request is the one asked
+    (only,) = scoped.scope_questions("ann", pref.id, candidates=[], recent=[lately, IN], k=3)
+    assert (only.request, only.source) == (lately, "your recent requests")  # IN: an example
+    # beside the defaults it is one more candidate, named as the user's own
+    fid = scoped.store.list_feedback("ann")[0].id
+    anchors = scoped.embedder.embed([FEEDBACK])
+    texts, where = scoped.c3po.candidates("ann", fid, None, anchors, [lately, "x " * 200])
+    assert (texts[0], where[0]) == (lately, "your recent requests")
+    assert "x " * 200 not in texts  # a pasted document is not a question
+    assert "general requests" in where
 
 
 def test_c3po_threshold_sets_how_readily_a_feedback_applies(

@@ -105,6 +105,7 @@ def test_two_signed_in_users_end_to_end(browser, served_auth, tmp_path: Path) ->
     expect(page.locator("#chat .bot-row")).to_have_count(4)  # 2 answers, each with its "why"
     shot(page, tmp_path, "chat", full_page=True)
     assert len(layer.labels("ana")) == 1
+    send(page, "Draft a note to my boss about Friday")  # asked about in the Preferences tab
 
     # the Preferences tab: the learned preference, edit, disable, delete
     tab(page, "Preferences")
@@ -149,7 +150,13 @@ def test_two_signed_in_users_end_to_end(browser, served_auth, tmp_path: Path) ->
     shot(page, tmp_path, "scope-questions", full_page=True)
     yes.nth(0).check()
     no.nth(1).check()
-    asked = [q.request for q in layer.scope_questions("ana", fb_pref.id)]
+    # the chat's own requests are weighed with the stored ones
+    chat = ["Write about cats", "Draft a note to my boss about Friday"]
+    questions = layer.scope_questions("ana", fb_pref.id, recent=chat)
+    asked = [q.request for q in questions]
+    assert questions[0].source == "your recent requests"
+    expect(page.locator("#scope-yes")).to_contain_text(asked[0])
+    expect(page.locator("#scope-yes")).to_contain_text("you asked this in the chat")
     page.locator("#scope-save").click()
     expect(status).to_contain_text(f"Preference #{fb_pref.id} now applies in scope")
     expect(page.locator("#scope-yes")).to_be_hidden()

@@ -197,3 +197,23 @@ def test_the_app_suggests_requests_to_check_and_saves_the_ticked_answers(ui_laye
     # the answered requests are not suggested again
     again = [value for _, value in ui.scope_questions(ui_layer, USER, pref.id).choices]
     assert not set(again) & set(requests[:3])
+
+
+def test_the_apps_scope_questions_weigh_this_chats_requests(ui_layer) -> None:
+    from persona.ui.prefs import RECENT, recent_requests
+
+    # the chat's state: answer index -> request (keys come back as strings from the browser)
+    chat = {"5": "Email my boss the Q3 numbers", 1: "Write a haiku", 3: "Write a haiku", 7: " "}
+    assert recent_requests(chat) == ["Write a haiku", "Email my boss the Q3 numbers"]
+    assert recent_requests(None) == recent_requests("garbage") == []
+    many = {i: f"request {i}" for i in range(RECENT + 10)}
+    assert recent_requests(many) == [f"request {i}" for i in range(10, RECENT + 10)]  # latest
+    pref = ui_layer.learn_from_feedback(USER, "no emojis in emails to my boss", in_scope=[CTX])
+    asked = ui.scope_questions(ui_layer, USER, pref.id, contexts=chat)
+    direct = ui_layer.scope_questions(USER, pref.id, k=ui.QUESTIONS, recent=recent_requests(chat))
+    assert [value for _, value in asked.choices] == [q.request for q in direct]
+    for (label, _), q in zip(asked.choices, direct, strict=True):
+        assert ("you asked this in the chat" in label) == (q.source == "your recent requests")
+    # the chat's unsure request is asked before general ones
+    assert asked.choices[0][1] == "Email my boss the Q3 numbers"
+    assert "you asked this in the chat" in asked.choices[0][0]
