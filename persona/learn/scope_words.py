@@ -79,7 +79,8 @@ _LABEL = re.compile(r"^(?P<scope>[^,;:]{3,60}):\s+\S", re.IGNORECASE)
 _ON_ANSWER = (
     r"keep|make|comment|explain|start|begin|end|finish|close|open|sign(?: off)?|format|write|"
     r"title|number|proofread|shorten|lengthen|structure|phrase|word|translate|summari[sz]e|"
-    r"put|wrap|present|show|render|answer|reply to|respond to"
+    r"put|wrap|present|show|render|answer|reply to|respond to|condense|simplify|tighten|trim|"
+    r"rewrite|polish|revise|edit|draft|compose"
 )
 _OBJECT = re.compile(
     rf"^(?:{_ON_ANSWER})\s+(?P<scope>.{{3,80}})$",
@@ -91,8 +92,11 @@ _OBJECT_END = re.compile(
     r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|"
     r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
     r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof)|"
-    r"[a-z]+er than|(?:short|long|brief|concise|simple|formal|casual|polite|plain|warm|friendly|"
-    r"professional|upbeat|neutral|serious|playful|positive|gentle)[a-z]*)\b.*$",
+    r"[a-z]+er than|(?:lower|higher|lighter|heavier|smaller|bigger|larger|fewer|cheaper|"
+    r"faster|slower|clearer|tighter|easier|harder|softer|stronger)\s+(?:in|on)|"
+    r"at (?:an? |the )?[a-z0-9+-]+ level|"
+    r"(?:short|long|brief|concise|simple|formal|casual|polite|plain|warm|friendly|professional|"
+    r"upbeat|neutral|serious|playful|positive|gentle)[a-z]*)\b.*$",
     re.IGNORECASE,
 )
 _ASK = re.compile(
@@ -126,7 +130,8 @@ _WISH_CLAUSE = re.compile(
 _ABOUT = re.compile(
     r"^.*?\b(?:is|are|it's|talk|talking|chat|chatting|ask|asking|questions?|requests?|"
     r"answers?|advice|help|tips|anything|something|stuff|things?)\s+(?:about|regarding|"
-    r"involving|concerning|related to|on)\s+",
+    r"involving|concerning|related to|on|going to|sent to|addressed to|meant for|intended for)"
+    r"\s+",
     re.IGNORECASE,
 )
 
@@ -146,7 +151,7 @@ STOP = frozenset(
 #: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).
 VAGUE = frozenset(
     """anything everything something stuff question questions request requests topic topics
-    answer answers response responses output list lists kind kinds type types sort
+    answer answers response responses output kind kinds type types sort
     explaining explain helping answering discussing talking piece pieces content""".split()
 )
 
@@ -178,6 +183,9 @@ def _trailing(sentence: str) -> list[str]:
         if (
             len(phrase) >= 3
             and not phrase.lower().startswith("to ")  # "... when to call the doctor"
+            # "... when you add a summary": what the assistant does, not what is asked
+            # ("when you write emails to my boss" reads "emails to my boss")
+            and not re.match(r"you\b", _clean(phrase), re.IGNORECASE)
             and not _manner(phrase)
             and not _NOT_SCOPE.fullmatch(phrase.strip())
             and not _PRONOUN.match(phrase.strip())
@@ -279,9 +287,10 @@ def scope_phrases(feedback: str) -> list[str]:
 
 def facets(phrase: str) -> list[str]:
     """The content words of a scope phrase, in order ("drafting emails to my boss" ->
-    ["emails", "boss"]); possessives lose their "'s", and vague heads ("answers about tax
-    law") count only where nothing else is named."""
-    words = re.findall(WORD, phrase.lower())
+    ["emails", "boss"]); possessives lose their "'s", "lists of" is dropped, and vague heads
+    ("answers about tax law") count only where nothing else is named."""
+    # "lists of book recommendations": the list is the form, the books the scope
+    words = re.findall(WORD, re.sub(r"\blists? of\b", " ", phrase.lower()))
     out = [re.sub(r"'s?$", "", w) for w in words]
     kept = list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
     return [w for w in kept if w not in VAGUE] or kept
