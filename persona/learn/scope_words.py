@@ -41,7 +41,10 @@ _QUOTED = re.compile(r"(?:(?<!\w)'[^']{1,80}'(?!\w)|\"[^\"]{1,80}\"|“[^”]{1,
 
 _MARK = r"(?:when(?:ever)?|if|while|during|for|in|on)"
 #: Markers that open a leading clause only ("Regarding my car questions, ...").
-_LEAD_MARK = rf"(?:{_MARK}|regarding|concerning|about|as for|with)"
+_LEAD_MARK = (
+    r"(?:when it comes to|in terms of|as far as|any ?time|every ?time|"
+    rf"{_MARK}|regarding|concerning|about|as for|with)"
+)
 _LEADING = re.compile(
     rf"^{_LEAD_MARK}\s+(?P<scope>[^,;:]{{3,80}})[,;:]\s*(?P<rest>.+)$",
     re.IGNORECASE,
@@ -49,13 +52,27 @@ _LEADING = re.compile(
 #: How a request to the assistant opens before its verb ("Could you always ...").
 _POLITE = re.compile(
     r"^(?:(?:please|kindly|(?:could|can|would|will) you|make sure (?:to|you)|remember to|"
-    r"try to|i'd like you to|i want you to|i need you to)\s+)*(?:(?:always|never|also)\s+)?",
+    r"try to|i'd like you to|i want you to|i need you to|(?:would|is) it (?:be )?possible to|"
+    r"it'd be (?:great|nice) if you could)\s+)*(?:(?:always|never|also)\s+)?",
     re.IGNORECASE,
 )
-#: "add / include X to / in Y": Y is what the rule is about.
+#: Words that open a sentence before what it says ("Honestly, the recaps are too long").
+_FILLER = re.compile(
+    r"^(?:(?:honestly|hey|hi|ok|okay|btw|so|also|and|but|oh|look|listen|seriously|actually)"
+    r"\b[,!]?\s+)+",
+    re.IGNORECASE,
+)
+#: "add / include X to / in Y" (also "stop adding X to Y"): Y is what the rule is about.
 _INTO = re.compile(
-    r"^(?:add|include|append|attach|insert|mention)\s+.+?\s+"
+    r"^(?:(?:stop|quit|don't|do not)\s+)?(?:add|include|append|attach|insert|mention|adding|"
+    r"including|appending|attaching|inserting|mentioning)\s+.+?\s+"
     r"(?:to|in|into|on|at the (?:end|start|top|bottom) of)\s+(?P<scope>[^.;:!?,]{3,80})",
+    re.IGNORECASE,
+)
+#: "give / show X with every Y": Y is what the rule is about.
+_WITH_EVERY = re.compile(
+    r"^(?:give|show|provide|list|add|include|put|offer)\s+.+?\s+(?:with|in|for)\s+"
+    r"(?:every|each|all|any)\s+(?P<scope>[^.;:!?,]{3,80})",
     re.IGNORECASE,
 )
 #: Words that make a phrase a manner ("in all lowercase", "as a numbered list"), not a scope.
@@ -64,17 +81,38 @@ MANNER = frozenset(
     metric imperial format formatting style tone block blocks list lists bullet bullets point
     points paragraph paragraphs sentence sentences word words person british american
     spelling way manner detail details table tables markdown numbered order max maximum
-    minimum characters lines line seconds minutes hours days weeks grams kilograms pounds
-    ounces cups celsius fahrenheit miles kilometers meters feet inches liters""".split()
+    bulleted checklist checklists checkbox checkboxes length lengths
+    minimum characters lines line""".split()
+) | frozenset(
+    "seconds minutes hours days weeks grams kilograms pounds ounces cups celsius fahrenheit "
+    "miles kilometers meters feet inches liters".split()
+)
+_NUMBERS = frozenset(
+    "a an one two three four five six seven eight nine ten twelve fifteen twenty thirty "
+    "forty fifty sixty hundred few couple several many".split()
+)
+#: Units: a manner after a number or alone ("under 30 minutes", "in Celsius"), a kind of
+#: request after a noun ("meeting minutes").
+UNITS = frozenset(
+    "seconds minutes hours days weeks grams kilograms pounds ounces cups celsius fahrenheit "
+    "miles kilometers meters feet inches liters".split()
 )
 #: The subject of a rule: "<scope> should / must / need to ..." or "<scope>: ...".
 _SUBJECT = re.compile(
     r"^(?P<scope>[^,;:]{3,80}?)\s+(?:(?:should|must|ought)(?:n't| not)?|shall|cannot|can't|"
     r"needs?|requires?|deserves?|gets?|stays?|comes?|came|have to|has to|are to|is to|"
-    r"always|never)\b",
+    r"always|never|(?:is|are)(?:n't| not)?\s+(?:(?:way|much|far|a bit|kinda|kind of|always|"
+    r"getting|often|usually)\s+)*(?:too|so|overly)\b)\b",
     re.IGNORECASE,
 )
-_LABEL = re.compile(r"^(?P<scope>[^,;:]{3,60}):\s+\S", re.IGNORECASE)
+#: "Can chemistry homework explanations be slower?": the subject of an inverted question.
+_ASKED_SUBJECT = re.compile(
+    r"^(?:can|could|would|should|will|must)\s+(?!(?:you|i|we|it|this|that|there)\b)"
+    r"(?P<scope>[^,;:]{3,80}?)\s+(?:be|have|get|stay|include|mention|use|start|begin|end|open|"
+    r"close|avoid|skip|follow|list|show|come|sound|read|look|feel|go)\b",
+    re.IGNORECASE,
+)
+_LABEL = re.compile(r"^(?P<scope>[^,;:>]{3,60}?)(?::|\s*->|\s+[-–—]+)\s+\S", re.IGNORECASE)
 #: Verbs whose object is the kind of answer the rule is about (not a thing to put in it).
 _ON_ANSWER = (
     r"keep|make|comment|explain|start|begin|end|finish|close|open|sign(?: off)?|format|write|"
@@ -89,14 +127,19 @@ _OBJECT = re.compile(
 #: Where an object phrase stops: a measure, a manner, a comparison or a new clause.
 _OBJECT_END = re.compile(
     r"\s+(?:under|over|below|above|within|at most|at least|with|without|by|as|like|than|"
-    r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|"
+    r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|going forward|"
     r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
     r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof)|"
     r"[a-z]+er than|(?:lower|higher|lighter|heavier|smaller|bigger|larger|fewer|cheaper|"
     r"faster|slower|clearer|tighter|easier|harder|softer|stronger)\s+(?:in|on)|"
     r"at (?:an? |the )?[a-z0-9+-]+ level|"
     r"(?:short|long|brief|concise|simple|formal|casual|polite|plain|warm|friendly|professional|"
-    r"upbeat|neutral|serious|playful|positive|gentle)[a-z]*)\b.*$",
+    r"upbeat|neutral|serious|playful|positive|gentle|funny|strict|punchy|respectful|cheerful|"
+    r"factual|objective|blunt)[a-z]*|"
+    # words that are also nouns ("law firm", "direct reports") only before "but" / "and"
+    r"(?:firm|light|clear|direct|calm|kind|honest|tight|lean|crisp)\s+(?:but|and|yet)|"
+    r"to (?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+|under|at most|"
+    r"a single|a few)\b)\b(?!-).*$",
     re.IGNORECASE,
 )
 _ASK = re.compile(
@@ -105,10 +148,17 @@ _ASK = re.compile(
     r"(?:you\s+)?(?:for|to|about)?\s*|about\s+)",
     re.IGNORECASE,
 )
+#: The words :data:`_ABOUT` is made of, with the vague and function words before it.
+_ABOUT_WORDS = frozenset(
+    """is are it's talk talking chat chatting ask asking question questions request requests
+    answer answers advice help tips anything something stuff thing things about regarding
+    involving concerning related to on going sent addressed meant intended for""".split()
+)
+
 #: Words that start a phrase but name no scope ("I prefer ...", "it", "that").
 _NOT_SCOPE = re.compile(r"^(?:i|it|this|that|these|those|there|you|please|be|use|do)\b", re.I)
 #: A trailing phrase about the person, not the request ("... for me", "... to us").
-_PRONOUN = re.compile(r"^(?:me|us|him|her|them|it|this|that)\b", re.IGNORECASE)
+_PRONOUN = re.compile(r"^(?:me|us|him|her|them|it|this|that)\b(?!')", re.IGNORECASE)
 #: "I'd like my lab notes kept brief", "I want the replies to my landlord formal": the noun
 #: phrase after a stated wish, up to where its manner starts.
 _WISH = re.compile(
@@ -116,8 +166,18 @@ _WISH = re.compile(
     r"(?P<scope>(?:my|our|the|all|any|every)\s+.{3,80})$",
     re.IGNORECASE,
 )
+#: "I want commit messages to follow ...", "I'd prefer travel itineraries that ...": a bare
+#: noun phrase, then "to" and a verb, a relative clause or a participle.
+_WISH_BARE = re.compile(
+    r"^(?:i|i'd|i would)\s+(?:really\s+)?(?:like|want|need|prefer)\s+"
+    r"(?!(?:to|you|it|that|this|a|an|my|our|the|all|any|every|them|him|her|me|us)\b)"
+    r"(?P<scope>[a-z][a-z0-9&' -]{2,60}?)\s+(?:to\s+[a-z]+|that|which|[a-z]+ed|kept|written|"
+    r"done|made|given|sent|shown)\b",
+    re.IGNORECASE,
+)
 _WISH_END = re.compile(
-    r"\s+(?:[a-z]+ed|kept|written|done|made|given|sent|shown|to|be|spelt|read|told)\b.*$",
+    r"\s+(?:[a-z]+ed|kept|written|done|made|given|sent|shown|to|be|spelt|read|told|that|which|"
+    r"who|with)\b.*$",
     re.IGNORECASE,
 )
 #: "I prefer that <clause>", "It would help if <clause>": the clause's subject is the scope.
@@ -146,7 +206,7 @@ STOP = frozenset(
     creating put get using use one thing things stuff something off up out more less
     very too much into onto like than then just also only via per i'm i've i'd i'll you're
     you've you'd we're we've we'd it's that's let's don't doesn't didn't can't won't isn't
-    aren't shouldn't mustn't how what why where which who whom whose""".split()
+    aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks""".split()
 )
 #: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).
 VAGUE = frozenset(
@@ -158,7 +218,11 @@ VAGUE = frozenset(
 
 def _clean(phrase: str) -> str:
     phrase = _ASK.sub("", phrase.strip(" .,!?;:\"'")).strip(" .,!?;:\"'")
-    phrase = _ABOUT.sub("", phrase)
+    phrase = re.sub(r"\s+(?:go|goes|are concerned|is concerned)$", "", phrase, flags=re.I)
+    about = _ABOUT.match(phrase)
+    if about:  # "health questions about my kids" keeps "health"; "answers about tax" not
+        kept = [w for w in re.findall(WORD, about.group(0).lower()) if w not in _ABOUT_WORDS]
+        phrase = " ".join([*kept, phrase[about.end() :]])
     return " ".join(phrase.split())
 
 
@@ -170,7 +234,27 @@ GENERIC = frozenset(
 
 
 def _manner(phrase: str) -> bool:
-    return bool(set(re.findall(r"[a-z]+", phrase.lower())) & MANNER)
+    """A phrase that says how, not where ("in a numbered list"); a list of something is a kind
+    of request ("grocery lists"), a bare list is a form ("in a list")."""
+    words = re.findall(r"[a-z0-9]+", phrase.lower())
+    hits = set(words) & MANNER
+    if hits and hits <= {"list", "lists"}:
+        return not [w for w in facets(phrase) if w not in hits]
+    for i, w in enumerate(words):
+        if w in UNITS:  # "meeting minutes": measured nothing
+            before = words[i - 1] if i else ""
+            if before and before not in STOP and before not in _NUMBERS and not before.isdigit():
+                hits.discard(w)
+    return bool(hits)
+
+
+#: A condition on the request's state, not a kind of request ("if something's ambiguous",
+#: "when I'm wrong"); "when it's about X" is read by :data:`_ABOUT` first.
+_STATE = re.compile(
+    r"^(?:something|anything|it|that|this|there|i|you)(?:'s|'m|'re|\s+(?:is|am|are|seems?|"
+    r"looks?|gets?))\s+(?!about|for|regarding|related|on\b|to\b)(?:\w+ly\s+)?\w+$",
+    re.IGNORECASE,
+)
 
 
 def _trailing(sentence: str) -> list[str]:
@@ -189,6 +273,7 @@ def _trailing(sentence: str) -> list[str]:
             and not _manner(phrase)
             and not _NOT_SCOPE.fullmatch(phrase.strip())
             and not _PRONOUN.match(phrase.strip())
+            and not _STATE.match(phrase.strip())
         ):
             return [phrase]
     return []
@@ -205,7 +290,7 @@ _IMPERATIVE = re.compile(
 
 def _subject(sentence: str) -> str | None:
     """The subject of a rule ("Cover letters should ...") or a label ("Sermons: ...")."""
-    match = _SUBJECT.match(sentence) or _LABEL.match(sentence)
+    match = _SUBJECT.match(sentence) or _ASKED_SUBJECT.match(sentence) or _LABEL.match(sentence)
     if match and not _NOT_SCOPE.match(match.group("scope")):
         if not (_IMPERATIVE.match(sentence) and match.re is _SUBJECT):
             return match.group("scope")
@@ -218,6 +303,9 @@ def _wish(sentence: str) -> str | None:
     clause = _WISH_CLAUSE.match(sentence)
     if clause:
         return _subject(clause.group("clause"))
+    bare = _WISH_BARE.match(sentence)
+    if bare and not _manner(bare.group("scope")):
+        return bare.group("scope")
     wish = _WISH.match(re.split(r"[,;]", sentence, maxsplit=1)[0])
     if wish:
         phrase = _OBJECT_END.sub("", _WISH_END.sub("", wish.group("scope")))
@@ -243,8 +331,19 @@ _MANNER_OF = re.compile(
 )
 
 
+_CONDITION = re.compile(r"\b(?:when(?:ever)?|if)\s+", re.IGNORECASE)
+#: "the <part of an answer> ... in <my things | things>": where the part goes is the scope.
+_PART_IN = re.compile(
+    r"^the\s+(?:(?!(?:for|of|to|from|about|with|on|by)\b)\S+\s+){1,3}?(?:in|within)\s+(?P<scope>(?:(?:my|our|all|any|every)\s+)?"
+    r"(?!(?:a|an|the|this|that|it|its|bold|italics?|caps|order|full|front|place|general|short|"
+    r"brief|detail|advance|case|person|line)\b)[a-z][^.;:!?,]{2,80})$",
+    re.IGNORECASE,
+)
+
+
 def _sentence_phrases(sentence: str) -> list[str]:
     found: list[str] = []
+    sentence = _FILLER.sub("", sentence)
     lead = _LEADING.match(sentence)
     if lead:
         found.append(lead.group("scope"))
@@ -254,6 +353,17 @@ def _sentence_phrases(sentence: str) -> list[str]:
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
     obj = None if lead else _OBJECT.match(sentence)
+    if obj and _CONDITION.search(obj.group("scope")):
+        # "Translate medical jargon whenever it's about my mom's chemotherapy": the condition
+        # names the scope, the object what to do there
+        when = _trailing(sentence)
+        if when:
+            return [*found, *when]
+    part = _PART_IN.match(obj.group("scope")) if obj else None
+    if part:  # "Number the steps in troubleshooting guides": the guides
+        phrase = _OBJECT_END.sub("", part.group("scope"))
+        if not _manner(phrase) and facets(phrase):
+            return [*found, phrase]
     of = _MANNER_OF.match(obj.group("scope")) if obj else None
     if of:  # "Keep the tone of my emails to clients warm": the emails to clients
         phrase = _OBJECT_END.sub("", of.group("scope"))
@@ -266,10 +376,21 @@ def _sentence_phrases(sentence: str) -> list[str]:
             return [*found, phrase]
     if not lead:  # after "For questions about my car, ..." the rest is the instruction
         found.extend(_trailing(sentence))
-    into = _INTO.match(sentence)
+    into = _INTO.match(sentence) or _WITH_EVERY.match(sentence)
     if into and not lead and not _manner(into.group("scope")):
         found.append(_OBJECT_END.sub("", into.group("scope")))
     return found
+
+
+#: A topic asked as a question before an instruction ("Pathfinder encounter ideas?"): a few
+#: words, no question word, auxiliary or pronoun.
+_TOPIC = re.compile(
+    r"^(?!(?:what|how|why|where|when|who|which|can|could|would|will|should|is|are|do|does|did|"
+    r"was|were|have|has|really|seriously|why|ok|okay|right|huh|again)\b)"
+    r"(?:(?!(?:i|you|it|me|we|this|that|they|there|anything|something)\b)[\w'&-]+\s+){0,5}"
+    r"(?!(?:i|you|it|me|we|this|that|they|there|anything|something)\b)[\w'&-]+\?$",
+    re.IGNORECASE,
+)
 
 
 def scope_phrases(feedback: str) -> list[str]:
@@ -279,9 +400,15 @@ def scope_phrases(feedback: str) -> list[str]:
     dropped ("my brother" beside "toasts for my brother")."""
     text = " ".join(_QUOTED.sub(" ", feedback).split())
     found: list[str] = []
-    for sentence in (s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()):
-        found.extend(_sentence_phrases(sentence))
-    cleaned = list(dict.fromkeys(c for c in (_clean(s) for s in found) if facets(c)))
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    for i, sentence in enumerate(sentences):
+        if i + 1 < len(sentences) and _TOPIC.match(sentence):
+            found.append(sentence.rstrip("?"))  # "Hiking packing lists? keep it short"
+        else:
+            found.extend(_sentence_phrases(sentence))
+    # a phrase of vague words only names nothing ("I'm not an expert in anything")
+    cleaned = [c for c in (_clean(s) for s in found) if set(facets(c)) - VAGUE]
+    cleaned = list(dict.fromkeys(cleaned))
     return [c for c in cleaned if not any(c != o and c.lower() in o.lower() for o in cleaned)]
 
 

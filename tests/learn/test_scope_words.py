@@ -4,7 +4,10 @@ itself, so the figures are exact)."""
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import DatasetBuilder, DatasetConfig
 from persona.learn.scope import VERSION, ScopeModel
 from persona.learn.scope_words import (
+    VAGUE,
     WordVectors,
     facets,
     request_words,
@@ -298,8 +302,8 @@ def test_scope_words_of_many_shapes(feedback: str, words: list[str]) -> None:
 
 #: Feedbacks written by someone who never saw the extractor, with the scope words they meant,
 #: measured once after the shapes above were read (51 of 60 exact; precision 0.93, recall 0.97
-#: of the words, against 36 of 60, 0.81 and 0.80 before). The misses stay visible: each must
-#: keep failing until the extractor reads it (then drop its mark).
+#: of the words, against 36 of 60, 0.81 and 0.80 before). The nine misses were read later
+#: (session 8; the "toasts" label corrected), so this list is now development data too.
 MISSED = pytest.mark.xfail(strict=True, reason="a held-out shape the extractor does not read yet")
 HELD_OUT = [
     (
@@ -459,3 +463,27 @@ HELD_OUT = [
 @pytest.mark.parametrize(("feedback", "words"), HELD_OUT)
 def test_scope_words_of_held_out_feedbacks(feedback: str, words: list[str]) -> None:
     assert _scope_words(feedback) == sorted(words)
+
+
+def _batches() -> list[Any]:
+    """Four more batches by writers who never saw the extractor (``data/``): batches 3-5 were
+    read while the extractor was extended, batch 6 only measured (73 of 80 exact; before
+    those changes 63)."""
+    data = json.loads((Path(__file__).parent / "data" / "scope_words_heldout.json").read_text())
+    return [
+        pytest.param(
+            item["feedback"],
+            item["scope"],
+            id=f"{item['batch']}:{item['feedback'][:50]}",
+            marks=MISSED if item["missed"] else (),
+        )
+        for item in data["items"]
+    ]
+
+
+@pytest.mark.parametrize(("feedback", "words"), _batches())
+def test_scope_words_of_more_writers(feedback: str, words: list[str]) -> None:
+    # the writers named vague heads too ("tax questions"); the extractor drops those where
+    # another word names the scope, by design (a request rarely says "question")
+    wanted = set(words) - VAGUE or set(words)
+    assert set(_scope_words(feedback)) == wanted
