@@ -42,7 +42,7 @@ from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig
 from persona.learn.scope import FEATURES, fit_weights
-from persona.learn.scope_words import request_words
+from persona.learn.scope_words import request_words, scope_phrases
 from persona.store.embed import Embedder
 
 GROUPS = ("in_scope", "near_scope", "out_of_scope")
@@ -74,7 +74,8 @@ def answer_all(model: BaseChatModel, texts: Sequence[str], max_tokens: int) -> l
 
 class CachedBuilder(DatasetBuilder):
     """A :class:`DatasetBuilder` that keeps each dataset it generates in ``folder``, keyed by
-    the feedback, the user's examples, the sizes and the LLM: the LLM's datasets are the slow
+    the feedback, its scope phrases as read today, the user's examples, the sizes and the LLM:
+    the LLM's datasets are the slow
     part of this benchmark, and a re-run (another method, answers, a refit) reuses them. The
     cost recorded is the generation's, from when it ran."""
 
@@ -93,7 +94,12 @@ class CachedBuilder(DatasetBuilder):
         from persona.bench.edits import model_label
 
         label = model_label(self.llm) if self.llm is not None else "none"
-        key = json.dumps([feedback, list(in_scope), list(out_of_scope), asdict(self.config), label])
+        # the feedback's own scope phrases are part of the dataset: a new reading of them
+        # (persona.learn.scope_words) builds it afresh
+        key = json.dumps(
+            [feedback, list(in_scope), list(out_of_scope), asdict(self.config), label]
+            + [scope_phrases(feedback)]
+        )
         path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
         if path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))

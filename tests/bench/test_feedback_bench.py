@@ -137,6 +137,28 @@ def test_generated_datasets_are_cached_and_reused(tmp_path: Path) -> None:
     assert other.hits == 0 and len(list(tmp_path.glob("*.json"))) == 2
 
 
+def test_a_new_reading_of_the_scope_words_builds_the_dataset_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feedback's own scope phrases are stored in the dataset; a cached one read by an
+    older extractor must not stand in for today's reading."""
+    import persona.bench.feedback as bench
+    import persona.learn.c3po_data as data_mod
+    from persona.bench.feedback import CachedBuilder
+
+    cfg = DatasetConfig(generate=False)
+    feedback = "No emojis in emails to my boss."
+    data, _ = CachedBuilder(None, cfg, tmp_path).build(feedback)
+    assert data["scope"] == ["emails to my boss"]
+    older = lambda text: ["emojis"]  # noqa: E731 - another reading of the same words
+    monkeypatch.setattr(bench, "scope_phrases", older)
+    monkeypatch.setattr(data_mod, "scope_phrases", older)
+    again = CachedBuilder(None, cfg, tmp_path)
+    data2, _ = again.build(feedback)
+    assert again.hits == 0 and data2["scope"] == ["emojis"]
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
 def test_user_examples_are_learned_from_and_not_scored(minilm: MiniLMEmbedder) -> None:
     fb = load_feedback_set("test")[0]
     result = run_feedback_bench([fb], llm=None, embedder=minilm, examples=4)
