@@ -205,6 +205,27 @@ def layer_calls(layer: PreferenceLayer) -> dict[str, Callable[[st.DataObject], C
         )
         return args, lambda: layer.learn_from_feedback(*args)
 
+    def prompts(valid: list[str]) -> st.SearchStrategy[Any]:
+        return st.one_of(st.none(), maybe(valid), st.lists(hostile(), max_size=3))
+
+    def scope_questions(d: st.DataObject) -> Call:
+        args = (
+            d.draw(user),
+            pref_id(d),
+            d.draw(prompts(["Email my manager"])),
+            d.draw(st.one_of(st.integers(-1, 22), hostile())),
+            d.draw(prompts(["Text my boss"])),
+        )
+        return args, lambda: layer.scope_questions(
+            args[0], args[1], candidates=args[2], k=args[3], recent=args[4]
+        )
+
+    def edit_scope(d: st.DataObject) -> Call:
+        args = (d.draw(user), pref_id(d), d.draw(prompts(["a memo"])), d.draw(prompts(["a text"])))
+        return args, lambda: layer.edit_scope(
+            args[0], args[1], add_in_scope=args[2], add_out_of_scope=args[3]
+        )
+
     def learn_from_labels(d: st.DataObject) -> Call:
         args = (d.draw(user), d.draw(maybe("q")), d.draw(maybe("yes")), d.draw(maybe("no")))
         return args, lambda: layer.learn_from_labels(*args)
@@ -254,7 +275,7 @@ def layer_calls(layer: PreferenceLayer) -> dict[str, Callable[[st.DataObject], C
     return {f.__name__: f for f in (preferences, add_preference, update_preference,
             delete_preference, learn_from_edit, learn_from_feedback, learn_from_labels,
             condition, export_user, import_user, delete_user, users, as_runnable_invoke,
-            preference_table)}  # fmt: skip
+            preference_table, scope_questions, edit_scope)}  # fmt: skip
 
 
 def fuzz_settings(reliability: Any) -> settings:

@@ -113,8 +113,9 @@ def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None)
             # ask where one of my feedbacks applies, and answer the first question
             pid = rnd.choice(sorted(set(scoped[user]) & set(mine[user])))
             offered = [c + f" ({i})" for c in rnd.sample(CONTEXTS, 3)]
-            asked = layer.scope_questions(user, pid, candidates=offered, k=2)
-            if any(q.request not in offered for q in asked):
+            lately = [rnd.choice(CONTEXTS) + f" (recent {i})"]  # this chat's, say
+            asked = layer.scope_questions(user, pid, candidates=offered, k=2, recent=lately)
+            if any(q.request not in offered + lately for q in asked):
                 ledger.problems.append(f"scope question outside the candidates: {asked}")
             if asked:
                 layer.edit_scope(user, pid, add_in_scope=[asked[0].request])
