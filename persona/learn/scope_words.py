@@ -49,11 +49,20 @@ _LEADING = re.compile(
     rf"^{_LEAD_MARK}\s+(?P<scope>[^,;:]{{3,80}})[,;:]\s*(?P<rest>.+)$",
     re.IGNORECASE,
 )
+#: "For meeting summary please put ...", "for moving checklists just give me ...": a short
+#: leading "for" phrase with no comma, ended by a word that opens the instruction.
+_LEADING_BARE = re.compile(
+    r"^(?:for|with)\s+(?P<scope>(?:[\w'&-]+\s+){0,5}?[\w'&-]+)\s+"
+    r"(?P<rest>(?:please|pls|plz|just|always|never|don't|dont|do not|give|tell|show|use|keep|"
+    r"make|add|put|list|skip|avoid|stop|start|include)\b.+)$",
+    re.IGNORECASE,
+)
 #: How a request to the assistant opens before its verb ("Could you always ...").
 _POLITE = re.compile(
-    r"^(?:(?:please|kindly|(?:could|can|would|will) you|make sure (?:to|you)|remember to|"
-    r"try to|i'd like you to|i want you to|i need you to|(?:would|is) it (?:be )?possible to|"
-    r"it'd be (?:great|nice) if you could)\s+)*(?:(?:always|never|also)\s+)?",
+    r"^(?:(?:please|kindly|let's|let us|(?:could|can|would|will) you|make sure (?:to|you)|"
+    r"remember to|try to|i'd like you to|i want you to|i need you to|"
+    r"(?:would|is) it (?:be )?possible to|it'd be (?:great|nice) if you could)\s+)*"
+    r"(?:(?:always|never|also)\s+)?",
     re.IGNORECASE,
 )
 #: Words that open a sentence before what it says ("Honestly, the recaps are too long").
@@ -129,7 +138,7 @@ _OBJECT_END = re.compile(
     r"\s+(?:under|over|below|above|within|at most|at least|with|without|by|as|like|than|"
     r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|going forward|"
     r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
-    r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof)|"
+    r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof|based)|"
     r"[a-z]+er than|(?:lower|higher|lighter|heavier|smaller|bigger|larger|fewer|cheaper|"
     r"faster|slower|clearer|tighter|easier|harder|softer|stronger)\s+(?:in|on)|"
     r"at (?:an? |the )?[a-z0-9+-]+ level|"
@@ -251,8 +260,9 @@ def _manner(phrase: str) -> bool:
 #: A condition on the request's state, not a kind of request ("if something's ambiguous",
 #: "when I'm wrong"); "when it's about X" is read by :data:`_ABOUT` first.
 _STATE = re.compile(
-    r"^(?:something|anything|it|that|this|there|i|you)(?:'s|'m|'re|\s+(?:is|am|are|seems?|"
-    r"looks?|gets?))\s+(?!about|for|regarding|related|on\b|to\b)(?:\w+ly\s+)?\w+$",
+    r"^(?:(?:something|anything|it|that|this|there|i|you)(?:'s|'m|'re|\s+(?:is|am|are|seems?|"
+    r"looks?|gets?))\s+(?!about|for|regarding|related|on\b|to\b)(?:not\s+)?(?:\w+ly\s+)?\w+"
+    r"|needed|necessary|possible|relevant|applicable|any|so|not|unsure|in doubt|unclear)$",
     re.IGNORECASE,
 )
 
@@ -344,11 +354,22 @@ _PART_IN = re.compile(
 def _sentence_phrases(sentence: str) -> list[str]:
     found: list[str] = []
     sentence = _FILLER.sub("", sentence)
-    lead = _LEADING.match(sentence)
+    lead = _LEADING.match(sentence) or _LEADING_BARE.match(sentence)
+    if lead and _STATE.match(lead.group("scope")):  # "If you're not sure, say so once"
+        sentence = lead.group("rest")
+        lead = None
     if lead:
         found.append(lead.group("scope"))
         sentence = lead.group("rest")
     sentence = _POLITE.sub("", sentence.rstrip(".!?"))
+    label = _LABEL.match(sentence)
+    if label and (
+        _IMPERATIVE.match(label.group("scope"))
+        or _POLITE.sub("", label.group("scope")) != label.group("scope")
+    ):
+        # "Let's keep answers on climate science evidence-based: cite studies": the label is
+        # itself an instruction; read it as one
+        return [*found, *_sentence_phrases(label.group("scope"))]
     subject = _subject(sentence) or _wish(sentence)
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
