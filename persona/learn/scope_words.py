@@ -344,7 +344,8 @@ _MANNER_OF = re.compile(
 _CONDITION = re.compile(r"\b(?:when(?:ever)?|if)\s+", re.IGNORECASE)
 #: "the <part of an answer> ... in <my things | things>": where the part goes is the scope.
 _PART_IN = re.compile(
-    r"^the\s+(?:(?!(?:for|of|to|from|about|with|on|by)\b)\S+\s+){1,3}?(?:in|within)\s+(?P<scope>(?:(?:my|our|all|any|every)\s+)?"
+    r"^the\s+(?:(?!(?:for|of|to|from|about|with|on|by)\b)\S+\s+){1,3}?(?:in|within)\s+"
+    r"(?P<scope>(?:(?:my|our|all|any|every)\s+)?"
     r"(?!(?:a|an|the|this|that|it|its|bold|italics?|caps|order|full|front|place|general|short|"
     r"brief|detail|advance|case|person|line)\b)[a-z][^.;:!?,]{2,80})$",
     re.IGNORECASE,
