@@ -43,20 +43,48 @@ _MARK = r"(?:when(?:ever)?|if|while|during|for|in|on)"
 #: Markers that open a leading clause only ("Regarding my car questions, ...").
 _LEAD_MARK = (
     r"(?:when it comes to|in terms of|as far as|any ?time|every ?time|"
+    r"(?:anything|everything|stuff|questions?|things?)\s+(?:about|on|regarding|involving)|"
     rf"{_MARK}|regarding|concerning|about|as for|with)"
 )
 _LEADING = re.compile(
     rf"^{_LEAD_MARK}\s+(?P<scope>[^,;:]{{3,80}})[,;:]\s*(?P<rest>.+)$",
     re.IGNORECASE,
 )
-#: "For meeting summary please put ...", "for moving checklists just give me ...": a short
-#: leading "for" phrase with no comma, ended by a word that opens the instruction.
-_LEADING_BARE = re.compile(
-    r"^(?:for|with)\s+(?P<scope>(?:[\w'&-]+\s+){0,5}?[\w'&-]+)\s+"
-    r"(?P<rest>(?:please|pls|plz|just|always|never|don't|dont|do not|give|tell|show|use|keep|"
-    r"make|add|put|list|skip|avoid|stop|start|include)\b.+)$",
-    re.IGNORECASE,
+#: Words that open the instruction after a leading clause with no comma ("For meeting summary
+#: *please* put ...", "when you write to my tenants *keep* it firm"), unless they follow a
+#: subject ("when you *write* to ...").
+_OPENERS = frozenset(
+    """please pls plz just always never don't dont give tell show use keep make add put list
+    skip avoid stop start include point sound be stay assume remind focus stick explain mention
+    answer respond reply write no""".split()
 )
+_SUBJECTS = frozenset("i you we he she they it i'm you're we're to can will would should".split())
+#: What a leading phrase with no comma may be without naming a scope ("In general keep ...").
+_NOT_LEAD = frozenset(
+    """general short brief future particular summary now example instance sure fact case
+    addition total""".split()
+)
+
+
+def _lead(sentence: str) -> tuple[str, str] | None:
+    """A leading clause and the instruction after it: "For recipes, give ..." or, with no
+    comma, "for moving checklists just give me ..." (at most 8 words before the instruction)."""
+    m = _LEADING.match(sentence)
+    if m:
+        return m.group("scope"), m.group("rest")
+    m = re.match(rf"{_LEAD_MARK}\s+", sentence, re.IGNORECASE)
+    if not m:
+        return None
+    words = sentence[m.end() :].split()
+    for i in range(1, min(len(words), 9)):
+        if words[i].lower() in _OPENERS and words[i - 1].lower() not in _SUBJECTS:
+            scope = " ".join(words[:i])
+            if set(re.findall(r"[a-z]+", scope.lower())) - STOP <= _NOT_LEAD:
+                return None
+            return scope, " ".join(words[i:])
+    return None
+
+
 #: How a request to the assistant opens before its verb ("Could you always ...").
 _POLITE = re.compile(
     r"^(?:(?:please|kindly|let's|let us|(?:could|can|would|will) you|make sure (?:to|you)|"
@@ -141,7 +169,7 @@ _OBJECT_END = re.compile(
     r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof|based)|"
     r"[a-z]+er than|(?:lower|higher|lighter|heavier|smaller|bigger|larger|fewer|cheaper|"
     r"faster|slower|clearer|tighter|easier|harder|softer|stronger)\s+(?:in|on)|"
-    r"at (?:an? |the )?[a-z0-9+-]+ level|"
+    r"at (?:[a-z0-9+-]+ ){0,4}level|"
     r"(?:short|long|brief|concise|simple|formal|casual|polite|plain|warm|friendly|professional|"
     r"upbeat|neutral|serious|playful|positive|gentle|funny|strict|punchy|respectful|cheerful|"
     r"factual|objective|blunt)[a-z]*|"
@@ -153,7 +181,8 @@ _OBJECT_END = re.compile(
 )
 _ASK = re.compile(
     r"^(?:(?:i|you|we)\s+(?:ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|"
-    r"review|check|edit|proofread|explain|answer|discuss|talk)\s+"
+    r"review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|translate|"
+    r"summari[sz]e|plan|reply|respond|help)\s+"
     r"(?:you\s+)?(?:for|to|about)?\s*|about\s+)",
     re.IGNORECASE,
 )
@@ -215,7 +244,8 @@ STOP = frozenset(
     creating put get using use one thing things stuff something off up out more less
     very too much into onto like than then just also only via per i'm i've i'd i'll you're
     you've you'd we're we've we'd it's that's let's don't doesn't didn't can't won't isn't
-    aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks""".split()
+    aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks
+    they he she after before since until""".split()
 )
 #: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).
 VAGUE = frozenset(
@@ -262,6 +292,7 @@ def _manner(phrase: str) -> bool:
 _STATE = re.compile(
     r"^(?:(?:something|anything|it|that|this|there|i|you)(?:'s|'m|'re|\s+(?:is|am|are|seems?|"
     r"looks?|gets?))\s+(?!about|for|regarding|related|on\b|to\b)(?:not\s+)?(?:\w+ly\s+)?\w+"
+    r"|(?:it|that|this)(?:'s| is) not\b.*"
     r"|needed|necessary|possible|relevant|applicable|any|so|not|unsure|in doubt|unclear)$",
     re.IGNORECASE,
 )
@@ -355,13 +386,13 @@ _PART_IN = re.compile(
 def _sentence_phrases(sentence: str) -> list[str]:
     found: list[str] = []
     sentence = _FILLER.sub("", sentence)
-    lead = _LEADING.match(sentence) or _LEADING_BARE.match(sentence)
-    if lead and _STATE.match(lead.group("scope")):  # "If you're not sure, say so once"
-        sentence = lead.group("rest")
+    lead = _lead(sentence)
+    if lead and _STATE.match(lead[0]):  # "If you're not sure, say so once"
+        sentence = lead[1]
         lead = None
     if lead:
-        found.append(lead.group("scope"))
-        sentence = lead.group("rest")
+        found.append(lead[0])
+        sentence = lead[1]
     sentence = _POLITE.sub("", sentence.rstrip(".!?"))
     label = _LABEL.match(sentence)
     if label and (
@@ -393,7 +424,12 @@ def _sentence_phrases(sentence: str) -> list[str]:
             return [*found, phrase]
     if obj and not _NOT_OBJECT.match(obj.group("scope")):
         phrase = _OBJECT_END.sub("", obj.group("scope"))
-        if not _manner(phrase) and not set(facets(phrase)) <= GENERIC:
+        words = facets(phrase)
+        # "put the direct answer first": a part of every answer, not a kind of request
+        every = bool(re.match(r"(?:the|your)\s", phrase, re.IGNORECASE)) and words[-1:] in (
+            [[g] for g in GENERIC]
+        )
+        if not _manner(phrase) and not set(words) <= GENERIC and not every:
             # "Put YAML snippets in code fences": what follows the object is its manner
             return [*found, phrase]
     if not lead:  # after "For questions about my car, ..." the rest is the instruction
