@@ -466,9 +466,9 @@ def test_scope_words_of_held_out_feedbacks(feedback: str, words: list[str]) -> N
 
 
 def _batches() -> list[Any]:
-    """Five more batches by writers who never saw the extractor (``data/``): batches 3-6 were
-    read while the extractor was extended (6 after it was measured: 63 -> 73 of 80 exact),
-    batch 7 only measured (64 of 80; 58 before those changes)."""
+    """Six more batches by writers who never saw the extractor (``data/``): batches 3-7 were
+    read while the extractor was extended, each measured first (6: 63 -> 73 of 80 exact; 7:
+    58 -> 64), batch 8 only measured (67 of 80; 60 with the extractor before them)."""
     data = json.loads((Path(__file__).parent / "data" / "scope_words_heldout.json").read_text())
     return [
         pytest.param(
