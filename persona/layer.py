@@ -271,11 +271,12 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
     ) -> list[ScopeQuestion]:
         """Up to ``k`` requests on which a feedback's scope is least sure, to ask the user
         "should it apply here?"; answer with :meth:`edit_scope` (``add_in_scope`` /
-        ``add_out_of_scope``). ``candidates``: the only requests to choose from; None: the
-        user's edited requests, labeled prompts and other feedbacks' examples, plus the
-        general requests nearest the feedback. ``recent``: requests the user made lately
-        (e.g. this chat session's, which the layer does not keep), weighed with the others.
-        No LLM call."""
+        ``add_out_of_scope``). ``candidates``: the requests to choose from instead of the
+        defaults; None: the user's edited requests, labeled prompts and other feedbacks'
+        examples, plus the general requests nearest the feedback. ``recent``: requests the
+        user made lately (e.g. this chat session's, which the layer does not keep), weighed
+        with the others; the user's own requests are asked first while unsure. No LLM
+        call."""
         self._known(user_id)
         pref = self._get(user_id, check_pref_id(pref_id))
         texts = None if candidates is None else check_prompts(candidates, "candidates")
