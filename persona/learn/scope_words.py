@@ -70,8 +70,9 @@ def _lead(sentence: str) -> tuple[str, str] | None:
     """A leading clause and the instruction after it: "For recipes, give ..." or, with no
     comma, "for moving checklists just give me ..." (at most 8 words before the instruction)."""
     m = _LEADING.match(sentence)
-    if m:
-        return m.group("scope"), m.group("rest")
+    if m:  # "Questions about moon phases - just give me ..., no astrology": up to the dash
+        scope, *rest = re.split(r"\s+(?:->|[-–—]+|=)\s+", m.group("scope"), maxsplit=1)
+        return scope, " ".join([*rest, m.group("rest")])
     m = re.match(rf"{_LEAD_MARK}\s+", sentence, re.IGNORECASE)
     if not m:
         return None
@@ -95,7 +96,8 @@ _POLITE = re.compile(
 )
 #: Words that open a sentence before what it says ("Honestly, the recaps are too long").
 _FILLER = re.compile(
-    r"^(?:(?:honestly|hey|hi|ok|okay|btw|so|also|and|but|oh|look|listen|seriously|actually)"
+    r"^(?:(?:honestly|hey|hi|ok|okay|btw|so|also|and|but|oh|look|listen|seriously|actually|ugh|"
+    r"hmm|meh|wow|oops|lol|well)"
     r"\b[,!]?\s+)+",
     re.IGNORECASE,
 )
@@ -138,7 +140,8 @@ UNITS = frozenset(
 _SUBJECT = re.compile(
     r"^(?P<scope>[^,;:]{3,80}?)\s+(?:(?:should|must|ought)(?:n't| not)?|shall|cannot|can't|"
     r"needs?|requires?|deserves?|gets?|stays?|comes?|came|have to|has to|are to|is to|"
-    r"always|never|(?:is|are)(?:n't| not)?\s+(?:(?:way|much|far|a bit|kinda|kind of|always|"
+    r"always|never|(?:is|are|was|were|has been|have been|seems?|feels?)(?:n't| not)?\s+"
+    r"(?:(?:way|much|far|a bit|kinda|kind of|always|"
     r"getting|often|usually)\s+)*(?:too|so|overly)\b)\b",
     re.IGNORECASE,
 )
@@ -149,7 +152,19 @@ _ASKED_SUBJECT = re.compile(
     r"close|avoid|skip|follow|list|show|come|sound|read|look|feel|go)\b",
     re.IGNORECASE,
 )
-_LABEL = re.compile(r"^(?P<scope>[^,;:>]{3,60}?)(?::|\s*->|\s+[-–—]+)\s+\S", re.IGNORECASE)
+_LABEL = re.compile(r"^(?P<scope>[^,;:>=]{3,60}?)(?::|\s*->|\s*=|\s+[-–—]+)\s+\S", re.IGNORECASE)
+#: The answer just given, which a complaint is about ("the last one was way too long").
+_PREVIOUS = re.compile(
+    r"^(?:your|the|that|this)\s+(?:(?:last|previous|latest|first|second|other|whole|new)\s+)?"
+    r"(?:one|reply|answer|response|message|draft|version|output|attempt|summary|list|text)s?$",
+    re.IGNORECASE,
+)
+#: Labels that announce a message, not a scope ("Quick request: in summaries of ...").
+_ANNOUNCE = re.compile(
+    r"^(?:(?:one|a|quick|small|little|another|last|just a)\s+)*(?:thing|request|note|tip|ask|"
+    r"favou?r|reminder|heads[- ]up|fyi|ps|p\.s|update|change|point|correction|suggestion)s?$",
+    re.IGNORECASE,
+)
 #: Verbs whose object is the kind of answer the rule is about (not a thing to put in it).
 _ON_ANSWER = (
     r"keep|make|comment|explain|start|begin|end|finish|close|open|sign(?: off)?|format|write|"
@@ -166,6 +181,9 @@ _OBJECT_END = re.compile(
     r"\s+(?:under|over|below|above|within|at most|at least|with|without|by|as|like|than|"
     r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|going forward|"
     r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
+    # "... for dogs you sometimes give human doses": a new clause ("the SQL queries you
+    # write" is still one phrase)
+    r"you (?:sometimes|always|often|usually|never|keep|tend|seem)|"
     r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof|based)|"
     r"[a-z]+er than|(?:lower|higher|lighter|heavier|smaller|bigger|larger|fewer|cheaper|"
     r"faster|slower|clearer|tighter|easier|harder|softer|stronger)\s+(?:in|on)|"
@@ -245,7 +263,8 @@ STOP = frozenset(
     very too much into onto like than then just also only via per i'm i've i'd i'll you're
     you've you'd we're we've we'd it's that's let's don't doesn't didn't can't won't isn't
     aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks
-    they he she after before since until""".split()
+    they he she after before since until around near between among through across against
+    toward towards upon within without earlier later yesterday""".split()
 )
 #: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).
 VAGUE = frozenset(
@@ -256,6 +275,7 @@ VAGUE = frozenset(
 
 
 def _clean(phrase: str) -> str:
+    phrase = re.sub(r"^(?:say|suppose|imagine|let's say)\s+", "", phrase.strip(), flags=re.I)
     phrase = _ASK.sub("", phrase.strip(" .,!?;:\"'")).strip(" .,!?;:\"'")
     phrase = re.sub(r"\s+(?:go|goes|are concerned|is concerned)$", "", phrase, flags=re.I)
     about = _ABOUT.match(phrase)
@@ -292,7 +312,7 @@ def _manner(phrase: str) -> bool:
 _STATE = re.compile(
     r"^(?:(?:something|anything|it|that|this|there|i|you)(?:'s|'m|'re|\s+(?:is|am|are|seems?|"
     r"looks?|gets?))\s+(?!about|for|regarding|related|on\b|to\b)(?:not\s+)?(?:\w+ly\s+)?\w+"
-    r"|(?:it|that|this)(?:'s| is) not\b.*"
+    r"|(?:it|that|this)(?:'s| is) not\b.*|(?:you|i|we) (?:don't|do not|didn't|can't) \w+"
     r"|needed|necessary|possible|relevant|applicable|any|so|not|unsure|in doubt|unclear)$",
     re.IGNORECASE,
 )
@@ -332,7 +352,13 @@ _IMPERATIVE = re.compile(
 def _subject(sentence: str) -> str | None:
     """The subject of a rule ("Cover letters should ...") or a label ("Sermons: ...")."""
     match = _SUBJECT.match(sentence) or _ASKED_SUBJECT.match(sentence) or _LABEL.match(sentence)
-    if match and not _NOT_SCOPE.match(match.group("scope")):
+    scope = match.group("scope").strip() if match else ""
+    if (
+        match
+        and not _NOT_SCOPE.match(scope)
+        and not _ANNOUNCE.match(scope)
+        and not _PREVIOUS.match(scope)  # "the last one was way too long": the answer given
+    ):
         if not (_IMPERATIVE.match(sentence) and match.re is _SUBJECT):
             return match.group("scope")
     return None
@@ -395,6 +421,8 @@ def _sentence_phrases(sentence: str) -> list[str]:
         sentence = lead[1]
     sentence = _POLITE.sub("", sentence.rstrip(".!?"))
     label = _LABEL.match(sentence)
+    if label and _ANNOUNCE.match(label.group("scope").strip()):
+        return [*found, *_sentence_phrases(sentence[label.end() - 1 :])]
     if label and (
         _IMPERATIVE.match(label.group("scope"))
         or _POLITE.sub("", label.group("scope")) != label.group("scope")
