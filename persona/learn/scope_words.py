@@ -114,27 +114,27 @@ _WITH_EVERY = re.compile(
     r"(?:every|each|all|any)\s+(?P<scope>[^.;:!?,]{3,80})",
     re.IGNORECASE,
 )
-#: Words that make a phrase a manner ("in all lowercase", "as a numbered list"), not a scope.
-MANNER = frozenset(
-    """lowercase uppercase caps capitals mood voice tense tenses units unit
-    metric imperial format formatting style tone block blocks list lists bullet bullets point
-    points paragraph paragraphs sentence sentences word words person british american
-    spelling way manner detail details table tables markdown numbered order max maximum
-    bulleted checklist checklists checkbox checkboxes length lengths
-    minimum characters lines line""".split()
-) | frozenset(
-    "seconds minutes hours days weeks grams kilograms pounds ounces cups celsius fahrenheit "
-    "miles kilometers meters feet inches liters".split()
-)
-_NUMBERS = frozenset(
-    "a an one two three four five six seven eight nine ten twelve fifteen twenty thirty "
-    "forty fifty sixty hundred few couple several many".split()
-)
 #: Units: a manner after a number or alone ("under 30 minutes", "in Celsius"), a kind of
 #: request after a noun ("meeting minutes").
 UNITS = frozenset(
     "seconds minutes hours days weeks grams kilograms pounds ounces cups celsius fahrenheit "
     "miles kilometers meters feet inches liters".split()
+)
+#: Words that make a phrase a manner ("in all lowercase", "as a numbered list"), not a scope.
+MANNER = (
+    frozenset(
+        """lowercase uppercase caps capitals mood voice tense tenses units unit
+        metric imperial format formatting style tone block blocks list lists bullet bullets point
+        points paragraph paragraphs sentence sentences word words person british american
+        spelling way manner detail details table tables markdown numbered order max maximum
+        bulleted checklist checklists checkbox checkboxes length lengths
+        minimum characters lines line""".split()
+    )
+    | UNITS
+)
+_NUMBERS = frozenset(
+    "a an one two three four five six seven eight nine ten twelve fifteen twenty thirty "
+    "forty fifty sixty hundred few couple several many".split()
 )
 #: The subject of a rule: "<scope> should / must / need to ..." or "<scope>: ...".
 _SUBJECT = re.compile(
