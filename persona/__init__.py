@@ -6,6 +6,7 @@ applies to the current request. Heavy libraries (torch, faiss, gradio) load only
 """
 
 from persona.errors import (
+    ConflictError,
     InvalidInputError,
     LearningError,
     ModelError,
@@ -30,6 +31,7 @@ from persona.types import (
 __all__ = [
     "AppliedPreference",
     "Conditioning",
+    "ConflictError",
     "Edit",
     "Feedback",
     "InvalidInputError",

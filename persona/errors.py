@@ -23,6 +23,10 @@ class UnknownUserError(NotFoundError):
     """The user id has no data in this store."""
 
 
+class ConflictError(PersonaError):
+    """Another writer changed the same row since it was read; nothing was written."""
+
+
 class SchemaError(PersonaError):
     """The database was written by a newer persona, or is not a persona database."""
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 
-from persona.errors import InvalidInputError, NotFoundError
+from persona.errors import ConflictError, InvalidInputError, NotFoundError, PersonaError
 from persona.learn.base import Contribution, Request, Writing
 from persona.learn.c3po_data import (
     Cost,
@@ -52,10 +52,17 @@ from persona.learn.scope_questions import (
     pick_uncertain,
     pool_vectors,
 )
-from persona.learn.scope_words import WordVectors, request_words, scope_facets
+from persona.learn.scope_words import (
+    GENERIC,
+    WordVectors,
+    facets,
+    request_words,
+    scope_facets,
+    scope_phrases,
+)
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id
-from persona.types import AppliedPreference, Preference, ScopeQuestion, Why
+from persona.types import AppliedPreference, Feedback, Preference, ScopeQuestion, Why
 
 _FEEDBACK_REF = re.compile(r"^feedback:(\d+)$")
 
@@ -74,6 +81,39 @@ class C3POConfig:
 GENERAL_SOURCES = frozenset({"written for this feedback", "general requests"})
 
 
+#: How many times :meth:`C3PO.edit_scope` redoes a change that another writer's change to
+#: the same scope overtook (each try refits; a conflict needs two writers within a fit).
+EDIT_TRIES = 5
+
+
+def scope_words_of(dataset: dict[str, Any]) -> list[str]:
+    """The scope words a dataset's model matches requests against: those of the scope the
+    user named (``edit_scope(scope=...)``), else the feedback's own, read today."""
+    named = [w for w in facets(dataset.get("scope_named") or "") if w not in GENERIC]
+    return named or scope_facets(dataset["feedback"], dataset.get("scope", []))
+
+
+def refreshed(dataset: dict[str, Any]) -> dict[str, Any] | None:
+    """The dataset with today's reading of the feedback's scope phrases in place of the
+    reading it was built with, or None when nothing changes. A scope the user named is never
+    replaced, and neither are datasets that did not record their reading (``scope_read``,
+    stored since this release): those cannot tell a reading from a user's name."""
+    read = dataset.get("scope_read")
+    if read is None or dataset.get("scope_named"):
+        return None
+    today = scope_phrases(dataset["feedback"])
+    if today == list(read):
+        return None
+    written = [s for s in dataset.get("scope", []) if s not in read]  # the LLM's phrase
+    return {**dataset, "scope": list(dict.fromkeys([*today, *written])), "scope_read": today}
+
+
+def stale(model: ScopeModel, dataset: dict[str, Any]) -> bool:
+    """True when ``model`` was fitted on other scope phrases or words than ``dataset`` has."""
+    anchors = [dataset["feedback"], *dataset.get("scope", [])]
+    return model.anchors != anchors or model.facets != scope_words_of(dataset)
+
+
 def scope_model_for(dataset: dict[str, Any], embedder: Embedder) -> ScopeModel:
     """Fit the scope model of a feedback's dataset."""
     wanted = {normalize(t) for t in dataset.get("user_in_scope", [])}
@@ -85,7 +125,7 @@ def scope_model_for(dataset: dict[str, Any], embedder: Embedder) -> ScopeModel:
         negatives=[*dataset["near_scope"]["train"], *dataset.get("user_out_of_scope", [])],
         # a general request the user said it applies to is no longer a negative
         pool=[t for t in dataset["out_of_scope"]["train"] if normalize(t) not in wanted],
-        facets=scope_facets(dataset["feedback"], dataset.get("scope", [])),
+        facets=scope_words_of(dataset),
     )
 
 
@@ -181,7 +221,9 @@ class C3PO:
     ) -> Preference:
         """Widen or narrow a feedback's scope: rename it, or add examples on either side.
 
-        No LLM call: the scope model is refitted on the changed dataset.
+        No LLM call: the scope model is refitted on the changed dataset, outside the write
+        transaction; the write lands only if no other change to this scope landed since the
+        feedback was read, else the edit is redone on the newer row (:data:`EDIT_TRIES`).
         """
         fid = _feedback_id(pref)
         if fid is None:
@@ -189,27 +231,44 @@ class C3PO:
                 f"preference {pref.id} was not learned from feedback, so it has no scope to "
                 "edit; give it a context with update_preference instead."
             )
-        fb = self.store.get_feedback(user_id, fid)
-        dataset = fb.dataset or self._fallback(fb.text, fb.in_scope, fb.out_of_scope)
-        ins = list(dict.fromkeys([*fb.in_scope, *add_in_scope]))
-        outs = list(dict.fromkeys([*fb.out_of_scope, *add_out_of_scope]))
-        # An example moved to the other side leaves the side it was on.
-        ins = [t for t in ins if t not in set(add_out_of_scope)]
-        outs = [t for t in outs if t not in set(add_in_scope)]
-        dataset = {**dataset, "user_in_scope": ins, "user_out_of_scope": outs}
-        if scope is not None:
-            dataset["scope"] = [scope]
-        model = scope_model_for(dataset, self.embedder)
-        with writing(user_id) as write:
-            write.store.update_feedback(
-                user_id,
-                fid,
-                in_scope=ins,
-                out_of_scope=outs,
-                dataset=dataset,
-                scope_model=model.to_json(),
-            )
-            return write.store.update_preference(user_id, pref.id, scope=describe_scope(dataset))
+        for _ in range(EDIT_TRIES):
+            # the revision is read before the row: a change landing in between fails the write
+            rev = self.store.scope_revisions(user_id).get(fid)
+            fb = self.store.get_feedback(user_id, fid)
+            if rev is None:  # deleted in between (get_feedback raised otherwise)
+                raise NotFoundError(f"{user_id!r} has no feedback {fid}.")
+            dataset = fb.dataset or self._fallback(fb.text, fb.in_scope, fb.out_of_scope)
+            dataset = refreshed(dataset) or dataset
+            ins = list(dict.fromkeys([*fb.in_scope, *add_in_scope]))
+            outs = list(dict.fromkeys([*fb.out_of_scope, *add_out_of_scope]))
+            # An example moved to the other side leaves the side it was on.
+            ins = [t for t in ins if t not in set(add_out_of_scope)]
+            outs = [t for t in outs if t not in set(add_in_scope)]
+            dataset = {**dataset, "user_in_scope": ins, "user_out_of_scope": outs}
+            if scope is not None:
+                dataset["scope"] = [scope]
+                dataset["scope_named"] = scope
+            model = scope_model_for(dataset, self.embedder)
+            try:
+                with writing(user_id) as write:
+                    write.store.update_feedback(
+                        user_id,
+                        fid,
+                        in_scope=ins,
+                        out_of_scope=outs,
+                        dataset=dataset,
+                        scope_model=model.to_json(),
+                        revision=rev,
+                    )
+                    return write.store.update_preference(
+                        user_id, pref.id, scope=describe_scope(dataset)
+                    )
+            except ConflictError:
+                continue  # another change landed first: redo this one on top of it
+        raise ConflictError(
+            f"the scope of preference {pref.id} kept changing while this edit was being "
+            f"made ({EDIT_TRIES} tries); nothing of this edit was saved, try it again."
+        )
 
     def _fallback(
         self, feedback: str, in_scope: Sequence[str], out_of_scope: Sequence[str]
@@ -241,7 +300,7 @@ class C3PO:
                 f"preference {pref.id} was not learned from feedback, so it has no scope to "
                 "ask about; pick a preference learned with learn_from_feedback."
             )
-        model = self._model(user_id, fid, revisions[fid])
+        model = self._model(user_id, pref, fid, revisions[fid])
         if model is None:  # deleted meanwhile
             return []
         texts, sources = self.candidates(user_id, fid, candidates, model.anchor_vecs, recent)
@@ -313,7 +372,10 @@ class C3PO:
         return [pool[i] for i in np.argsort(-near)[:POOL_CANDIDATES]]
 
     # -- applying ---------------------------------------------------------------------------
-    def _model(self, user_id: str, fid: int, rev: int) -> ScopeModel | None:
+    def _model(self, user_id: str, pref: Preference, fid: int, rev: int) -> ScopeModel | None:
+        """The feedback's scope model at revision ``rev``: cached, else the stored one, else
+        (stored by an older release, fitted on an older reading of the feedback's scope, or
+        imported without one) refitted and stored for the other processes."""
         key = (fid, rev)
         with self._lock:
             model = self._cache.get(key)
@@ -321,23 +383,58 @@ class C3PO:
                 self._cache.move_to_end(key)
                 return model
         try:
+            # the model (with its revision) first: a row read after it is never older
             stored_rev, data = self.store.scope_model(user_id, fid)
+            fb = self.store.get_feedback(user_id, fid)
         except NotFoundError:  # deleted since the revisions were read
             return None
+        dataset = (refreshed(fb.dataset) or fb.dataset) if fb.dataset else None
+        ours = data is not None and data.get("embedder") == embedder_id(self.embedder)
         model = None
-        if data is not None and data.get("embedder") == embedder_id(self.embedder):
+        if ours:
             with contextlib.suppress(ValueError):  # stored by an older release: refit
-                model = ScopeModel.from_json(data)
-        if model is None:  # stored before C3PO, or under another embedder: refit in memory
-            fb = self.store.get_feedback(user_id, fid)
-            dataset = fb.dataset or self._fallback(fb.text, fb.in_scope, fb.out_of_scope)
-            model = scope_model_for(dataset, self.embedder)
+                model = ScopeModel.from_json(data)  # type: ignore[arg-type]
+        if model is not None and dataset is not None and stale(model, dataset):
+            model = None
+        if model is None:
+            basis = dataset or self._fallback(fb.text, fb.in_scope, fb.out_of_scope)
+            model = scope_model_for(basis, self.embedder)
+            # a model stored under another embedder is that embedder's: refit in memory only
+            if dataset is not None and (ours or data is None):
+                self._save(user_id, pref, fb, stored_rev, dataset, model)
         model.threshold = self.config.threshold
         with self._lock:
             self._cache[(fid, stored_rev)] = model
             while len(self._cache) > self.config.cache_size:
                 self._cache.popitem(last=False)
         return model
+
+    def _save(
+        self,
+        user_id: str,
+        pref: Preference,
+        fb: Feedback,
+        rev: int,
+        dataset: dict[str, Any],
+        model: ScopeModel,
+    ) -> None:
+        """Store a model refitted on the request path, so that no other process refits it.
+        Skipped when another change to the scope landed since revision ``rev`` (it is newer),
+        or when the store cannot take the write now: the request is served either way."""
+        scope = describe_scope(dataset)
+        with contextlib.suppress(PersonaError):
+            with self.store.transaction():
+                self.store.update_feedback(
+                    user_id,
+                    fb.id,
+                    in_scope=fb.in_scope,
+                    out_of_scope=fb.out_of_scope,
+                    dataset=dataset,
+                    scope_model=model.to_json(),
+                    revision=rev,
+                )
+                if pref.scope != scope:
+                    self.store.update_preference(user_id, pref.id, scope=scope)
 
     def _orphan(self, pref: Preference, near: dict[int, float]) -> AppliedPreference | None:
         """A feedback preference whose feedback event is gone (imported without it): no
@@ -375,7 +472,7 @@ class C3PO:
                     fits = orphan.score >= self.config.orphan_similarity
                     (applied if fits else withheld).append(orphan)
                 continue
-            model = self._model(request.user_id, fid, revisions[fid])
+            model = self._model(request.user_id, pref, fid, revisions[fid])
             if model is None:
                 continue
             if word_vecs is None and model.facets:

@@ -235,7 +235,8 @@ class DatasetBuilder:
         cfg = self.config
         cost = Cost(llm=describe(self.llm) if self.llm is not None else "none")
         t0 = time.perf_counter()
-        scopes = scope_phrases(feedback)
+        read = scope_phrases(feedback)
+        scopes = list(read)
         categories: list[str] = []
         ins: list[str] = []
         near: list[str] = []
@@ -287,6 +288,8 @@ class DatasetBuilder:
             "version": DATASET_VERSION,
             "feedback": feedback,
             "scope": scopes,
+            # the reader's phrases alone: refreshed when a better reader reads them otherwise
+            "scope_read": read,
             "categories": categories,
             "user_in_scope": list(in_scope),
             "user_out_of_scope": list(out_of_scope),

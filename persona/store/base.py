@@ -130,8 +130,13 @@ class Store(ABC):
         out_of_scope: Sequence[str],
         dataset: dict[str, Any],
         scope_model: dict[str, Any],
+        revision: int | None = None,
     ) -> Feedback:
-        """Replace the feedback's examples, dataset and scope model; its revision grows."""
+        """Replace the feedback's examples, dataset and scope model; its revision grows.
+
+        ``revision``: write only if the scope revision is still this one (read before the
+        feedback was), else :class:`ConflictError` and nothing is written; a read-modify-write
+        then never overwrites a change that landed in between."""
 
     @abstractmethod
     def scope_revisions(self, user_id: str) -> dict[int, int]:

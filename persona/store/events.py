@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from persona.errors import NotFoundError, StorageError
+from persona.errors import ConflictError, NotFoundError, StorageError
 from persona.store.rows import REPAIR, blob, json_dict, json_list, json_or_null
 from persona.types import Edit, Feedback, Label
 
@@ -101,12 +101,16 @@ class EventTables:
         out_of_scope: Sequence[str],
         dataset: dict[str, Any],
         scope_model: dict[str, Any],
+        revision: int | None = None,
     ) -> Feedback:
         with self.transaction():
             self.get_feedback(user_id, feedback_id)
-            self._x(
+            # the revision is checked by the UPDATE itself, so that PostgreSQL (which re-reads
+            # a row changed by a concurrent commit) and SQLite both refuse a stale write
+            cur = self._x(
                 "UPDATE feedback SET in_scope = ?, out_of_scope = ?, dataset = ?, "
-                "scope_model = ?, scope_rev = scope_rev + 1 WHERE id = ? AND user_id = ?",
+                "scope_model = ?, scope_rev = scope_rev + 1 WHERE id = ? AND user_id = ?"
+                + ("" if revision is None else " AND scope_rev = ?"),
                 (
                     json.dumps(list(in_scope)),
                     json.dumps(list(out_of_scope)),
@@ -114,8 +118,14 @@ class EventTables:
                     json_or_null(scope_model),
                     feedback_id,
                     user_id,
+                    *(() if revision is None else (int(revision),)),
                 ),
             )
+            if revision is not None and cur.rowcount == 0:
+                raise ConflictError(
+                    f"feedback {feedback_id} of {user_id!r} changed since revision {revision}; "
+                    "nothing was written: read it again and redo the change."
+                )
             return self.get_feedback(user_id, feedback_id)
 
     def scope_revisions(self, user_id: str) -> dict[int, int]:

@@ -56,6 +56,8 @@ class Ledger:
     deleted: set[str] = field(default_factory=set)
     operations: int = 0
     problems: list[str] = field(default_factory=list)  # duplicates or foreign rows seen
+    # (user, feedback id, request) added in scope of a feedback every worker edits
+    examples: list[tuple[str, int, str]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -64,13 +66,20 @@ class Ledger:
                 "deleted": sorted(self.deleted),
                 "operations": self.operations,
                 "problems": self.problems,
+                "examples": self.examples,
             }
         )
 
     @classmethod
     def from_json(cls, text: str) -> Ledger:
         data = json.loads(text)
-        return cls(data["added"], set(data["deleted"]), data["operations"], data["problems"])
+        return cls(
+            data["added"],
+            set(data["deleted"]),
+            data["operations"],
+            data["problems"],
+            [(str(u), int(f), str(e)) for u, f, e in data["examples"]],
+        )
 
 
 def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None) -> Ledger:
@@ -121,6 +130,13 @@ def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None)
                 layer.edit_scope(user, pid, add_in_scope=[asked[0].request])
             pref = None
         elif op < 0.60:
+            # every worker widens the same feedback of the user: no edit may undo another's
+            fid, pid = _shared_feedback(layer, user)
+            example = f"{tag} example {i}"
+            layer.edit_scope(user, pid, add_in_scope=[example])
+            ledger.examples.append((user, fid, example))
+            pref = None
+        elif op < 0.62:
             try:
                 for p in layer.preferences(user):
                     if p.user_id != user:
@@ -141,6 +157,17 @@ def run(layer: PreferenceLayer, tag: str, n: int, seed: int, ack: object = None)
             _ack(ack, f"ADD {user} {text}")
         ledger.operations += 1
     return ledger
+
+
+def _shared_feedback(layer: PreferenceLayer, user: str) -> tuple[int, int]:
+    """(feedback id, preference id) of the feedback all workers edit (the first learned, if
+    two workers learned it at once); its text starts with no worker's tag."""
+    text = f"shared scope of {user}"
+    if not any(f.text == text for f in layer.store.list_feedback(user)):
+        layer.learn_from_feedback(user, text)
+    fid = min(f.id for f in layer.store.list_feedback(user) if f.text == text)
+    [pid] = [p.id for p in layer.preferences(user) if f"feedback:{fid}" in p.provenance]
+    return fid, pid
 
 
 def _ack(ack: object, line: str) -> None:
@@ -170,8 +197,14 @@ def check(layer: PreferenceLayer, ledgers: list[Ledger], tags: list[str]) -> dic
         _, sql_ids = layer.store.vector_ids(user)
         if layer.index.ids(user).tolist() != sql_ids.tolist():
             mismatched += 1
+    lost_examples = sum(
+        1
+        for ledger in ledgers
+        for user, fid, example in ledger.examples
+        if example not in layer.store.get_feedback(user, fid).in_scope
+    )
     return {
-        "lost": len(expected - set(got)),
+        "lost": len(expected - set(got)) + lost_examples,
         "phantom": len(set(got) - expected),
         "duplicated": len(got) - len(set(got)),
         "index_mismatches": mismatched,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from persona.errors import InvalidInputError, NotFoundError
+from persona.errors import ConflictError, InvalidInputError, NotFoundError
 from persona.store.base import Store
 
 
@@ -113,6 +113,32 @@ class StoreConformance:
         assert f.in_scope == ("email to boss",) and f.out_of_scope == ("tweet",)
         assert store.list_labels("alice") == [lb]
         assert store.list_labels("bob") == []
+
+    def test_a_feedback_update_at_a_stale_revision_writes_nothing(self, store: Store) -> None:
+        f = store.add_feedback("alice", "no emojis", ["email to boss"])
+        rev = store.scope_revisions("alice")[f.id]
+
+        def update(example: str, revision: int | None) -> None:
+            store.update_feedback(
+                "alice",
+                f.id,
+                in_scope=[example],
+                out_of_scope=[],
+                dataset={"x": example},
+                scope_model={"w": example},
+                revision=revision,
+            )
+
+        update("first", rev)
+        assert store.scope_revisions("alice")[f.id] == rev + 1
+        with pytest.raises(ConflictError, match=f"since revision {rev}"):
+            update("second", rev)  # read before "first" landed
+        assert store.get_feedback("alice", f.id).in_scope == ("first",)
+        assert store.scope_model("alice", f.id) == (rev + 1, {"w": "first"})
+        update("second", rev + 1)
+        update("third", None)  # no revision: the write always lands
+        assert store.get_feedback("alice", f.id).in_scope == ("third",)
+        assert store.scope_revisions("alice")[f.id] == rev + 3
 
     def test_labels_keep_their_vectors_and_stay_per_user(self, store: Store) -> None:
         a = store.add_label("alice", "q1", "good", "bad", embedding=vec(1))
