@@ -56,7 +56,8 @@ _LEADING = re.compile(
 _OPENERS = frozenset(
     """please pls plz just always never don't dont give tell show use keep make add put list
     skip avoid stop start include point sound be stay assume remind focus stick explain mention
-    answer respond reply write no""".split()
+    answer respond reply write no ask check flag warn cite suggest offer recommend lead note
+    round correct walk""".split()
 )
 _SUBJECTS = frozenset("i you we he she they it i'm you're we're to can will would should".split())
 #: What a leading phrase with no comma may be without naming a scope ("In general keep ...").
@@ -199,6 +200,7 @@ _OBJECT_END = re.compile(
 )
 _ASK = re.compile(
     r"^(?:(?:i|you|we)\s+(?:ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|"
+    r"paste|share|upload|forward|show|give|bring|"
     r"review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|translate|"
     r"summari[sz]e|plan|reply|respond|help)\s+"
     r"(?:you\s+)?(?:for|to|about)?\s*|about\s+)",
@@ -262,7 +264,7 @@ STOP = frozenset(
     creating put get using use one thing things stuff something off up out more less
     very too much into onto like than then just also only via per i'm i've i'd i'll you're
     you've you'd we're we've we'd it's that's let's don't doesn't didn't can't won't isn't
-    aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks
+    aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks doing
     they he she after before since until around near between among through across against
     toward towards upon within without earlier later yesterday""".split()
 )
@@ -384,7 +386,9 @@ def _wish(sentence: str) -> str | None:
 #: What follows "keep / end / ..." but is no object: a preposition ("End *with* a question")
 #: or a manner noun phrase ("Keep *a firm but polite tone* when ...").
 _NOT_OBJECT = re.compile(
-    r"^(?:(?:with|by|in|on|at|to|up|off)\b|(?:(?:a|an|the|your)\s+)?"
+    # a pronoun or an adverb is no object ("keep it blameless", "answer first")
+    r"^(?:(?:with|by|in|on|at|to|up|off|it|them|this|that|first|last|then|now|again|briefly|"
+    r"directly|straight|quickly|carefully|properly)\b|(?:(?:a|an|the|your)\s+)?"
     r"(?:(?!(?:in|to|for|of|with|about|on|at|when|if)\b)[a-z-]+,?\s+){0,5}?"
     r"(?:tone|voice|register|attitude)\b)",
     re.IGNORECASE,

@@ -7,6 +7,7 @@ app shows one only when it reads as plain language, else the plain message of it
 import re
 
 from persona.errors import (
+    ConflictError,
     InvalidInputError,
     LearningError,
     ModelError,
@@ -47,6 +48,11 @@ _FOR_PEOPLE: tuple[tuple[type[PersonaError], str], ...] = (
         SchemaError,
         "The preference store cannot be opened by this version of the app; ask whoever runs "
         "it to upgrade it or to point it at another store.",
+    ),
+    (
+        ConflictError,
+        "This was being changed somewhere else at the same moment, so your change was not "
+        "saved; try it again.",
     ),
     (InvalidInputError, "That input was not accepted; check it and try again."),
 )

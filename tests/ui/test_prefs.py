@@ -165,6 +165,21 @@ def test_a_feedback_scope_is_widened_and_narrowed_from_the_table(ui_layer) -> No
     assert panel.table is not None and "in scope" in panel.table.iloc[-1]["applies where"]
 
 
+def test_a_scope_edit_overtaken_by_others_says_so_plainly_and_loses_nothing(
+    ui_layer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes: list[str] = []
+    pref = ui_layer.learn_from_feedback(USER, "no emojis in emails to my boss", in_scope=[CTX])
+    before = ui_layer.store.list_feedback(USER)[0]
+    # every write finds the scope changed since it was read (as if others kept editing it)
+    monkeypatch.setattr(ui_layer.store, "scope_revisions", lambda user_id: {before.id: -1})
+    panel = ui.edit_scope(ui_layer, USER, pref.id, "Write a memo to my team lead", "", notes.append)
+    monkeypatch.undo()
+    assert not panel.ok and "kept changing" in notes[0] and "try it again" in notes[0]
+    assert "Error" not in notes[0] and "revision" not in notes[0]
+    assert ui_layer.store.list_feedback(USER)[0] == before
+
+
 def test_the_app_suggests_requests_to_check_and_saves_the_ticked_answers(ui_layer) -> None:
     notes: list[str] = []
     manual = ui_layer.add_preference(USER, "metric units")
