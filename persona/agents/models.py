@@ -6,6 +6,8 @@ Specs accepted by :func:`load_chat_model`:
 - ``"openai:MODEL"`` or ``"openai:MODEL@BASE_URL"``: any OpenAI-compatible server
   (OpenAI, Ollama, vLLM, llama.cpp) through ``langchain-openai``;
 - ``"fake"`` (echoes its input) and ``"fake:reply one|reply two"`` (cycles the replies): tests.
+- ``"replay:FILE"``: another model's answers, recorded with the prompts they answered
+  (:mod:`persona.agents.replay`); a benchmark reruns with an LLM this machine cannot run.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
 FOLLOW_ADAPTER_DIR = Path(__file__).parent / "follow_adapter"
 SPEC_FORMS = (
     "'local', 'openai:MODEL', 'openai:MODEL@http://HOST:PORT/v1', 'fake', "
-    "'fake:reply one|reply two', or a LangChain BaseChatModel instance"
+    "'fake:reply one|reply two', 'replay:FILE', or a LangChain BaseChatModel instance"
 )
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
@@ -74,6 +76,11 @@ def load_chat_model(
         )
     if kind == "openai":
         return _openai(spec, rest)
+    if kind == "replay":
+        from persona.agents.replay import ReplayChatModel, load_recording
+
+        load_recording(rest.strip())  # a bad file is refused here, by name
+        return ReplayChatModel(path=rest.strip())
     from persona.agents.fakes import EchoChatModel, ScriptedChatModel
 
     if not rest:
@@ -98,7 +105,7 @@ def check_spec(spec: object) -> tuple[str, str]:
                 "'openai:llama3.2@http://127.0.0.1:11434/v1')."
             )
         return kind, rest
-    if (kind == "local" and not rest) or kind == "fake":
+    if (kind == "local" and not rest) or kind == "fake" or (kind == "replay" and rest.strip()):
         return kind, rest
     raise InvalidInputError(f"unknown llm spec {spec!r}; use one of {SPEC_FORMS}.")
 

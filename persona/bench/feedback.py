@@ -40,7 +40,7 @@ from persona.bench.feedback_checks import adheres
 from persona.errors import InvalidInputError, PersonaError
 from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
-from persona.learn.c3po_data import Cost, DatasetBuilder, DatasetConfig
+from persona.learn.c3po_data import DATASET_VERSION, Cost, DatasetBuilder, DatasetConfig
 from persona.learn.scope import FEATURES, fit_weights
 from persona.learn.scope_words import request_words, scope_phrases
 from persona.store.embed import Embedder
@@ -95,10 +95,11 @@ class CachedBuilder(DatasetBuilder):
 
         label = model_label(self.llm) if self.llm is not None else "none"
         # the feedback's own scope phrases are part of the dataset: a new reading of them
-        # (persona.learn.scope_words) builds it afresh
+        # (persona.learn.scope_words), or a builder that writes otherwise, builds it afresh
         key = json.dumps(
             [feedback, list(in_scope), list(out_of_scope), asdict(self.config), label]
             + [scope_phrases(feedback)]
+            + [DATASET_VERSION]
         )
         path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
         if path.exists():

@@ -43,7 +43,9 @@ from persona.learn.scope_words import scope_phrases
 from persona.llm import complete, describe, usage
 
 POOL_FILE = Path(__file__).with_name("corpus") / "prompt_pool.json"
-DATASET_VERSION = 1
+#: What the builder writes: 2 since a scope or category may be a part of the feedback's own
+#: words (1 dropped them as echoes) and the reader's phrases are kept (``scope_read``).
+DATASET_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,11 @@ def parse_lines(
     seen: set[str] | None = None,
     rejected: dict[str, int] | None = None,
     restate: bool = True,
+    parts: bool = False,
 ) -> list[str]:
-    """The usable items of a list the LLM wrote, one per line; what is dropped is counted."""
+    """The usable items of a list the LLM wrote, one per line; what is dropped is counted.
+    ``parts``: an item may be a part of the feedback's own words (a scope or a category may
+    well be: "summaries of research papers"; a request may not)."""
     seen = set() if seen is None else seen
     rejected = {} if rejected is None else rejected
 
@@ -163,7 +168,7 @@ def parse_lines(
             drop("too short")
         elif words > max_words:
             drop("too long")
-        elif not key or key == fb or (len(key) > 20 and (key in fb or fb in key)):
+        elif not key or key == fb or (len(key) > 20 and ((key in fb and not parts) or fb in key)):
             drop("echoes the feedback")
         elif restate and restates(text, feedback):
             drop("restates the feedback")
@@ -250,6 +255,7 @@ class DatasetBuilder:
                 set(),
                 need=1,
                 restate=False,
+                parts=True,
                 min_words=1,
                 max_words=12,
             )
@@ -262,6 +268,7 @@ class DatasetBuilder:
                 set(),
                 need=1,
                 restate=False,
+                parts=True,
                 min_words=1,
                 max_words=15,
             )[: cfg.categories]

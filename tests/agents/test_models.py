@@ -17,6 +17,7 @@ from persona.agents.models import (
     ensure_local_model,
     load_chat_model,
 )
+from persona.agents.replay import ReplayChatModel
 from persona.errors import InvalidInputError, ModelError
 from persona.llm import complete, usage
 
@@ -325,3 +326,43 @@ def test_local_loglikelihood_scores_the_answers_it_would_give(local: LocalChatMo
         alone = full_pass(model, ids, n_head)
         assert cached == pytest.approx(alone, rel=0.02, abs=0.5)
     assert local.loglikelihood(question, [""]) == [0.0]
+
+
+def test_a_recording_is_replayed_prompt_by_prompt(tmp_path: Path) -> None:
+    """``replay:FILE`` answers each recorded prompt with its answer (whitespace aside) and
+    fails an unrecorded one like a dead server, remembering which it was."""
+    recording = Path(__file__).with_name("data") / "recording.json"
+    llm = load_chat_model(f"replay:{recording}")
+    assert isinstance(llm, ReplayChatModel)
+    assert llm.invoke("Name  three rivers\nof Europe.").text == (
+        "The Danube, the Rhine and the Loire."
+    )
+    assert "a person typing answers" in str(llm.model_name)
+    with pytest.raises(ConnectionError, match="no answer recorded"):
+        llm.invoke("Name four rivers of Asia.")
+    assert llm.missed == ["Name four rivers of Asia."]
+    # a failing call costs the step, never a made-up answer
+    with pytest.raises(ModelError, match="no answer recorded"):
+        complete(llm, [HumanMessage("Name four rivers of Asia.")])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        ("{not json", "not readable JSON"),
+        ('{"answers": []}', "needs a 'model'"),
+        ('{"model": "x", "answers": [{"prompt": "a"}]}', r"answers\[0\]"),
+    ],
+)
+def test_a_bad_recording_is_refused_by_name(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "rec.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=message) as info:
+        load_chat_model(f"replay:{path}")
+    assert str(path) in str(info.value)
+    with pytest.raises(InvalidInputError, match="unknown llm spec"):
+        load_chat_model("replay:")

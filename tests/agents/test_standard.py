@@ -9,6 +9,7 @@ call asks for. ``FailingChatModel`` only gets the unit suite: every call fails b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -20,11 +21,13 @@ from pydantic import ValidationError
 
 from persona.agents.fakes import EchoChatModel, FailingChatModel, ScriptedChatModel
 from persona.agents.models import LOCAL_MODEL_NAME, LocalChatModel, load_chat_model
+from persona.agents.replay import ReplayChatModel
 from persona.errors import InvalidInputError
 
 #: Short answers keep the local model's integration suite fast.
 LOCAL_TOKENS = 16
 SCRIPT = ["Hello! How can I help you today?", "Here are two haikus about the sea and you."]
+RECORDING = Path(__file__).with_name("data") / "recording.json"
 
 
 class _Capabilities:
@@ -128,6 +131,16 @@ class TestScriptedChatModelUnit(_FakeFlags, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"responses": SCRIPT}
+
+
+class TestReplayChatModelUnit(_FakeFlags, ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        return ReplayChatModel
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"path": str(RECORDING)}
 
 
 class TestFailingChatModelUnit(_FakeFlags, ChatModelUnitTests):

@@ -114,6 +114,23 @@ Here are some requests where the feedback applies:
     assert cost.rejected["duplicate"] >= 1
 
 
+def test_a_scope_or_category_may_be_part_of_the_feedback_a_request_may_not() -> None:
+    """A capable LLM often names the scope in the feedback's own words ("summaries of
+    research papers"); that is its answer, not an echo. A request that only repeats part of
+    the feedback is still dropped."""
+    feedback = "Summaries of research papers should be bullet points."
+    part = "summaries of research papers"
+    kw: dict[str, Any] = {"feedback": feedback, "min_words": 1, "restate": False}
+    assert parse_lines(part, **kw, parts=True) == [part]
+    assert parse_lines(part, **kw) == []
+    assert parse_lines(feedback, **kw, parts=True) == []
+    answers = [part, f"{part}\nliterature review notes", IN_1, NEAR_1, IN_1, NEAR_1]
+    data, cost = DatasetBuilder(fake(answers), DatasetConfig(categories=2)).build(feedback)
+    assert data["scope"][-1] == part and data["categories"][0] == part
+    assert data["scope_read"] == scope_phrases(feedback)
+    assert not any(step.startswith(("scope", "categories")) for step in cost.failed_steps)
+
+
 class Broken(FakeListChatModel):
     def _call(self, *args: Any, **kwargs: Any) -> str:
         raise ConnectionError("connection refused")
