@@ -289,3 +289,24 @@ def test_cli_answers_from_reuses_the_answers(tmp_path: Path) -> None:
         app, [*args, "--answers-from", str(tmp_path / "empty.json"), "--out", str(tmp_path)]
     )
     assert bad.exit_code != 0 and "holds no answers" in bad.output
+
+
+def test_the_recorded_llm_datasets_still_answer_every_prompt_the_builder_sends() -> None:
+    """The README's "written by Claude" figures replay recorded answers: if the builder's
+    prompts change, every step would fail quietly and the figures could not be remade."""
+    from persona.agents.models import load_chat_model
+    from persona.agents.replay import ReplayChatModel
+    from persona.bench.feedback_checks import load_feedback_set
+    from persona.learn.c3po_data import DatasetBuilder, DatasetConfig
+
+    root = Path(__file__).parents[2] / "benchmarks" / "feedback" / "llm-written"
+    llm = load_chat_model(f"replay:{root / 'replay.json'}")
+    assert isinstance(llm, ReplayChatModel)
+    for split in ("dev", "test"):
+        for fb in load_feedback_set(split):
+            data, cost = DatasetBuilder(llm, DatasetConfig(categories=4, per_category=5)).build(
+                fb["text"]
+            )
+            assert not cost.failed_steps, (fb["text"], cost.failed_steps)
+            assert cost.calls == 10 and len(data["categories"]) == 4
+    assert llm.missed == []
