@@ -43,7 +43,8 @@ _MARK = r"(?:when(?:ever)?|if|while|during|for|in|on)"
 #: Markers that open a leading clause only ("Regarding my car questions, ...").
 _LEAD_MARK = (
     r"(?:when it comes to|in terms of|as far as|any ?time|every ?time|"
-    r"(?:anything|everything|stuff|questions?|things?)\s+(?:about|on|regarding|involving)|"
+    r"(?:anything|everything|stuff|questions?|things?)\s+(?:about|on|regarding|involving|"
+    r"related to|to do with)|"
     rf"{_MARK}|regarding|concerning|about|as for|with)"
 )
 _LEADING = re.compile(
@@ -60,6 +61,7 @@ _OPENERS = frozenset(
     round correct walk""".split()
 )
 _SUBJECTS = frozenset("i you we he she they it i'm you're we're to can will would should".split())
+_WISH_VERBS = frozenset("need want prefer like would really".split())
 #: What a leading phrase with no comma may be without naming a scope ("In general keep ...").
 _NOT_LEAD = frozenset(
     """general short brief future particular summary now example instance sure fact case
@@ -73,13 +75,23 @@ def _lead(sentence: str) -> tuple[str, str] | None:
     m = _LEADING.match(sentence)
     if m:  # "Questions about moon phases - just give me ..., no astrology": up to the dash
         scope, *rest = re.split(r"\s+(?:->|[-–—]+|=)\s+", m.group("scope"), maxsplit=1)
-        return scope, " ".join([*rest, m.group("rest")])
+        # "for woodworking plans i need inches, not mm": the wish is the instruction
+        scope, *wish = re.split(
+            r"\s+(?=(?:i|i'd)\s+(?:need|want|prefer|like|would)\b)",
+            scope,
+            maxsplit=1,
+            flags=re.IGNORECASE,
+        )
+        return scope, " ".join([*wish, *rest, m.group("rest")])
     m = re.match(rf"{_LEAD_MARK}\s+", sentence, re.IGNORECASE)
     if not m:
         return None
     words = sentence[m.end() :].split()
     for i in range(1, min(len(words), 9)):
-        if words[i].lower() in _OPENERS and words[i - 1].lower() not in _SUBJECTS:
+        # "for woodworking plans i need inches": the wish is the instruction
+        nxt = words[i + 1].lower() if i + 1 < len(words) else ""
+        wants = words[i].lower() in ("i", "i'd") and nxt in _WISH_VERBS
+        if wants or (words[i].lower() in _OPENERS and words[i - 1].lower() not in _SUBJECTS):
             scope = " ".join(words[:i])
             if set(re.findall(r"[a-z]+", scope.lower())) - STOP <= _NOT_LEAD:
                 return None
@@ -89,7 +101,8 @@ def _lead(sentence: str) -> tuple[str, str] | None:
 
 #: How a request to the assistant opens before its verb ("Could you always ...").
 _POLITE = re.compile(
-    r"^(?:(?:please|kindly|let's|let us|(?:could|can|would|will) you|make sure (?:to|you)|"
+    r"^(?:(?:please|kindly|let's|let us|(?:could|can|would|will) (?:you|u)|"
+    r"make sure (?:to|you)|"
     r"remember to|try to|i'd like you to|i want you to|i need you to|"
     r"(?:would|is) it (?:be )?possible to|it'd be (?:great|nice) if you could)\s+)*"
     r"(?:(?:always|never|also)\s+)?",
@@ -153,7 +166,10 @@ _ASKED_SUBJECT = re.compile(
     r"close|avoid|skip|follow|list|show|come|sound|read|look|feel|go)\b",
     re.IGNORECASE,
 )
-_LABEL = re.compile(r"^(?P<scope>[^,;:>=]{3,60}?)(?::|\s*->|\s*=|\s+[-–—]+)\s+\S", re.IGNORECASE)
+_LABEL = re.compile(
+    r"^(?P<scope>[^,;:>=→—]{3,60}?)(?::\s+|\s*(?:->|→)\s+|\s*=\s+|\s+[-–—]+\s+|—\s*)\S",
+    re.IGNORECASE,
+)
 #: The answer just given, which a complaint is about ("the last one was way too long").
 _PREVIOUS = re.compile(
     r"^(?:your|the|that|this)\s+(?:(?:last|previous|latest|first|second|other|whole|new)\s+)?"
@@ -163,7 +179,8 @@ _PREVIOUS = re.compile(
 #: Labels that announce a message, not a scope ("Quick request: in summaries of ...").
 _ANNOUNCE = re.compile(
     r"^(?:(?:one|a|quick|small|little|another|last|just a)\s+)*(?:thing|request|note|tip|ask|"
-    r"favou?r|reminder|heads[- ]up|fyi|ps|p\.s|update|change|point|correction|suggestion)s?$",
+    r"favou?r|reminder|heads[- ]up|fyi|ps|p\.s|update|change|point|correction|suggestion|q|"
+    r"question)s?(?:\s+(?:before|for)\s+(?:we|you|i|us|me)\b.*)?$",
     re.IGNORECASE,
 )
 #: Verbs whose object is the kind of answer the rule is about (not a thing to put in it).
@@ -337,6 +354,7 @@ def _trailing(sentence: str) -> list[str]:
             and not _NOT_SCOPE.fullmatch(phrase.strip())
             and not _PRONOUN.match(phrase.strip())
             and not _STATE.match(phrase.strip())
+            and not _PREVIOUS.match(phrase.strip())  # "... in your last reply"
         ):
             return [phrase]
     return []
