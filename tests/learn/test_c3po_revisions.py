@@ -120,6 +120,19 @@ def test_an_edit_always_overtaken_says_so_and_writes_nothing(
     assert layer.store.get_preferences("ann", [pref.id])[0].scope == pref.scope
 
 
+def _store(lyr: PreferenceLayer, fid: int, dataset: dict[str, Any], model: dict[str, Any]) -> None:
+    """Replace the feedback's dataset and scope model behind the layer's back."""
+    fb = lyr.store.get_feedback("ann", fid)
+    lyr.store.update_feedback(
+        "ann",
+        fid,
+        in_scope=fb.in_scope,
+        out_of_scope=fb.out_of_scope,
+        dataset=dataset,
+        scope_model=model,
+    )
+
+
 def _as_read_by_an_older_reader(lyr: PreferenceLayer, fid: int, pid: int, read: str) -> int:
     """Store the feedback as an older reader would have left it: its scope phrases, the
     model fitted on them and the preference's scope line. Returns the revision."""
@@ -135,14 +148,7 @@ def _as_read_by_an_older_reader(lyr: PreferenceLayer, fid: int, pid: int, read: 
         pool=old["out_of_scope"]["train"],
         facets=[read.split()[-1]],
     )
-    lyr.store.update_feedback(
-        "ann",
-        fid,
-        in_scope=fb.in_scope,
-        out_of_scope=fb.out_of_scope,
-        dataset=old,
-        scope_model=model.to_json(),
-    )
+    _store(lyr, fid, old, model.to_json())
     lyr.store.update_preference("ann", pid, scope=describe_scope(old))
     return rev(lyr, fid)
 
@@ -203,14 +209,7 @@ def test_a_dataset_that_kept_no_reading_keeps_its_phrases_and_gets_todays_words(
         fb = lyr.store.get_feedback("ann", fid)
         assert fb.dataset is not None
         legacy = {k: v for k, v in fb.dataset.items() if k != "scope_read"}
-        lyr.store.update_feedback(
-            "ann",
-            fid,
-            in_scope=fb.in_scope,
-            out_of_scope=fb.out_of_scope,
-            dataset=legacy,
-            scope_model=lyr.store.scope_model("ann", fid)[1] or {},
-        )
+        _store(lyr, fid, legacy, lyr.store.scope_model("ann", fid)[1] or {})
         old_rev = rev(lyr, fid)
     with open_layer(home, embedder) as lyr:
         lyr.condition("ann", IN)
