@@ -22,6 +22,12 @@ def bench_feedback(
     answers: bool = typer.Option(
         True, "--answers/--no-answers", help="Also generate answers and check behaviour."
     ),
+    answer_llm: str | None = typer.Option(
+        None,
+        "--answer-llm",
+        help="The LLM that answers the held-out requests (default: --llm); e.g. 'local' "
+        "with --llm replay:FILE, whose recording holds only the datasets.",
+    ),
     limit: int | None = typer.Option(None, help="Only the first N feedbacks."),
     skip: int = typer.Option(0, help="Start after the first N feedbacks of the set."),
     categories: int = typer.Option(4, help="Categories the LLM writes per feedback."),
@@ -87,6 +93,9 @@ def bench_feedback(
     command = "persona " + " ".join(sys.argv[1:])
     with errors():
         model = load_chat_model(llm, follow_adapter=follow_adapter)
+        answerer = (
+            load_chat_model(answer_llm, follow_adapter=follow_adapter) if answer_llm else model
+        )
         emb = load_embedder("minilm")
         cfg = DatasetConfig(categories=categories, per_category=per_category)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +156,7 @@ def bench_feedback(
                 feedbacks,
                 llm=model,
                 embedder=emb,
-                answer_model=batched(model, 8) if answers and earlier is None else None,
+                answer_model=batched(answerer, 8) if answers and earlier is None else None,
                 dataset=cfg,
                 max_tokens=max_tokens,
                 adapters=adapters,
@@ -159,7 +168,7 @@ def bench_feedback(
                 answers_from=earlier,
             )
         label = model_label(model)
-        answered_by = label if answers else None
+        answered_by = model_label(answerer) if answers else None
         if earlier is not None:
             answered_by = str(earlier.get("answer_model"))
         result = {

@@ -113,6 +113,23 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     assert (tmp_path / "feedback.png").stat().st_size > 1000
 
 
+def test_cli_answers_with_another_llm_than_the_one_writing_datasets(tmp_path: Path) -> None:
+    """``--answer-llm``: the recorded datasets replay, another model answers."""
+    from persona.cli import app
+
+    recording = Path(__file__).parents[2] / "benchmarks" / "feedback" / "llm-written"
+    args = ["bench", "feedback", "--llm", f"replay:{recording / 'replay.json'}"]
+    result = CliRunner().invoke(
+        app,
+        [*args, "--answer-llm", "fake:Sure.", "--limit", "1", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "feedback.json").read_text())
+    assert "recorded answers" in data["llm"] and "scripted" in data["answer_model"]
+    assert data["feedbacks"][0]["cost"]["llm_calls"] == 10
+    assert data["feedbacks"][0]["behaviour"]["in_scope"]["sample"]["plain"] == "Sure."
+
+
 def test_generated_datasets_are_cached_and_reused(tmp_path: Path) -> None:
     from persona.bench.feedback import CachedBuilder
 
