@@ -230,3 +230,37 @@ def test_a_model_stored_under_another_embedder_is_left_to_it(home: Path, embedde
     with open_layer(home, HashEmbedder(dim=32)) as lyr:
         lyr.condition("ann", IN)  # refitted in memory for this embedder
         assert lyr.store.scope_model("ann", fid) == stored
+
+
+def test_many_processes_meeting_a_stale_scope_store_it_once(home: Path, embedder: Any) -> None:
+    """Layers with their own caches (as processes have) meet the stale feedback at once:
+    each refits it, one stores it, the others' writes are refused and they serve anyway."""
+    with open_layer(home, embedder) as lyr:
+        pref = lyr.learn_from_feedback("ann", FEEDBACK)
+        fid = lyr.store.list_feedback("ann")[0].id
+        old_rev = _as_read_by_an_older_reader(lyr, fid, pref.id, "boss")
+    layers = [open_layer(home, embedder) for _ in range(4)]
+    start = threading.Barrier(len(layers), timeout=60)
+    seen: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def meet(lyr: PreferenceLayer) -> None:
+        try:
+            start.wait()
+            cond = lyr.condition("ann", IN)
+            seen.append([p.id for p in (*cond.preferences, *cond.withheld)])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=meet, args=(lyr,)) for lyr in layers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for lyr in layers:
+        lyr.close()
+    assert not errors and seen == [[pref.id]] * len(layers)
+    with open_layer(home, embedder) as lyr:
+        assert rev(lyr, fid) == old_rev + 1
+        fb = lyr.store.get_feedback("ann", fid)
+        assert fb.dataset is not None and fb.dataset["scope_read"] == [READ]
