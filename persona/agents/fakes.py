@@ -38,8 +38,9 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-class _FakeBase(BaseChatModel):
-    """Shared plumbing: one reply per call, streamed word by word, usage in words."""
+class ReplyChatModel(BaseChatModel):
+    """Shared plumbing: one reply per call (subclasses write :meth:`_reply`), streamed word by
+    word, usage in words."""
 
     #: Where conditioning goes (see ``LocalChatModel.follows_system_prompt``); settable so tests
     #: can exercise both placements.
@@ -122,7 +123,7 @@ class _FakeBase(BaseChatModel):
         )
 
 
-class EchoChatModel(_FakeBase):
+class EchoChatModel(ReplyChatModel):
     """Replies with the whole input, one ``role: text`` line per message."""
 
     @property
@@ -133,7 +134,7 @@ class EchoChatModel(_FakeBase):
         return render(messages)
 
 
-class ScriptedChatModel(_FakeBase):
+class ScriptedChatModel(ReplyChatModel):
     """Replies with ``responses`` in turn, starting over after the last one.
 
     ``seen`` records each call's input (rendered as by :func:`render`), for assertions.
@@ -156,7 +157,7 @@ class ScriptedChatModel(_FakeBase):
         return reply
 
 
-class FailingChatModel(_FakeBase):
+class FailingChatModel(ReplyChatModel):
     """Raises :class:`ConnectionError` on every call, like a server that is down."""
 
     error: str = "connection refused (FailingChatModel is always down)"

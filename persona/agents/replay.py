@@ -22,7 +22,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from pydantic import Field, PrivateAttr
 
-from persona.agents.fakes import _FakeBase
+from persona.agents.fakes import ReplyChatModel
 from persona.errors import InvalidInputError
 
 
@@ -67,7 +67,7 @@ def load_recording(path: str | Path) -> tuple[str, dict[str, str]]:
     return model.strip(), recorded
 
 
-class ReplayChatModel(_FakeBase):
+class ReplayChatModel(ReplyChatModel):
     """Replies with the answer recorded for the prompt (see the module docstring)."""
 
     path: str

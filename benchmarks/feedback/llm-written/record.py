@@ -20,7 +20,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from persona.agents.fakes import _FakeBase
+from persona.agents.fakes import ReplyChatModel
 from persona.learn.c3po_data import DatasetBuilder, DatasetConfig
 
 HERE = Path(__file__).parent
@@ -34,7 +34,7 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-class Written(_FakeBase):
+class Written(ReplyChatModel):
     """Answers a dataset prompt from the written answers, and records the pair."""
 
     written: dict[str, dict[str, Any]]
