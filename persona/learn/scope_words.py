@@ -43,7 +43,9 @@ _MARK = r"(?:when(?:ever)?|if|while|during|for|in|on)"
 #: Markers that open a leading clause only ("Regarding my car questions, ...").
 _LEAD_MARK = (
     r"(?:when it comes to|in terms of|as far as|any ?time|every ?time|"
-    r"(?:anything|everything|stuff|questions?|things?)\s+(?:about|on|regarding|involving|"
+    r"(?:anything|everything|stuff|questions?|things?)\s+"
+    r"(?:i\s+(?:send|give|show|paste|share|forward|bring)\s+(?:you\s+)?)?"
+    r"(?:about|on|regarding|involving|"
     r"related to|to do with)|"
     rf"{_MARK}|regarding|concerning|about|as for|with)"
 )
@@ -62,6 +64,8 @@ _OPENERS = frozenset(
 )
 _SUBJECTS = frozenset("i you we he she they it i'm you're we're to can will would should".split())
 _WISH_VERBS = frozenset("need want prefer like would really".split())
+#: Words that can only start an instruction, wherever they stand in a leading clause.
+_TOLD = re.compile(r"\s+(?=(?:don't|dont|never|always|please|pls|plz)\s)", re.IGNORECASE)
 #: What a leading phrase with no comma may be without naming a scope ("In general keep ...").
 _NOT_LEAD = frozenset(
     """general short brief future particular summary now example instance sure fact case
@@ -75,6 +79,9 @@ def _lead(sentence: str) -> tuple[str, str] | None:
     m = _LEADING.match(sentence)
     if m:  # "Questions about moon phases - just give me ..., no astrology": up to the dash
         scope, *rest = re.split(r"\s+(?:->|[-–—]+|=)\s+", m.group("scope"), maxsplit=1)
+        # "in code reviews dont nitpick formatting, ...": the instruction starts at "dont"
+        scope, *told = re.split(_TOLD, scope, maxsplit=1)
+        rest = [*told, *rest]
         # "for woodworking plans i need inches, not mm": the wish is the instruction
         scope, *wish = re.split(
             r"\s+(?=(?:i|i'd)\s+(?:need|want|prefer|like|would)\b)",
@@ -154,6 +161,7 @@ _NUMBERS = frozenset(
 _SUBJECT = re.compile(
     r"^(?P<scope>[^,;:]{3,80}?)\s+(?:(?:should|must|ought)(?:n't| not)?|shall|cannot|can't|"
     r"needs?|requires?|deserves?|gets?|stays?|comes?|came|have to|has to|are to|is to|"
+    r"(?:can|may|could)(?:n't| not)? be|"
     r"always|never|(?:is|are|was|were|has been|have been|seems?|feels?)(?:n't| not)?\s+"
     r"(?:(?:way|much|far|a bit|kinda|kind of|always|"
     r"getting|often|usually)\s+)*(?:too|so|overly)\b)\b",
@@ -188,7 +196,7 @@ _ON_ANSWER = (
     r"keep|make|comment|explain|start|begin|end|finish|close|open|sign(?: off)?|format|write|"
     r"title|number|proofread|shorten|lengthen|structure|phrase|word|translate|summari[sz]e|"
     r"put|wrap|present|show|render|answer|reply to|respond to|condense|simplify|tighten|trim|"
-    r"rewrite|polish|revise|edit|draft|compose"
+    r"rewrite|polish|revise|edit|draft|compose|do"
 )
 _OBJECT = re.compile(
     rf"^(?:{_ON_ANSWER})\s+(?P<scope>.{{3,80}})$",
@@ -337,10 +345,22 @@ _STATE = re.compile(
 )
 
 
+#: A clause about the user, not the request ("I'm in zone 6b", "i read these on a phone").
+_ABOUT_ME = re.compile(
+    r"^(?:i'm|im|i am|we're|we are|i live|i read|i work|i've got|i have got|i got|i'll be|"
+    r"i have (?:a|an|one|two|three|no)|i use|"
+    r"i only have|my (?:\w+ )?(?:is|are))\b",
+    re.IGNORECASE,
+)
+
+
 def _trailing(sentence: str) -> list[str]:
     """The earliest trailing marker phrase that is not a manner, cut where an object ends."""
     for match in re.finditer(rf"\b{_MARK}\s+", sentence, re.IGNORECASE):
         if match.start() == 0:
+            continue
+        clause = re.split(r"[,;]", sentence[: match.start()])[-1]
+        if _ABOUT_ME.match(clause.strip()):  # "I'm in Ohio", "i read on a phone": context
             continue
         phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
         phrase = _OBJECT_END.sub("", phrase)
@@ -369,9 +389,13 @@ _IMPERATIVE = re.compile(
 )
 
 
-def _subject(sentence: str) -> str | None:
+def _subject(sentence: str, labels: bool = True) -> str | None:
     """The subject of a rule ("Cover letters should ...") or a label ("Sermons: ...")."""
-    match = _SUBJECT.match(sentence) or _ASKED_SUBJECT.match(sentence) or _LABEL.match(sentence)
+    match = (
+        _SUBJECT.match(sentence)
+        or _ASKED_SUBJECT.match(sentence)
+        or (_LABEL.match(sentence) if labels else None)
+    )
     scope = match.group("scope").strip() if match else ""
     if (
         match
@@ -406,6 +430,7 @@ def _wish(sentence: str) -> str | None:
 _NOT_OBJECT = re.compile(
     # a pronoun or an adverb is no object ("keep it blameless", "answer first")
     r"^(?:(?:with|by|in|on|at|to|up|off|it|them|this|that|first|last|then|now|again|briefly|"
+    r"not|n't|so|your best|the same|more|less|better|well|something|anything|everything|"
     r"directly|straight|quickly|carefully|properly)\b|(?:(?:a|an|the|your)\s+)?"
     r"(?:(?!(?:in|to|for|of|with|about|on|at|when|if)\b)[a-z-]+,?\s+){0,5}?"
     r"(?:tone|voice|register|attitude)\b)",
@@ -442,7 +467,9 @@ def _sentence_phrases(sentence: str) -> list[str]:
         found.append(lead[0])
         sentence = lead[1]
     sentence = _POLITE.sub("", sentence.rstrip(".!?"))
-    label = _LABEL.match(sentence)
+    # after a leading scope the rest is the instruction: a label in it names no other scope
+    # ("For knitting patterns, write the rows out in full - I lose my place")
+    label = None if lead else _LABEL.match(sentence)
     if label and _ANNOUNCE.match(label.group("scope").strip()):
         return [*found, *_sentence_phrases(sentence[label.end() - 1 :])]
     if label and (
@@ -452,7 +479,7 @@ def _sentence_phrases(sentence: str) -> list[str]:
         # "Let's keep answers on climate science evidence-based: cite studies": the label is
         # itself an instruction; read it as one
         return [*found, *_sentence_phrases(label.group("scope"))]
-    subject = _subject(sentence) or _wish(sentence)
+    subject = _subject(sentence, labels=not lead) or _wish(sentence)
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
     obj = None if lead else _OBJECT.match(sentence)
@@ -482,12 +509,32 @@ def _sentence_phrases(sentence: str) -> list[str]:
         if not _manner(phrase) and not set(words) <= GENERIC and not every:
             # "Put YAML snippets in code fences": what follows the object is its manner
             return [*found, phrase]
+    named = None if lead else _NAMED.match(sentence)
+    if named and not _IMPERATIVE.match(named.group("scope")) and not _manner(named.group("scope")):
+        return [*found, named.group("scope")]  # "Apology texts to my sister, shorter"
     if not lead:  # after "For questions about my car, ..." the rest is the instruction
         found.extend(_trailing(sentence))
     into = _INTO.match(sentence) or _WITH_EVERY.match(sentence)
     if into and not lead and not _manner(into.group("scope")):
         found.append(_OBJECT_END.sub("", into.group("scope")))
     return found
+
+
+#: A kind of request named before a comma, then the instruction ("Linkedin posts, keep them
+#: humble", "Apology texts to my sister, shorter"): a few words, no verb of the user's.
+_NAMED = re.compile(
+    r"^(?P<scope>(?!(?:i|i'm|you|we|it|this|that|these|there|please|pls|also|and|but|so|ok|"
+    r"okay|yes|no|thanks|thank|sorry|be|use|do|don't|dont|just|never|always|only|make|keep|"
+    r"if|when|for|in|on|from|at|by|with|to|as|after|before|until|now|going|starting|"
+    # a style named first is the instruction itself ("Short answers, no fluff")
+    r"short|shorter|long|plain|simple|brief|clear|good|same|fewer|more|less|concise|formal|"
+    r"casual|direct|honest|polite|friendly|proper|real|full|complete)\b)"
+    r"[\w'&-]+(?:\s+(?!(?:is|are|was|were|i|you|we)\b)[\w'&-]+){1,6}),\s+"
+    r"(?=(?:please\s+)?(?:[a-z]+er|more|less|no|nothing|never|always|only|just|keep|make|use|"
+    r"skip|add|"
+    r"avoid|stop|include|don't|dont)\b)",
+    re.IGNORECASE,
+)
 
 
 #: A topic asked as a question before an instruction ("Pathfinder encounter ideas?"): a few
