@@ -41,8 +41,9 @@ from persona.errors import InvalidInputError, PersonaError
 from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import DATASET_VERSION, Cost, DatasetBuilder, DatasetConfig
+from persona.learn.request_words import request_words
 from persona.learn.scope import FEATURES, fit_weights
-from persona.learn.scope_words import request_words, scope_phrases
+from persona.learn.scope_words import scope_phrases
 from persona.store.embed import Embedder
 
 GROUPS = ("in_scope", "near_scope", "out_of_scope")

@@ -30,7 +30,7 @@ def measure_feedback(
     requests whose words the process never saw (cold), then on the same requests again
     (warm). Always a SQLite store: what is measured is the scope step, not the store."""
     from persona.layer import PreferenceLayer
-    from persona.learn.scope_words import WordVectors, request_words
+    from persona.learn.request_words import WordVectors, request_words
 
     uid = "feedback-000"
     texts = FEEDBACKS[: cfg.minilm_feedbacks]

@@ -44,6 +44,7 @@ from persona.learn.c3po_data import (
     describe_scope,
     load_pool,
 )
+from persona.learn.request_words import WordVectors, request_words
 from persona.learn.scope import THRESHOLD, ScopeModel
 from persona.learn.scope_questions import (
     MAX_HISTORY_CHARS,
@@ -52,14 +53,7 @@ from persona.learn.scope_questions import (
     pick_uncertain,
     pool_vectors,
 )
-from persona.learn.scope_words import (
-    GENERIC,
-    WordVectors,
-    facets,
-    request_words,
-    scope_facets,
-    scope_phrases,
-)
+from persona.learn.scope_words import GENERIC, facets, scope_facets, scope_phrases
 from persona.store.base import Store
 from persona.store.embed import Embedder, embedder_id
 from persona.types import AppliedPreference, Feedback, Preference, ScopeQuestion, Why

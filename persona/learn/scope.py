@@ -171,7 +171,7 @@ class ScopeModel:
 
     def features(self, query: np.ndarray, words: np.ndarray | None = None) -> np.ndarray:
         """The request's features (see :data:`FEATURES`); ``words`` embeds the request's
-        words (:func:`~persona.learn.scope_words.request_words`)."""
+        words (:func:`~persona.learn.request_words.request_words`)."""
         logit = float(query @ self.direction + self.offset) / LOGIT_SCALE
         anchor, _ = _nearest(query, self.anchor_vecs)
         pos, _ = _nearest(query, np.concatenate([self.anchor_vecs, self.positive_vecs]))

@@ -17,20 +17,15 @@ YAML snippets in code fences"). Vague heads count only where nothing else is nam
 
 :func:`scope_phrases` returns those phrases ("drafting emails to my boss"); :func:`facets`
 splits one into the content words a request must touch to be in scope ("emails", "boss"),
-which :class:`~persona.learn.scope.ScopeModel` matches word by word (:func:`request_words`).
+which :class:`~persona.learn.scope.ScopeModel` matches word by word against the request's
+own (:mod:`persona.learn.request_words`).
 Quoted text is the instruction's content, never its scope, and is dropped first.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-
-import numpy as np
-
-from persona.store.embed import Embedder
 
 #: A word of a scope or a request ("d&d" and "q&a" are one word).
 WORD = r"[a-z0-9](?:[a-z0-9'-]|&(?=[a-z0-9]))*"
@@ -584,44 +579,3 @@ def scope_facets(feedback: str, phrases: Sequence[str] = ()) -> list[str]:
     else of the whole feedback (its instruction's words then count too)."""
     found = scope_phrases(feedback) or list(phrases) or [feedback]
     return list(dict.fromkeys(w for p in found for w in facets(p)))
-
-
-#: Most words read from one request (a long request keeps its first ones).
-MAX_WORDS = 64
-
-
-def request_words(text: str) -> list[str]:
-    """The request's content words, in order, without repeats, that :func:`facets` are
-    matched against ("Email my team lead today" -> "email", "team", "lead", "today"). Word
-    pairs were measured too: no better (0.785 against 0.780 decision accuracy) at twice the
-    embedding time."""
-    words = [re.sub(r"'s?$", "", w) for w in re.findall(WORD, text.lower())]
-    return list(dict.fromkeys(w for w in words if w and w not in STOP))[:MAX_WORDS]
-
-
-class WordVectors:
-    """Embeddings of short words, kept in a bounded LRU (thread-safe): the
-    words of requests repeat ("email", "my boss"), so most are embedded once per process."""
-
-    def __init__(self, embedder: Embedder, capacity: int = 8192) -> None:
-        self.embedder = embedder
-        self.capacity = capacity
-        self._vecs: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def embed(self, words: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            known = {w: self._vecs[w] for w in words if w in self._vecs}
-            for w in known:
-                self._vecs.move_to_end(w)
-        missing = list(dict.fromkeys(w for w in words if w not in known))
-        if missing:  # embedded outside the lock: the embedder has its own
-            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
-            known.update(fresh)
-            with self._lock:
-                self._vecs.update(fresh)
-                while len(self._vecs) > self.capacity:
-                    self._vecs.popitem(last=False)
-        if not words:
-            return np.zeros((0, self.embedder.dim), np.float32)
-        return np.stack([known[w] for w in words])

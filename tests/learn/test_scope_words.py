@@ -14,15 +14,9 @@ import pytest
 
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import DatasetBuilder, DatasetConfig
+from persona.learn.request_words import WordVectors, request_words
 from persona.learn.scope import VERSION, ScopeModel
-from persona.learn.scope_words import (
-    VAGUE,
-    WordVectors,
-    facets,
-    request_words,
-    scope_facets,
-    scope_phrases,
-)
+from persona.learn.scope_words import VAGUE, facets, scope_facets, scope_phrases
 from persona.store.embed import HashEmbedder
 
 
