@@ -62,7 +62,7 @@ class ManualPreferenceMethods:
         if text is not None:
             changes["text"] = check_text(text, "text", limit=MAX_PREFERENCE_CHARS).strip()
             changes["flagged"] = looks_like_injection(changes["text"])
-            changes["provenance"] = (*self._get(user_id, pref_id).provenance, "manual:edit")
+            self._get(user_id, pref_id)  # a missing row is refused before anything else
         if enabled is not None:
             if not isinstance(enabled, bool):
                 raise InvalidInputError(f"enabled={enabled!r} must be True or False.")
@@ -70,6 +70,8 @@ class ManualPreferenceMethods:
         if not changes:
             raise InvalidInputError("nothing to update; pass text=... and/or enabled=....")
         with self._writing(user_id) as write:
+            if text is not None:  # read under the user's write lock: no provenance is lost
+                changes["provenance"] = (*self._get(user_id, pref_id).provenance, "manual:edit")
             write.rebuild = True
             return self.store.update_preference(user_id, pref_id, **changes)
 

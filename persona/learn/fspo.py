@@ -173,6 +173,11 @@ class FSPO:
             return current
         provenance = tuple(f"label:{lb.id}" for lb in labels)
         with writing(user_id) as write:
+            # read again under the user's write lock: the user may have edited it (or another
+            # refresh written one) while the LLM was writing this one
+            current = self.description(user_id)
+            if current is not None and "manual:edit" in current.provenance:
+                return current
             if current is None:
                 return write.add_preference(
                     text, "label", scope=DESCRIPTION_SCOPE, provenance=provenance

@@ -144,6 +144,43 @@ def test_the_description_is_refreshed_and_the_users_words_win(
         assert lyr.condition("ann", "explain tides").preferences == ()
 
 
+class Slow(FakeListChatModel):
+    """Answers once ``go`` is set, after saying (``asked``) that it was asked."""
+
+    asked: Any = None
+    go: Any = None
+
+    def _call(self, *args: Any, **kwargs: Any) -> str:
+        self.asked.set()
+        assert self.go.wait(timeout=60)
+        return super()._call(*args, **kwargs)
+
+
+def test_the_users_edit_made_while_the_llm_writes_the_description_is_kept(
+    persona_home: Path, embedder: Any
+) -> None:
+    """The refresh checked for the user's edit before its LLM call; an edit landing during
+    that call was overwritten by the LLM's description when it came back."""
+    import threading
+
+    with describing(persona_home, embedder, ["Wants bullet points."]) as lyr:
+        lyr.learn_from_labels("ann", "explain tides", "- moon", "Tides are.")
+        (desc,) = [p for p in lyr.preferences("ann") if p.source == "label"]
+        asked, go = threading.Event(), threading.Event()
+        lyr._llm = Slow(responses=["Wants long essays."], asked=asked, go=go)
+        learning = threading.Thread(
+            target=lyr.learn_from_labels, args=("ann", "explain rain", "- clouds", "Rain is.")
+        )
+        learning.start()
+        assert asked.wait(timeout=60)  # the refresh is waiting for its LLM
+        lyr.update_preference("ann", desc.id, text="Bullets, at most five.")
+        go.set()
+        learning.join(timeout=60)
+        (desc,) = [p for p in lyr.preferences("ann") if p.source == "label"]
+        assert desc.text == "Bullets, at most five."
+        assert len(lyr.labels("ann")) == 2
+
+
 def test_a_failing_llm_keeps_the_label_and_the_old_description(
     persona_home: Path, embedder: Any
 ) -> None:
