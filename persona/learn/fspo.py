@@ -160,8 +160,12 @@ class FSPO:
         if not labels:
             if current is not None:
                 with writing(user_id) as write:
-                    self.store.delete_preference(user_id, current.id)
-                    write.removed.append(current.id)
+                    current = self.description(user_id)  # again, under the write lock
+                    if current is not None and "manual:edit" in current.provenance:
+                        return current
+                    if current is not None:
+                        self.store.delete_preference(user_id, current.id)
+                        write.removed.append(current.id)
             return None
         from persona.llm import complete
 
