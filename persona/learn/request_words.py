@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from persona.learn.scope_words import STOP, WORD
+from persona.learn.scope_vocab import STOP, WORD
 from persona.store.embed import Embedder
 
 #: Most words read from one request (a long request keeps its first ones).

@@ -27,8 +27,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-#: A word of a scope or a request ("d&d" and "q&a" are one word).
-WORD = r"[a-z0-9](?:[a-z0-9'-]|&(?=[a-z0-9]))*"
+from persona.learn.scope_vocab import GENERIC, MANNER, NUMBERS, STOP, UNITS, VAGUE, WORD
+
+__all__ = [
+    "GENERIC",
+    "MANNER",
+    "STOP",
+    "UNITS",
+    "VAGUE",
+    "WORD",
+    "facets",
+    "scope_facets",
+    "scope_phrases",
+]
 
 #: Quoted text; a single quote opens only where no letter precedes it ("my kids' party, don't"
 #: is not a quotation).
@@ -42,8 +53,9 @@ _LEAD_MARK = (
     r"(?:i\s+(?:send|give|show|paste|share|forward|bring)\s+(?:you\s+)?)?"
     r"(?:about|on|regarding|involving|"
     r"related to|to do with)|"
-    rf"{_MARK}|regarding|concerning|about|as for|with)"
+    rf"{_MARK}|regarding|concerning|about|as for|with|re:)"
 )
+
 _LEADING = re.compile(
     rf"^{_LEAD_MARK}\s+(?P<scope>[^,;:]{{3,80}})[,;:]\s*(?P<rest>.+)$",
     re.IGNORECASE,
@@ -61,6 +73,13 @@ _SUBJECTS = frozenset("i you we he she they it i'm you're we're to can will woul
 _WISH_VERBS = frozenset("need want prefer like would really".split())
 #: Words that can only start an instruction, wherever they stand in a leading clause.
 _TOLD = re.compile(r"\s+(?=(?:don't|dont|never|always|please|pls|plz)\s)", re.IGNORECASE)
+#: Verbs that open an instruction inside a leading clause ended by a comma ("For chess analysis
+#: use algebraic notation, not descriptive"), unless a subject precedes them ("when you give").
+_TOLD_VERB = re.compile(
+    r"(?<!\bi)(?<!\byou)(?<!\bwe)(?<!\bu)(?<!\bthey)\s+"
+    r"(?=(?:just|give|keep|use|skip|avoid|stop|be|stay|assume|cite|tell|include)\s)",
+    re.IGNORECASE,
+)
 #: What a leading phrase with no comma may be without naming a scope ("In general keep ...").
 _NOT_LEAD = frozenset(
     """general short brief future particular summary now example instance sure fact case
@@ -76,6 +95,10 @@ def _lead(sentence: str) -> tuple[str, str] | None:
         scope, *rest = re.split(r"\s+(?:->|[-–—]+|=)\s+", m.group("scope"), maxsplit=1)
         # "in code reviews dont nitpick formatting, ...": the instruction starts at "dont"
         scope, *told = re.split(_TOLD, scope, maxsplit=1)
+        rest = [*told, *rest]
+        # "for podcast episode titles give me 2-3 options, not 10": the instruction starts
+        # at its verb, as with no comma
+        scope, *told = re.split(_TOLD_VERB, scope, maxsplit=1)
         rest = [*told, *rest]
         # "for woodworking plans i need inches, not mm": the wish is the instruction
         scope, *wish = re.split(
@@ -130,34 +153,12 @@ _WITH_EVERY = re.compile(
     r"(?:every|each|all|any)\s+(?P<scope>[^.;:!?,]{3,80})",
     re.IGNORECASE,
 )
-#: Units: a manner after a number or alone ("under 30 minutes", "in Celsius"), a kind of
-#: request after a noun ("meeting minutes").
-UNITS = frozenset(
-    "seconds minutes hours days weeks grams kilograms pounds ounces cups celsius fahrenheit "
-    "miles kilometers meters feet inches liters".split()
-)
-#: Words that make a phrase a manner ("in all lowercase", "as a numbered list"), not a scope.
-MANNER = (
-    frozenset(
-        """lowercase uppercase caps capitals mood voice tense tenses units unit
-        metric imperial format formatting style tone block blocks list lists bullet bullets point
-        points paragraph paragraphs sentence sentences word words person british american
-        spelling way manner detail details table tables markdown numbered order max maximum
-        bulleted checklist checklists checkbox checkboxes length lengths
-        minimum characters lines line""".split()
-    )
-    | UNITS
-)
-_NUMBERS = frozenset(
-    "a an one two three four five six seven eight nine ten twelve fifteen twenty thirty "
-    "forty fifty sixty hundred few couple several many".split()
-)
 #: The subject of a rule: "<scope> should / must / need to ..." or "<scope>: ...".
 _SUBJECT = re.compile(
     r"^(?P<scope>[^,;:]{3,80}?)\s+(?:(?:should|must|ought)(?:n't| not)?|shall|cannot|can't|"
     r"needs?|requires?|deserves?|gets?|stays?|comes?|came|have to|has to|are to|is to|"
     r"(?:can|may|could)(?:n't| not)? be|"
-    r"always|never|(?:is|are|was|were|has been|have been|seems?|feels?)(?:n't| not)?\s+"
+    r"always|never|(?:is|are|r|was|were|has been|have been|seems?|feels?)(?:n't| not)?\s+"
     r"(?:(?:way|much|far|a bit|kinda|kind of|always|"
     r"getting|often|usually)\s+)*(?:too|so|overly)\b)\b",
     re.IGNORECASE,
@@ -211,19 +212,24 @@ _OBJECT_END = re.compile(
     r"at (?:[a-z0-9+-]+ ){0,4}level|"
     r"(?:short|long|brief|concise|simple|formal|casual|polite|plain|warm|friendly|professional|"
     r"upbeat|neutral|serious|playful|positive|gentle|funny|strict|punchy|respectful|cheerful|"
-    r"factual|objective|blunt)[a-z]*|"
+    r"factual|objective|blunt|compatible|consistent|readable)[a-z]*|"
     # words that are also nouns ("law firm", "direct reports") only before "but" / "and"
     r"(?:firm|light|clear|direct|calm|kind|honest|tight|lean|crisp)\s+(?:but|and|yet)|"
     r"to (?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+|under|at most|"
     r"a single|a few)\b)\b(?!-).*$",
     re.IGNORECASE,
 )
+_ASK_VERBS = (
+    r"ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|paste|share|upload|forward|"
+    r"show|give|bring|review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|"
+    r"translate|summari[sz]e|plan|reply|respond|help|suggest|recommend|come up with|pick|choose|"
+    r"find|create|design|put together"
+)
 _ASK = re.compile(
-    r"^(?:(?:i|you|we)\s+(?:ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|"
-    r"paste|share|upload|forward|show|give|bring|"
-    r"review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|translate|"
-    r"summari[sz]e|plan|reply|respond|help)\s+"
-    r"(?:you\s+)?(?:for|to|about)?\s*|about\s+)",
+    rf"^(?:(?:i|you|u|we)\s+(?:{_ASK_VERBS})\s+"
+    # "when you help me plan board game nights"
+    rf"(?:(?:me|us)\s+(?:to\s+)?(?:{_ASK_VERBS})\s+)?"
+    r"(?:you\s+)?(?:for|to|about|bout|abt)?\s*|about\s+)",
     re.IGNORECASE,
 )
 #: The words :data:`_ABOUT` is made of, with the vague and function words before it.
@@ -234,7 +240,9 @@ _ABOUT_WORDS = frozenset(
 )
 
 #: Words that start a phrase but name no scope ("I prefer ...", "it", "that").
-_NOT_SCOPE = re.compile(r"^(?:i|it|this|that|these|those|there|you|please|be|use|do)\b", re.I)
+_NOT_SCOPE = re.compile(
+    r"^(?:i|it|this|that|these|those|there|you|he|she|they|we|otherwise|please|be|use|do)\b", re.I
+)
 #: A trailing phrase about the person, not the request ("... for me", "... to us").
 _PRONOUN = re.compile(r"^(?:me|us|him|her|them|it|this|that)\b(?!')", re.IGNORECASE)
 #: "I'd like my lab notes kept brief", "I want the replies to my landlord formal": the noun
@@ -273,28 +281,6 @@ _ABOUT = re.compile(
     re.IGNORECASE,
 )
 
-#: Words a facet never is: function words, the requester, and verbs of asking and writing.
-STOP = frozenset(
-    """a an the to of in on at for from by with about as and or but nor so my your our their
-    his her its me i you we us them it is are be been was were am do does did don't dont not
-    no any all every each some this that these those there when whenever if while during
-    always never please should must shall need needs have has ought will would can could
-    ask asks asked asking want wants request write writes writing written wrote draft drafts
-    drafting make makes making made give gives help compose composing prepare send create
-    creating put get using use one thing things stuff something off up out more less
-    very too much into onto like than then just also only via per i'm i've i'd i'll you're
-    you've you'd we're we've we'd it's that's let's don't doesn't didn't can't won't isn't
-    aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks doing
-    they he she after before since until around near between among through across against
-    toward towards upon within without earlier later yesterday""".split()
-)
-#: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).
-VAGUE = frozenset(
-    """anything everything something stuff question questions request requests topic topics
-    answer answers response responses output kind kinds type types sort
-    explaining explain helping answering discussing talking piece pieces content""".split()
-)
-
 
 def _clean(phrase: str) -> str:
     phrase = re.sub(r"^(?:say|suppose|imagine|let's say)\s+", "", phrase.strip(), flags=re.I)
@@ -307,13 +293,6 @@ def _clean(phrase: str) -> str:
     return " ".join(phrase.split())
 
 
-#: Objects that name no kind of request ("keep *your answers* short", "keep *the tone* light").
-GENERIC = frozenset(
-    "answer answers response responses reply replies output text tone them everything voice "
-    "style writing".split()
-)
-
-
 def _manner(phrase: str) -> bool:
     """A phrase that says how, not where ("in a numbered list"); a list of something is a kind
     of request ("grocery lists"), a bare list is a form ("in a list")."""
@@ -324,7 +303,7 @@ def _manner(phrase: str) -> bool:
     for i, w in enumerate(words):
         if w in UNITS:  # "meeting minutes": measured nothing
             before = words[i - 1] if i else ""
-            if before and before not in STOP and before not in _NUMBERS and not before.isdigit():
+            if before and before not in STOP and before not in NUMBERS and not before.isdigit():
                 hits.discard(w)
     return bool(hits)
 
@@ -335,6 +314,7 @@ _STATE = re.compile(
     r"^(?:(?:something|anything|it|that|this|there|i|you)(?:'s|'m|'re|\s+(?:is|am|are|seems?|"
     r"looks?|gets?))\s+(?!about|for|regarding|related|on\b|to\b)(?:not\s+)?(?:\w+ly\s+)?\w+"
     r"|(?:it|that|this)(?:'s| is) not\b.*|(?:you|i|we) (?:don't|do not|didn't|can't) \w+"
+    r"|you (?:know|think|believe|can|could|remember|have to|need to|must)\b.*"
     r"|needed|necessary|possible|relevant|applicable|any|so|not|unsure|in doubt|unclear)$",
     re.IGNORECASE,
 )
@@ -347,6 +327,9 @@ _ABOUT_ME = re.compile(
     r"i only have|my (?:\w+ )?(?:is|are))\b",
     re.IGNORECASE,
 )
+#: The same clause closing a sentence after a comma ("Explain chemistry with analogies, I'm a
+#: visual learner").
+_CLOSING_ABOUT_ME = re.compile(r",\s+" + _ABOUT_ME.pattern.removeprefix("^") + ".*$", re.I)
 
 
 def _trailing(sentence: str) -> list[str]:
@@ -354,11 +337,12 @@ def _trailing(sentence: str) -> list[str]:
     for match in re.finditer(rf"\b{_MARK}\s+", sentence, re.IGNORECASE):
         if match.start() == 0:
             continue
-        clause = re.split(r"[,;]", sentence[: match.start()])[-1]
+        clause = re.split(r"[,;]|\s(?:so|and|but|because)\s", sentence[: match.start()])[-1]
         if _ABOUT_ME.match(clause.strip()):  # "I'm in Ohio", "i read on a phone": context
             continue
         phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
-        phrase = _OBJECT_END.sub("", phrase)
+        # L: "... when it comes to anything about my weight loss"
+        phrase = re.sub(r"^it comes to\s+", "", _OBJECT_END.sub("", phrase), flags=re.I)
         if (
             len(phrase) >= 3
             and not phrase.lower().startswith("to ")  # "... when to call the doctor"
@@ -378,7 +362,8 @@ def _trailing(sentence: str) -> list[str]:
 #: A sentence that opens with one of these is an instruction, so what precedes a later "gets" or
 #: "needs" is not its subject ("Keep answers short so the reader gets the point").
 _IMPERATIVE = re.compile(
-    rf"^(?:{_ON_ANSWER}|avoid|stop|skip|add|include|mention|give|tell|cite|spell|use|do|"
+    rf"^(?:{_ON_ANSWER}|avoid|stop|quit|drop|cut|ditch|say|skip|add|include|mention|give|tell|"
+    r"cite|spell|use|do|"
     r"don't|be|try|list|group|lead|stay|match|assume|bullet|define|round|pin|put)\b",
     re.IGNORECASE,
 )
@@ -454,6 +439,11 @@ _PART_IN = re.compile(
 def _sentence_phrases(sentence: str) -> list[str]:
     found: list[str] = []
     sentence = _FILLER.sub("", sentence)
+    context = re.split(r"\s+[-–—]+\s+|—", sentence, maxsplit=1)
+    if len(context) == 2 and _ABOUT_ME.match(context[0]):
+        sentence = context[1]  # what the user says about themselves first is context
+    # "..., I'm a visual learner and ...": a closing clause about the user is context
+    sentence = _CLOSING_ABOUT_ME.sub("", sentence)
     lead = _lead(sentence)
     if lead and _STATE.match(lead[0]):  # "If you're not sure, say so once"
         sentence = lead[1]
@@ -474,7 +464,7 @@ def _sentence_phrases(sentence: str) -> list[str]:
         # "Let's keep answers on climate science evidence-based: cite studies": the label is
         # itself an instruction; read it as one
         return [*found, *_sentence_phrases(label.group("scope"))]
-    subject = _subject(sentence, labels=not lead) or _wish(sentence)
+    subject = _subject(sentence, labels=not lead) or (None if lead else _wish(sentence))
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
     obj = None if lead else _OBJECT.match(sentence)
@@ -504,7 +494,7 @@ def _sentence_phrases(sentence: str) -> list[str]:
         if not _manner(phrase) and not set(words) <= GENERIC and not every:
             # "Put YAML snippets in code fences": what follows the object is its manner
             return [*found, phrase]
-    named = None if lead else _NAMED.match(sentence)
+    named = None if lead else (_NAMED.match(sentence) or _named_then_manner(sentence))
     if named and not _IMPERATIVE.match(named.group("scope")) and not _manner(named.group("scope")):
         return [*found, named.group("scope")]  # "Apology texts to my sister, shorter"
     if not lead:  # after "For questions about my car, ..." the rest is the instruction
@@ -525,11 +515,62 @@ _NAMED = re.compile(
     r"short|shorter|long|plain|simple|brief|clear|good|same|fewer|more|less|concise|formal|"
     r"casual|direct|honest|polite|friendly|proper|real|full|complete)\b)"
     r"[\w'&-]+(?:\s+(?!(?:is|are|was|were|i|you|we)\b)[\w'&-]+){1,6}),\s+"
-    r"(?=(?:please\s+)?(?:[a-z]+er|more|less|no|nothing|never|always|only|just|keep|make|use|"
+    r"(?=please\s+[a-z]|(?:[a-z]+er|more|less|no|nothing|never|always|only|just|keep|make|use|"
     r"skip|add|"
     r"avoid|stop|include|don't|dont)\b)",
     re.IGNORECASE,
 )
+
+
+def _named_then_manner(sentence: str) -> re.Match[str] | None:
+    """A kind of request named before a comma, then a manner ("git commit messages, imperative
+    mood"), a restriction ("deck building, standard-legal cards only") or a clause about the
+    user ("Garden planting schedules, I'm zone 6b, base dates on that")."""
+    named = _NAMED_ANY.match(sentence)
+    if not named:
+        return None
+    after = named.group("after").strip()
+    if _IMPERATIVE.match(after):  # an instruction: :data:`_NAMED` reads those it may start
+        return None
+    if _manner(after) or re.search(r"\bonly$", after, re.I) or _ABOUT_ME.match(after):
+        return named
+    return None
+
+
+#: What :func:`_named_then_manner` reads: :data:`_NAMED`'s first part, then the next clause.
+_NAMED_ANY = re.compile(_NAMED.pattern.split(r",\s+", 1)[0] + r",\s+(?P<after>[^,.;:!?]+)", re.I)
+
+
+#: A sentence about an earlier answer ("Your last summary was too long", "Last time you ...").
+_COMPLAINT = re.compile(
+    r"^(?:(?:your|the|that)\s+(?:last|previous|latest|earlier)\b|last time\b|"
+    r"(?:yesterday|earlier|before)\s+you\b)",
+    re.IGNORECASE,
+)
+#: Words that open a short sentence that names no topic ("Too long.", "Great work.").
+_NOT_TOPIC = frozenset(
+    """too way great nice good love thanks thank sorry hello hi hey morning evening not no
+    yes sure ok okay again seriously honestly always never same much many little less more
+    plain short shorter long longer simple brief clear concise formal casual just perfect
+    awesome cool wow lol bullet every each all any ugh hmm meh oops""".split()
+)
+
+
+def _stated_topic(sentence: str) -> bool:
+    """A short noun phrase alone before the instruction: "My wedding toast. Under two
+    minutes spoken, please." A manner ("Bullet points.") or a style ("Shorter answers.") is
+    the instruction itself."""
+    words = re.findall(r"[\w'&-]+", sentence.lower())
+    return (
+        bool(re.fullmatch(r"[\w'&\s-]+\.", sentence))
+        and 1 <= len(words) <= 4
+        and words[0] not in _NOT_TOPIC
+        and not words[0].endswith("ly")
+        and not _manner(sentence)
+        and not _IMPERATIVE.match(sentence)
+        and not _NOT_SCOPE.match(sentence)
+        and bool(set(facets(sentence)) - VAGUE)
+    )
 
 
 #: A topic asked as a question before an instruction ("Pathfinder encounter ideas?"): a few
@@ -551,11 +592,15 @@ def scope_phrases(feedback: str) -> list[str]:
     text = " ".join(_QUOTED.sub(" ", feedback).split())
     found: list[str] = []
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    complaints: list[str] = []
     for i, sentence in enumerate(sentences):
-        if i + 1 < len(sentences) and _TOPIC.match(sentence):
-            found.append(sentence.rstrip("?"))  # "Hiking packing lists? keep it short"
+        if i + 1 < len(sentences) and (_TOPIC.match(sentence) or _stated_topic(sentence)):
+            found.append(sentence.rstrip("?."))  # "Hiking packing lists? keep it short"
+        elif _COMPLAINT.match(sentence):
+            complaints.extend(_sentence_phrases(sentence))
         else:
             found.extend(_sentence_phrases(sentence))
+    found = found or complaints
     # a phrase of vague words only names nothing ("I'm not an expert in anything")
     cleaned = [c for c in (_clean(s) for s in found) if set(facets(c)) - VAGUE]
     cleaned = list(dict.fromkeys(cleaned))
@@ -567,7 +612,9 @@ def facets(phrase: str) -> list[str]:
     ["emails", "boss"]); possessives lose their "'s", "lists of" is dropped, and vague heads
     ("answers about tax law") count only where nothing else is named."""
     # "lists of book recommendations": the list is the form, the books the scope
-    words = re.findall(WORD, re.sub(r"\blists? of\b", " ", phrase.lower()))
+    phrase = re.sub(r"\blists? of\b", " ", phrase.lower())
+    phrase = re.sub(rf"\b(?:\d+|{'|'.join(NUMBERS)}) (?:years?|yrs?|months?) old\b", " ", phrase)
+    words = re.findall(WORD, phrase)
     out = [re.sub(r"'s?$", "", w) for w in words]
     kept = list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
     return [w for w in kept if w not in VAGUE] or kept
