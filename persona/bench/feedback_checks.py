@@ -276,11 +276,16 @@ def adheres(feedback: dict[str, Any], answer: str, baseline: str) -> bool | None
     return CHECKERS[name](answer or "", baseline or "", feedback.get("checker_args") or {})
 
 
+#: The feedback sets: ``dev`` fits the scope combiner; ``test`` is the benchmark's; ``fresh`` was
+#: written later (session 10) by another writer and measured once, to check the figures on
+#: feedbacks nothing was tuned or looked at on.
+SPLITS = {"test": "feedback.json", "dev": "feedback_dev.json", "fresh": "feedback_fresh.json"}
+
+
 def load_feedback_set(split: str = "test") -> list[dict[str, Any]]:
-    """The feedbacks of the ``test`` (``feedback.json``) or ``dev`` (``feedback_dev.json``) set."""
-    if split not in {"test", "dev"}:
-        raise ValueError(f"unknown split {split!r} (expected 'test' or 'dev')")
-    name = "feedback.json" if split == "test" else "feedback_dev.json"
-    data = json.loads((CORPUS / name).read_text(encoding="utf-8"))
+    """The feedbacks of one of :data:`SPLITS`."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    data = json.loads((CORPUS / SPLITS[split]).read_text(encoding="utf-8"))
     feedbacks: list[dict[str, Any]] = data["feedbacks"]
     return feedbacks

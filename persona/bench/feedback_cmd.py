@@ -28,6 +28,11 @@ def bench_feedback(
         help="The LLM that answers the held-out requests (default: --llm); e.g. 'local' "
         "with --llm replay:FILE, whose recording holds only the datasets.",
     ),
+    split: str = typer.Option(
+        "test",
+        help="The feedback set: test (the benchmark's), fresh (written later, never tuned "
+        "on) or dev (the one the scope combiner was fitted on).",
+    ),
     limit: int | None = typer.Option(None, help="Only the first N feedbacks."),
     skip: int = typer.Option(0, help="Start after the first N feedbacks of the set."),
     categories: int = typer.Option(4, help="Categories the LLM writes per feedback."),
@@ -85,7 +90,7 @@ def bench_feedback(
     from persona.bench.edits import batched, model_label
     from persona.bench.feedback import fit_scope as fit
     from persona.bench.feedback import plot, run_feedback_bench, scope_features
-    from persona.bench.feedback_checks import load_feedback_set
+    from persona.bench.feedback_checks import SPLITS, load_feedback_set
     from persona.bench.machine import machine_info
     from persona.learn.c3po_data import DatasetConfig
     from persona.store.embed import embedder_id, load_embedder
@@ -101,6 +106,10 @@ def bench_feedback(
         out_dir.mkdir(parents=True, exist_ok=True)
         cache = default_home() / "bench" / "feedback" / "datasets"
         if fit_scope:
+            if split != "test":
+                raise InvalidInputError(
+                    f"--fit-scope always fits on the dev set; drop --split {split}."
+                )
             dev = load_feedback_set("dev")[:limit]
             regimes = {
                 "no LLM (the feedback's words and the pool)": {
@@ -145,7 +154,11 @@ def bench_feedback(
             return
         if skip < 0:
             raise InvalidInputError(f"--skip {skip} is negative; give 0 or more feedbacks.")
-        feedbacks = load_feedback_set("test")[skip:][:limit]
+        if split not in SPLITS:
+            raise InvalidInputError(
+                f"--split {split!r} is not a feedback set; give one of {', '.join(SPLITS)}."
+            )
+        feedbacks = load_feedback_set(split)[skip:][:limit]
         if questions:
             _questions(feedbacks, emb, questions, out_dir, command)
             return
@@ -173,6 +186,7 @@ def bench_feedback(
             answered_by = str(earlier.get("answer_model"))
         result = {
             "benchmark": "feedback",
+            "split": split,
             "llm": label,
             "answer_model": answered_by,
             "answers_from": str(answers_from) if answers_from else None,

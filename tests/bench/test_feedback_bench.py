@@ -130,6 +130,26 @@ def test_cli_answers_with_another_llm_than_the_one_writing_datasets(tmp_path: Pa
     assert data["feedbacks"][0]["behaviour"]["in_scope"]["sample"]["plain"] == "Sure."
 
 
+def test_cli_scores_another_feedback_set_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    """``--split fresh``: the set written later, never tuned on; a typo is refused by name."""
+    from persona.cli import app
+
+    args = ["bench", "feedback", "--llm", "fake", "--no-answers", "--categories", "0"]
+    result = CliRunner().invoke(
+        app, [*args, "--split", "fresh", "--limit", "1", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "feedback.json").read_text())
+    assert data["split"] == "fresh"
+    assert [r["id"] for r in data["feedbacks"]] == [load_feedback_set("fresh")[0]["id"]]
+    bad = CliRunner().invoke(app, [*args, "--split", "final", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "--split 'final'" in bad.output
+    fit = CliRunner().invoke(
+        app, [*args, "--split", "fresh", "--fit-scope", "--out", str(tmp_path)]
+    )
+    assert fit.exit_code != 0 and "dev set" in fit.output
+
+
 def test_generated_datasets_are_cached_and_reused(tmp_path: Path) -> None:
     from persona.bench.feedback import CachedBuilder
 
@@ -319,7 +339,7 @@ def test_the_recorded_llm_datasets_still_answer_every_prompt_the_builder_sends()
     root = Path(__file__).parents[2] / "benchmarks" / "feedback" / "llm-written"
     llm = load_chat_model(f"replay:{root / 'replay.json'}")
     assert isinstance(llm, ReplayChatModel)
-    for split in ("dev", "test"):
+    for split in ("dev", "test", "fresh"):
         for fb in load_feedback_set(split):
             data, cost = DatasetBuilder(llm, DatasetConfig(categories=4, per_category=5)).build(
                 fb["text"]

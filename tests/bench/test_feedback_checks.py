@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from persona.bench.feedback_checks import CHECKER_ARGS, CHECKERS, adheres, load_feedback_set
+from persona.bench.feedback_checks import (
+    CHECKER_ARGS,
+    CHECKERS,
+    SPLITS,
+    adheres,
+    load_feedback_set,
+)
 
 GROUPS = ("in_scope", "near_scope", "out_of_scope")
 LONG = " ".join(["The meeting covered the budget, the launch date and hiring plans."] * 6)
@@ -87,7 +93,7 @@ CASES: dict[str, tuple[dict[str, Any], str, str, str]] = {
 
 
 def _all() -> list[dict[str, Any]]:
-    return load_feedback_set("test") + load_feedback_set("dev")
+    return [fb for split in SPLITS for fb in load_feedback_set(split)]
 
 
 def test_every_checker_has_a_case() -> None:
@@ -134,7 +140,7 @@ def test_quantitative_feedbacks_name_valid_checkers() -> None:
         CHECKERS[fb["checker"]]("some answer", "some baseline answer", args)
 
 
-@pytest.mark.parametrize("split", ["test", "dev"])
+@pytest.mark.parametrize("split", sorted(SPLITS))
 def test_set_shape(split: str) -> None:
     fbs = load_feedback_set(split)
     assert len(fbs) >= (20 if split == "test" else 10)
@@ -150,8 +156,18 @@ def test_set_shape(split: str) -> None:
 
 
 def test_prompts_distinct_and_splits_disjoint() -> None:
-    test, dev = load_feedback_set("test"), load_feedback_set("dev")
-    prompts = [p.strip().lower() for fb in test + dev for g in GROUPS for p in fb[g]]
+    sets = {split: load_feedback_set(split) for split in SPLITS}
+    prompts = [
+        p.strip().lower() for fbs in sets.values() for fb in fbs for g in GROUPS for p in fb[g]
+    ]
     assert len(prompts) == len(set(prompts))
-    assert not {fb["id"] for fb in test} & {fb["id"] for fb in dev}
-    assert not {fb["text"] for fb in test} & {fb["text"] for fb in dev}
+    for a in SPLITS:
+        for b in SPLITS:
+            if a < b:
+                assert not {fb["id"] for fb in sets[a]} & {fb["id"] for fb in sets[b]}
+                assert not {fb["text"] for fb in sets[a]} & {fb["text"] for fb in sets[b]}
+
+
+def test_an_unknown_split_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'final'"):
+        load_feedback_set("final")
