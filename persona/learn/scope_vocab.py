@@ -47,7 +47,8 @@ STOP = frozenset(
     they he she after before since until around near between among through across against
     toward towards upon within without earlier later yesterday else
     im u ur r w bout abt q qs ive youre thats cuz bc tho rn idk
-    suggest suggests suggested recommend recommends recommended""".split()
+    suggest suggests suggested recommend recommends recommended paste pastes pasted pasting
+    upload uploads uploaded forward forwarded whether particular specific certain various""".split()
 )
 
 #: Heads that name no kind of request in a longer phrase ("answers about tax law" -> tax, law).

@@ -192,7 +192,7 @@ _ON_ANSWER = (
     r"keep|make|comment|explain|start|begin|end|finish|close|open|sign(?: off)?|format|write|"
     r"title|number|proofread|shorten|lengthen|structure|phrase|word|translate|summari[sz]e|"
     r"put|wrap|present|show|render|answer|reply to|respond to|condense|simplify|tighten|trim|"
-    r"rewrite|polish|revise|edit|draft|compose|do"
+    r"rewrite|polish|revise|edit|draft|compose|do|turn|convert|plan"
 )
 _OBJECT = re.compile(
     rf"^(?:{_ON_ANSWER})\s+(?P<scope>.{{3,80}})$",
@@ -200,7 +200,9 @@ _OBJECT = re.compile(
 )
 #: Where an object phrase stops: a measure, a manner, a comparison or a new clause.
 _OBJECT_END = re.compile(
-    r"\s+(?:under|over|below|above|within|at most|at least|with|without|by|as|like|than|"
+    # "anything going in the PTA newsletter": the newsletter is where it goes (read by _ABOUT)
+    r"(?<!\bgoing)(?<!\bsent)\s+(?:under|over|below|above|within|at most|at least|with|without|"
+    r"by|as|like|than|"
     r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|going forward|"
     r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
     # "... for dogs you sometimes give human doses": a new clause ("the SQL queries you
@@ -209,7 +211,7 @@ _OBJECT_END = re.compile(
     r"more|less|a bit|slightly|too|extra|[a-z]+-(?:free|only|friendly|proof|based)|"
     r"[a-z]+er than|(?:lower|higher|lighter|heavier|smaller|bigger|larger|fewer|cheaper|"
     r"faster|slower|clearer|tighter|easier|harder|softer|stronger)\s+(?:in|on)|"
-    r"at (?:[a-z0-9+-]+ ){0,4}level|"
+    r"at (?:[a-z0-9+-]+ ){0,4}level|at (?:a|an)\s|"
     r"(?:short|long|brief|concise|simple|formal|casual|polite|plain|warm|friendly|professional|"
     r"upbeat|neutral|serious|playful|positive|gentle|funny|strict|punchy|respectful|cheerful|"
     r"factual|objective|blunt|compatible|consistent|readable)[a-z]*|"
@@ -226,7 +228,8 @@ _ASK_VERBS = (
     r"find|create|design|put together"
 )
 _ASK = re.compile(
-    rf"^(?:(?:i|you|u|we)\s+(?:{_ASK_VERBS})\s+"
+    r"^(?:(?:i|we)\s+(?:ask|want|need)\s+(?:you|u)\s+to\s+[a-z]+\s+|"
+    rf"(?:i|you|u|we)\s+(?:{_ASK_VERBS})\s+"
     # "when you help me plan board game nights"
     rf"(?:(?:me|us)\s+(?:to\s+)?(?:{_ASK_VERBS})\s+)?"
     r"(?:you\s+)?(?:for|to|about|bout|abt)?\s*|about\s+)",
@@ -249,7 +252,7 @@ _PRONOUN = re.compile(r"^(?:me|us|him|her|them|it|this|that)\b(?!')", re.IGNOREC
 #: phrase after a stated wish, up to where its manner starts.
 _WISH = re.compile(
     r"^(?:i|i'd|i would)\s+(?:really\s+)?(?:like|want|prefer|love|need)\s+"
-    r"(?P<scope>(?:my|our|the|all|any|every)\s+.{3,80})$",
+    r"(?P<scope>(?:my|our|the|all|any|every)\s+.{3,200})$",
     re.IGNORECASE,
 )
 #: "I want commit messages to follow ...", "I'd prefer travel itineraries that ...": a bare
@@ -276,7 +279,8 @@ _WISH_CLAUSE = re.compile(
 _ABOUT = re.compile(
     r"^.*?\b(?:is|are|it's|talk|talking|chat|chatting|ask|asking|questions?|requests?|"
     r"answers?|advice|help|tips|anything|something|stuff|things?)\s+(?:about|regarding|"
-    r"involving|concerning|related to|on|going to|sent to|addressed to|meant for|intended for)"
+    r"involving|concerning|related to|on|going (?:to|in|into|out to)|sent to|addressed to|"
+    r"meant for|intended for)"
     r"\s+",
     re.IGNORECASE,
 )
@@ -413,7 +417,7 @@ _NOT_OBJECT = re.compile(
     r"not|n't|so|your best|the same|more|less|better|well|something|anything|everything|"
     r"directly|straight|quickly|carefully|properly)\b|(?:(?:a|an|the|your)\s+)?"
     r"(?:(?!(?:in|to|for|of|with|about|on|at|when|if)\b)[a-z-]+,?\s+){0,5}?"
-    r"(?:tone|voice|register|attitude)\b)",
+    r"(?:tone|voice|register|attitude|english|language|wording|vocabulary|phrasing)\b)",
     re.IGNORECASE,
 )
 
@@ -439,6 +443,7 @@ _PART_IN = re.compile(
 def _sentence_phrases(sentence: str) -> list[str]:
     found: list[str] = []
     sentence = _FILLER.sub("", sentence)
+    sentence = _APPOSITION.sub(r"\g<head> ", _CONTEXT_FIRST.sub("", sentence))
     context = re.split(r"\s+[-–—]+\s+|—", sentence, maxsplit=1)
     if len(context) == 2 and _ABOUT_ME.match(context[0]):
         sentence = context[1]  # what the user says about themselves first is context
@@ -467,7 +472,7 @@ def _sentence_phrases(sentence: str) -> list[str]:
     subject = _subject(sentence, labels=not lead) or (None if lead else _wish(sentence))
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
-    obj = None if lead else _OBJECT.match(sentence)
+    obj = None if lead else (_OBJECT.match(sentence) or _OBJECT.match(sentence.split(",")[0]))
     if obj and _CONDITION.search(obj.group("scope")):
         # "Translate medical jargon whenever it's about my mom's chemotherapy": the condition
         # names the scope, the object what to do there
@@ -584,14 +589,48 @@ _TOPIC = re.compile(
 )
 
 
+#: An aside in parentheses about a person ("Bedtime stories for Mila (she's five)", "my parents
+#: (both in their late seventies)"): what it says is context, not scope.
+_ASIDE = re.compile(
+    r"\((?:she|he|they|it|we|i|both|all|each|aged?|who|which)\b[^()]{0,80}\)", re.IGNORECASE
+)
+#: What the user says about themselves before the rule: "As a ninth-grade teacher, ...",
+#: "I bake with a kitchen scale, so ...", "My daughter is recovering from ..., so ...".
+_CONTEXT_FIRST = re.compile(
+    r"^(?:as (?:a|an) [^,]{3,60},\s+|(?:i|we|my|our)\b[^,]{3,100},\s+so\s+)", re.IGNORECASE
+)
+#: A name in apposition before the rule's verb: "Emails to my PhD advisor, Dr. Okafor, should".
+_APPOSITION = re.compile(
+    r"^(?P<head>[^,]{3,60}),\s+[^,]{2,40},\s+(?=(?:should|must|need|needs|have to|has to|"
+    r"always|never|shall|ought)\b)",
+    re.IGNORECASE,
+)
+
+
+#: Abbreviations whose period ends no sentence ("my advisor, Dr. Okafor, ...").
+_ABBREVIATIONS = frozenset("dr mr mrs ms prof st jr sr vs etc e.g i.e approx no".split())
+
+
+def _sentences(text: str) -> list[str]:
+    parts = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    out: list[str] = []
+    for part in parts:
+        last = out[-1].split()[-1].lower().rstrip(".") if out else ""
+        if out and out[-1].endswith(".") and last in _ABBREVIATIONS:
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
+
+
 def scope_phrases(feedback: str) -> list[str]:
     """The phrases in which ``feedback`` names where it applies ("Don't use emojis when
     drafting emails to my boss" -> ["drafting emails to my boss"]); empty when it names no
     scope ("Be more concise."). A phrase inside a longer one found in the same feedback is
     dropped ("my brother" beside "toasts for my brother")."""
-    text = " ".join(_QUOTED.sub(" ", feedback).split())
+    text = " ".join(_ASIDE.sub(" ", _QUOTED.sub(" ", feedback)).split())
     found: list[str] = []
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    sentences = _sentences(text)
     complaints: list[str] = []
     for i, sentence in enumerate(sentences):
         if i + 1 < len(sentences) and (_TOPIC.match(sentence) or _stated_topic(sentence)):

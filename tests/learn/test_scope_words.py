@@ -282,6 +282,25 @@ SHAPES = [
     ("Keep the tone of my emails to clients warm.", ["emails", "clients"]),
     ("Make the style of my blog posts more casual.", ["blog", "posts"]),
     ("Keep instructions for my grandmother friendly and simple.", ["instructions", "grandmother"]),
+    # session 10: asides about the user, appositions, abbreviations, asked-for verbs
+    ("Texts to my landlord, Mr. Patel, should stay formal.", ["texts", "landlord"]),
+    (
+        "As a hospice nurse, I want my shift handover notes to lead with pain scores.",
+        ["shift", "handover", "notes"],
+    ),
+    (
+        "I sew by hand, so quilting patterns should give measurements in inches.",
+        ["quilting", "patterns"],
+    ),
+    ("Lullabies for Theo (he's two) need to stay very short.", ["lullabies", "theo"]),
+    (
+        "When I ask you to tidy my monthly budget, keep the categories I already use.",
+        ["monthly", "budget"],
+    ),
+    ("Please turn my lecture recordings into outlines with timestamps.", ["lecture", "recordings"]),
+    ("Two paragraphs max for anything going in the church bulletin.", ["church", "bulletin"]),
+    ("Start every summary of a contract I paste with the parties' names.", ["summary", "contract"]),
+    ("Dog training tips? keep them short", ["dog", "training", "tips"]),
 ]
 
 
@@ -497,7 +516,7 @@ def test_the_benchmarks_feedbacks_read_as_when_they_were_measured() -> None:
             "phrases": scope_phrases(fb["text"]),
             "facets": scope_facets(fb["text"]),
         }
-        for split in ("dev", "test")
+        for split in ("dev", "test", "fresh")
         for fb in load_feedback_set(split)
     }
     changed = {
