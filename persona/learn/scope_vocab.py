@@ -22,7 +22,7 @@ MANNER = (
         points paragraph paragraphs sentence sentences word words person british american
         spelling way manner detail details table tables markdown numbered order max maximum
         bulleted checklist checklists checkbox checkboxes length lengths
-        minimum characters lines line""".split()
+        minimum characters lines line prose""".split()
     )
     | UNITS
 )
@@ -38,7 +38,7 @@ STOP = frozenset(
     his her its me i you we us them it is are be been was were am do does did don't dont not
     no any all every each some this that these those there when whenever if while during
     always never please should must shall need needs have has ought will would can could
-    ask asks asked asking want wants request write writes writing written wrote draft drafts
+    ask asks asked asking want wants request write writes writing written wrote draft
     drafting make makes making made give gives help compose composing prepare send create
     creating put get using use one thing things stuff something off up out more less
     very too much into onto like than then just also only via per i'm i've i'd i'll you're
@@ -46,7 +46,7 @@ STOP = frozenset(
     aren't shouldn't mustn't how what why where which who whom whose pls plz thx thanks doing
     they he she after before since until around near between among through across against
     toward towards upon within without earlier later yesterday else
-    im u ur r w bout abt q qs ive youre thats cuz bc tho rn idk
+    im u ur r w bout abt q qs ive youre thats cuz bc tho rn idk gave given giving together
     suggest suggests suggested recommend recommends recommended paste pastes pasted pasting
     upload uploads uploaded forward forwarded whether particular specific certain various""".split()
 )
@@ -57,7 +57,7 @@ VAGUE = frozenset(
     answer answers response responses output kind kinds type types sort
     explaining explain helping answering discussing talking piece pieces content suggesting
     recommending
-    anywhere everywhere somewhere ideas idea advice""".split()
+    anywhere everywhere somewhere ideas idea advice drafts""".split()
 )
 
 #: Objects that name no kind of request ("keep *your answers* short", "keep *the tone* light").

@@ -71,12 +71,14 @@ _OPENERS = frozenset(
 )
 _SUBJECTS = frozenset("i you we he she they it i'm you're we're to can will would should".split())
 _WISH_VERBS = frozenset("need want prefer like would really".split())
+#: "... you can skip the disclaimers": what the assistant may or must do is the instruction.
+_MAY = frozenset("can could may should must don't dont do need".split())
 #: Words that can only start an instruction, wherever they stand in a leading clause.
 _TOLD = re.compile(r"\s+(?=(?:don't|dont|never|always|please|pls|plz)\s)", re.IGNORECASE)
 #: Verbs that open an instruction inside a leading clause ended by a comma ("For chess analysis
 #: use algebraic notation, not descriptive"), unless a subject precedes them ("when you give").
 _TOLD_VERB = re.compile(
-    r"(?<!\bi)(?<!\byou)(?<!\bwe)(?<!\bu)(?<!\bthey)\s+"
+    r"(?<!\bi)(?<!\byou)(?<!\bwe)(?<!\bu)(?<!\bthey)(?<!\bwho)(?<!\bthat)(?<!\bwhich)\s+"
     r"(?=(?:just|give|keep|use|skip|avoid|stop|be|stay|assume|cite|tell|include)\s)",
     re.IGNORECASE,
 )
@@ -116,6 +118,7 @@ def _lead(sentence: str) -> tuple[str, str] | None:
         # "for woodworking plans i need inches": the wish is the instruction
         nxt = words[i + 1].lower() if i + 1 < len(words) else ""
         wants = words[i].lower() in ("i", "i'd") and nxt in _WISH_VERBS
+        wants = wants or (words[i].lower() in ("you", "u") and nxt in _MAY)
         if wants or (words[i].lower() in _OPENERS and words[i - 1].lower() not in _SUBJECTS):
             scope = " ".join(words[:i])
             if set(re.findall(r"[a-z]+", scope.lower())) - STOP <= _NOT_LEAD:
@@ -136,7 +139,7 @@ _POLITE = re.compile(
 #: Words that open a sentence before what it says ("Honestly, the recaps are too long").
 _FILLER = re.compile(
     r"^(?:(?:honestly|hey|hi|ok|okay|btw|so|also|and|but|oh|look|listen|seriously|actually|ugh|"
-    r"hmm|meh|wow|oops|lol|well)"
+    r"hmm|meh|wow|oops|lol|well|yo)"
     r"\b[,!]?\s+)+",
     re.IGNORECASE,
 )
@@ -157,6 +160,7 @@ _WITH_EVERY = re.compile(
 _SUBJECT = re.compile(
     r"^(?P<scope>[^,;:]{3,80}?)\s+(?:(?:should|must|ought)(?:n't| not)?|shall|cannot|can't|"
     r"needs?|requires?|deserves?|gets?|stays?|comes?|came|have to|has to|are to|is to|"
+    r"keeps?(?=\s+\w+ing\b)|"
     r"(?:can|may|could)(?:n't| not)? be|"
     r"always|never|(?:is|are|r|was|were|has been|have been|seems?|feels?)(?:n't| not)?\s+"
     r"(?:(?:way|much|far|a bit|kinda|kind of|always|"
@@ -176,7 +180,8 @@ _LABEL = re.compile(
 )
 #: The answer just given, which a complaint is about ("the last one was way too long").
 _PREVIOUS = re.compile(
-    r"^(?:your|the|that|this)\s+(?:(?:last|previous|latest|first|second|other|whole|new)\s+)?"
+    r"^(?:(?:your|the|that|this)\s+|(?=(?:last|previous|latest)\b))"
+    r"(?:(?:last|previous|latest|first|second|other|whole|new)\s+)?"
     r"(?:one|reply|answer|response|message|draft|version|output|attempt|summary|list|text)s?$",
     re.IGNORECASE,
 )
@@ -202,7 +207,7 @@ _OBJECT = re.compile(
 _OBJECT_END = re.compile(
     # "anything going in the PTA newsletter": the newsletter is where it goes (read by _ABOUT)
     r"(?<!\bgoing)(?<!\bsent)\s+(?:under|over|below|above|within|at most|at least|with|without|"
-    r"by|as|like|than|"
+    r"by|as|like|than|using|"
     r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|going forward|"
     r"should|shouldn't|must|mustn't|shall|ought|need to|needs to|have to|has to|always|never|"
     # "... for dogs you sometimes give human doses": a new clause ("the SQL queries you
@@ -225,13 +230,13 @@ _ASK_VERBS = (
     r"ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|paste|share|upload|forward|"
     r"show|give|bring|review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|"
     r"translate|summari[sz]e|plan|reply|respond|help|suggest|recommend|come up with|pick|choose|"
-    r"find|create|design|put together"
+    r"find|create|design|put together|go over|go through|work on|study|practi[cs]e"
 )
 _ASK = re.compile(
     r"^(?:(?:i|we)\s+(?:ask|want|need)\s+(?:you|u)\s+to\s+[a-z]+\s+|"
     rf"(?:i|you|u|we)\s+(?:{_ASK_VERBS})\s+"
     # "when you help me plan board game nights"
-    rf"(?:(?:me|us)\s+(?:to\s+)?(?:{_ASK_VERBS})\s+)?"
+    rf"(?:(?:me|us)\s+(?:(?:to\s+)?(?:{_ASK_VERBS})\s+)?)?"
     r"(?:you\s+)?(?:for|to|about|bout|abt)?\s*|about\s+)",
     re.IGNORECASE,
 )
@@ -336,6 +341,12 @@ _ABOUT_ME = re.compile(
 _CLOSING_ABOUT_ME = re.compile(r",\s+" + _ABOUT_ME.pattern.removeprefix("^") + ".*$", re.I)
 
 
+#: Nouns that follow "in" / "on" / "for" in idioms, not in a scope ("in hand", "in advance").
+_IDIOMS = _NOT_LEAD | frozenset(
+    "hand mind advance detail time place order front full public private person now".split()
+)
+
+
 def _trailing(sentence: str) -> list[str]:
     """The earliest trailing marker phrase that is not a manner, cut where an object ends."""
     for match in re.finditer(rf"\b{_MARK}\s+", sentence, re.IGNORECASE):
@@ -346,6 +357,7 @@ def _trailing(sentence: str) -> list[str]:
             continue
         phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
         # L: "... when it comes to anything about my weight loss"
+        phrase = re.split(_TOLD_VERB, phrase, maxsplit=1)[0]
         phrase = re.sub(r"^it comes to\s+", "", _OBJECT_END.sub("", phrase), flags=re.I)
         if (
             len(phrase) >= 3
@@ -358,6 +370,7 @@ def _trailing(sentence: str) -> list[str]:
             and not _PRONOUN.match(phrase.strip())
             and not _STATE.match(phrase.strip())
             and not _PREVIOUS.match(phrase.strip())  # "... in your last reply"
+            and not set(facets(phrase)) <= _IDIOMS  # "... with a drill in hand"
         ):
             return [phrase]
     return []
@@ -491,6 +504,9 @@ def _sentence_phrases(sentence: str) -> list[str]:
             return [*found, phrase]
     if obj and not _NOT_OBJECT.match(obj.group("scope")):
         phrase = _OBJECT_END.sub("", obj.group("scope"))
+        phrase = re.sub(
+            r"\s+(?:metric|imperial|lowercase|uppercase|bulleted|numbered)$", "", phrase
+        )
         words = facets(phrase)
         # "put the direct answer first": a part of every answer, not a kind of request
         every = bool(re.match(r"(?:the|your)\s", phrase, re.IGNORECASE)) and words[-1:] in (
@@ -557,7 +573,7 @@ _NOT_TOPIC = frozenset(
     """too way great nice good love thanks thank sorry hello hi hey morning evening not no
     yes sure ok okay again seriously honestly always never same much many little less more
     plain short shorter long longer simple brief clear concise formal casual just perfect
-    awesome cool wow lol bullet every each all any ugh hmm meh oops""".split()
+    awesome cool wow lol bullet every each all any ugh hmm meh oops excuse pardon""".split()
 )
 
 

@@ -480,10 +480,10 @@ def test_scope_words_of_held_out_feedbacks(feedback: str, words: list[str]) -> N
 
 
 def _batches() -> list[Any]:
-    """Twelve more batches by writers who never saw the extractor (``data/``), each measured
-    before it was read (exact of 80: 6: 73; 7: 64; 8: 67; 9: 68; 10: 70; 11: 66; 12: 63;
-    13: 53, a writer asked for sloppy chat); batches 3-13 were read while the extractor was
-    extended, and batch 14 is only measured (61), kept unread for the next round."""
+    """Thirteen more batches by writers who never saw the extractor (``data/``), each
+    measured before it was read (exact of 80: 6: 73; 7: 64; 8: 67; 9: 68; 10: 70; 11: 66;
+    12: 63; 13: 53, a writer asked for sloppy chat; 14: 61); batches 3-14 were read while the
+    extractor was extended, and batch 15 is only measured (63), kept unread."""
     data = json.loads((Path(__file__).parent / "data" / "scope_words_heldout.json").read_text())
     return [
         pytest.param(
