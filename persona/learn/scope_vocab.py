@@ -1,8 +1,11 @@
 """The words the scope reader (:mod:`persona.learn.scope_words`) and the request's side
 (:mod:`persona.learn.request_words`) share: what a word is, which words never name a scope,
-which name it only vaguely, and which say how rather than where."""
+which name it only vaguely, and which say how rather than where; and, from those words alone,
+a phrase's content words (:func:`facets`) and whether it says how (:func:`is_manner`)."""
 
 from __future__ import annotations
+
+import re
 
 #: A word of a scope or a request ("d&d" and "q&a" are one word).
 WORD = r"[a-z0-9](?:[a-z0-9'-]|&(?=[a-z0-9]))*"
@@ -65,3 +68,31 @@ GENERIC = frozenset(
     "answer answers response responses reply replies output text tone them everything voice "
     "style writing".split()
 )
+
+
+def facets(phrase: str) -> list[str]:
+    """The content words of a scope phrase, in order ("drafting emails to my boss" ->
+    ["emails", "boss"]); possessives lose their "'s", "lists of" is dropped, and vague heads
+    ("answers about tax law") count only where nothing else is named."""
+    # "lists of book recommendations": the list is the form, the books the scope
+    phrase = re.sub(r"\blists? of\b", " ", phrase.lower())
+    phrase = re.sub(rf"\b(?:\d+|{'|'.join(NUMBERS)}) (?:years?|yrs?|months?) old\b", " ", phrase)
+    words = re.findall(WORD, phrase)
+    out = [re.sub(r"'s?$", "", w) for w in words]
+    kept = list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
+    return [w for w in kept if w not in VAGUE] or kept
+
+
+def is_manner(phrase: str) -> bool:
+    """A phrase that says how, not where ("in a numbered list"); a list of something is a kind
+    of request ("grocery lists"), a bare list is a form ("in a list")."""
+    words = re.findall(r"[a-z0-9]+", phrase.lower())
+    hits = set(words) & MANNER
+    if hits and hits <= {"list", "lists"}:
+        return not [w for w in facets(phrase) if w not in hits]
+    for i, w in enumerate(words):
+        if w in UNITS:  # "meeting minutes": measured nothing
+            before = words[i - 1] if i else ""
+            if before and before not in STOP and before not in NUMBERS and not before.isdigit():
+                hits.discard(w)
+    return bool(hits)

@@ -27,7 +27,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from persona.learn.scope_vocab import GENERIC, MANNER, NUMBERS, STOP, UNITS, VAGUE, WORD
+from persona.learn.scope_text import ABOUT_ME, COMPLAINT, clean_feedback, strip_context
+from persona.learn.scope_text import sentences as split_sentences
+from persona.learn.scope_vocab import (
+    GENERIC,
+    MANNER,
+    STOP,
+    UNITS,
+    VAGUE,
+    WORD,
+    facets,
+    is_manner,
+)
 
 __all__ = [
     "GENERIC",
@@ -41,9 +52,6 @@ __all__ = [
     "scope_phrases",
 ]
 
-#: Quoted text; a single quote opens only where no letter precedes it ("my kids' party, don't"
-#: is not a quotation).
-_QUOTED = re.compile(r"(?:(?<!\w)'[^']{1,80}'(?!\w)|\"[^\"]{1,80}\"|“[^”]{1,80}”|‘[^’]{1,80}’)")
 
 _MARK = r"(?:when(?:ever)?|if|while|during|for|in|on)"
 #: Markers that open a leading clause only ("Regarding my car questions, ...").
@@ -134,13 +142,6 @@ _POLITE = re.compile(
     r"remember to|try to|i'd like you to|i want you to|i need you to|"
     r"(?:would|is) it (?:be )?possible to|it'd be (?:great|nice) if you could)\s+)*"
     r"(?:(?:always|never|also)\s+)?",
-    re.IGNORECASE,
-)
-#: Words that open a sentence before what it says ("Honestly, the recaps are too long").
-_FILLER = re.compile(
-    r"^(?:(?:honestly|hey|hi|ok|okay|btw|so|also|and|but|oh|look|listen|seriously|actually|ugh|"
-    r"hmm|meh|wow|oops|lol|well|yo)"
-    r"\b[,!]?\s+)+",
     re.IGNORECASE,
 )
 #: "add / include X to / in Y" (also "stop adding X to Y"): Y is what the rule is about.
@@ -302,21 +303,6 @@ def _clean(phrase: str) -> str:
     return " ".join(phrase.split())
 
 
-def _manner(phrase: str) -> bool:
-    """A phrase that says how, not where ("in a numbered list"); a list of something is a kind
-    of request ("grocery lists"), a bare list is a form ("in a list")."""
-    words = re.findall(r"[a-z0-9]+", phrase.lower())
-    hits = set(words) & MANNER
-    if hits and hits <= {"list", "lists"}:
-        return not [w for w in facets(phrase) if w not in hits]
-    for i, w in enumerate(words):
-        if w in UNITS:  # "meeting minutes": measured nothing
-            before = words[i - 1] if i else ""
-            if before and before not in STOP and before not in NUMBERS and not before.isdigit():
-                hits.discard(w)
-    return bool(hits)
-
-
 #: A condition on the request's state, not a kind of request ("if something's ambiguous",
 #: "when I'm wrong"); "when it's about X" is read by :data:`_ABOUT` first.
 _STATE = re.compile(
@@ -327,18 +313,6 @@ _STATE = re.compile(
     r"|needed|necessary|possible|relevant|applicable|any|so|not|unsure|in doubt|unclear)$",
     re.IGNORECASE,
 )
-
-
-#: A clause about the user, not the request ("I'm in zone 6b", "i read these on a phone").
-_ABOUT_ME = re.compile(
-    r"^(?:i'm|im|i am|we're|we are|i live|i read|i work|i've got|i have got|i got|i'll be|"
-    r"i have (?:a|an|one|two|three|no)|i use|"
-    r"i only have|my (?:\w+ )?(?:is|are))\b",
-    re.IGNORECASE,
-)
-#: The same clause closing a sentence after a comma ("Explain chemistry with analogies, I'm a
-#: visual learner").
-_CLOSING_ABOUT_ME = re.compile(r",\s+" + _ABOUT_ME.pattern.removeprefix("^") + ".*$", re.I)
 
 
 #: Nouns that follow "in" / "on" / "for" in idioms, not in a scope ("in hand", "in advance").
@@ -353,7 +327,7 @@ def _trailing(sentence: str) -> list[str]:
         if match.start() == 0:
             continue
         clause = re.split(r"[,;]|\s(?:so|and|but|because)\s", sentence[: match.start()])[-1]
-        if _ABOUT_ME.match(clause.strip()):  # "I'm in Ohio", "i read on a phone": context
+        if ABOUT_ME.match(clause.strip()):  # "I'm in Ohio", "i read on a phone": context
             continue
         phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
         # L: "... when it comes to anything about my weight loss"
@@ -365,7 +339,7 @@ def _trailing(sentence: str) -> list[str]:
             # "... when you add a summary": what the assistant does, not what is asked
             # ("when you write emails to my boss" reads "emails to my boss")
             and not re.match(r"you\b", _clean(phrase), re.IGNORECASE)
-            and not _manner(phrase)
+            and not is_manner(phrase)
             and not _NOT_SCOPE.fullmatch(phrase.strip())
             and not _PRONOUN.match(phrase.strip())
             and not _STATE.match(phrase.strip())
@@ -412,12 +386,12 @@ def _wish(sentence: str) -> str | None:
     if clause:
         return _subject(clause.group("clause"))
     bare = _WISH_BARE.match(sentence)
-    if bare and not _manner(bare.group("scope")):
+    if bare and not is_manner(bare.group("scope")):
         return bare.group("scope")
     wish = _WISH.match(re.split(r"[,;]", sentence, maxsplit=1)[0])
     if wish:
         phrase = _OBJECT_END.sub("", _WISH_END.sub("", wish.group("scope")))
-        if not _manner(phrase):
+        if not is_manner(phrase):
             return phrase
     return None
 
@@ -455,13 +429,7 @@ _PART_IN = re.compile(
 
 def _sentence_phrases(sentence: str) -> list[str]:
     found: list[str] = []
-    sentence = _FILLER.sub("", sentence)
-    sentence = _APPOSITION.sub(r"\g<head> ", _CONTEXT_FIRST.sub("", sentence))
-    context = re.split(r"\s+[-–—]+\s+|—", sentence, maxsplit=1)
-    if len(context) == 2 and _ABOUT_ME.match(context[0]):
-        sentence = context[1]  # what the user says about themselves first is context
-    # "..., I'm a visual learner and ...": a closing clause about the user is context
-    sentence = _CLOSING_ABOUT_ME.sub("", sentence)
+    sentence = strip_context(sentence)
     lead = _lead(sentence)
     if lead and _STATE.match(lead[0]):  # "If you're not sure, say so once"
         sentence = lead[1]
@@ -495,12 +463,12 @@ def _sentence_phrases(sentence: str) -> list[str]:
     part = _PART_IN.match(obj.group("scope")) if obj else None
     if part:  # "Number the steps in troubleshooting guides": the guides
         phrase = _OBJECT_END.sub("", part.group("scope"))
-        if not _manner(phrase) and facets(phrase):
+        if not is_manner(phrase) and facets(phrase):
             return [*found, phrase]
     of = _MANNER_OF.match(obj.group("scope")) if obj else None
     if of:  # "Keep the tone of my emails to clients warm": the emails to clients
         phrase = _OBJECT_END.sub("", of.group("scope"))
-        if not _manner(phrase):
+        if not is_manner(phrase):
             return [*found, phrase]
     if obj and not _NOT_OBJECT.match(obj.group("scope")):
         phrase = _OBJECT_END.sub("", obj.group("scope"))
@@ -512,16 +480,17 @@ def _sentence_phrases(sentence: str) -> list[str]:
         every = bool(re.match(r"(?:the|your)\s", phrase, re.IGNORECASE)) and words[-1:] in (
             [[g] for g in GENERIC]
         )
-        if not _manner(phrase) and not set(words) <= GENERIC and not every:
+        if not is_manner(phrase) and not set(words) <= GENERIC and not every:
             # "Put YAML snippets in code fences": what follows the object is its manner
             return [*found, phrase]
     named = None if lead else (_NAMED.match(sentence) or _named_then_manner(sentence))
-    if named and not _IMPERATIVE.match(named.group("scope")) and not _manner(named.group("scope")):
-        return [*found, named.group("scope")]  # "Apology texts to my sister, shorter"
+    scope = named.group("scope") if named else ""
+    if named and not _IMPERATIVE.match(scope) and not is_manner(scope):
+        return [*found, scope]  # "Apology texts to my sister, shorter"
     if not lead:  # after "For questions about my car, ..." the rest is the instruction
         found.extend(_trailing(sentence))
     into = _INTO.match(sentence) or _WITH_EVERY.match(sentence)
-    if into and not lead and not _manner(into.group("scope")):
+    if into and not lead and not is_manner(into.group("scope")):
         found.append(_OBJECT_END.sub("", into.group("scope")))
     return found
 
@@ -553,7 +522,7 @@ def _named_then_manner(sentence: str) -> re.Match[str] | None:
     after = named.group("after").strip()
     if _IMPERATIVE.match(after):  # an instruction: :data:`_NAMED` reads those it may start
         return None
-    if _manner(after) or re.search(r"\bonly$", after, re.I) or _ABOUT_ME.match(after):
+    if is_manner(after) or re.search(r"\bonly$", after, re.I) or ABOUT_ME.match(after):
         return named
     return None
 
@@ -562,12 +531,6 @@ def _named_then_manner(sentence: str) -> re.Match[str] | None:
 _NAMED_ANY = re.compile(_NAMED.pattern.split(r",\s+", 1)[0] + r",\s+(?P<after>[^,.;:!?]+)", re.I)
 
 
-#: A sentence about an earlier answer ("Your last summary was too long", "Last time you ...").
-_COMPLAINT = re.compile(
-    r"^(?:(?:your|the|that)\s+(?:last|previous|latest|earlier)\b|last time\b|"
-    r"(?:yesterday|earlier|before)\s+you\b)",
-    re.IGNORECASE,
-)
 #: Words that open a short sentence that names no topic ("Too long.", "Great work.").
 _NOT_TOPIC = frozenset(
     """too way great nice good love thanks thank sorry hello hi hey morning evening not no
@@ -587,7 +550,7 @@ def _stated_topic(sentence: str) -> bool:
         and 1 <= len(words) <= 4
         and words[0] not in _NOT_TOPIC
         and not words[0].endswith("ly")
-        and not _manner(sentence)
+        and not is_manner(sentence)
         and not _IMPERATIVE.match(sentence)
         and not _NOT_SCOPE.match(sentence)
         and bool(set(facets(sentence)) - VAGUE)
@@ -605,53 +568,18 @@ _TOPIC = re.compile(
 )
 
 
-#: An aside in parentheses about a person ("Bedtime stories for Mila (she's five)", "my parents
-#: (both in their late seventies)"): what it says is context, not scope.
-_ASIDE = re.compile(
-    r"\((?:she|he|they|it|we|i|both|all|each|aged?|who|which)\b[^()]{0,80}\)", re.IGNORECASE
-)
-#: What the user says about themselves before the rule: "As a ninth-grade teacher, ...",
-#: "I bake with a kitchen scale, so ...", "My daughter is recovering from ..., so ...".
-_CONTEXT_FIRST = re.compile(
-    r"^(?:as (?:a|an) [^,]{3,60},\s+|(?:i|we|my|our)\b[^,]{3,100},\s+so\s+)", re.IGNORECASE
-)
-#: A name in apposition before the rule's verb: "Emails to my PhD advisor, Dr. Okafor, should".
-_APPOSITION = re.compile(
-    r"^(?P<head>[^,]{3,60}),\s+[^,]{2,40},\s+(?=(?:should|must|need|needs|have to|has to|"
-    r"always|never|shall|ought)\b)",
-    re.IGNORECASE,
-)
-
-
-#: Abbreviations whose period ends no sentence ("my advisor, Dr. Okafor, ...").
-_ABBREVIATIONS = frozenset("dr mr mrs ms prof st jr sr vs etc e.g i.e approx no".split())
-
-
-def _sentences(text: str) -> list[str]:
-    parts = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
-    out: list[str] = []
-    for part in parts:
-        last = out[-1].split()[-1].lower().rstrip(".") if out else ""
-        if out and out[-1].endswith(".") and last in _ABBREVIATIONS:
-            out[-1] = f"{out[-1]} {part}"
-        else:
-            out.append(part)
-    return out
-
-
 def scope_phrases(feedback: str) -> list[str]:
     """The phrases in which ``feedback`` names where it applies ("Don't use emojis when
     drafting emails to my boss" -> ["drafting emails to my boss"]); empty when it names no
     scope ("Be more concise."). A phrase inside a longer one found in the same feedback is
     dropped ("my brother" beside "toasts for my brother")."""
-    text = " ".join(_ASIDE.sub(" ", _QUOTED.sub(" ", feedback)).split())
     found: list[str] = []
-    sentences = _sentences(text)
+    sentences = split_sentences(clean_feedback(feedback))
     complaints: list[str] = []
     for i, sentence in enumerate(sentences):
         if i + 1 < len(sentences) and (_TOPIC.match(sentence) or _stated_topic(sentence)):
             found.append(sentence.rstrip("?."))  # "Hiking packing lists? keep it short"
-        elif _COMPLAINT.match(sentence):
+        elif COMPLAINT.match(sentence):
             complaints.extend(_sentence_phrases(sentence))
         else:
             found.extend(_sentence_phrases(sentence))
@@ -660,19 +588,6 @@ def scope_phrases(feedback: str) -> list[str]:
     cleaned = [c for c in (_clean(s) for s in found) if set(facets(c)) - VAGUE]
     cleaned = list(dict.fromkeys(cleaned))
     return [c for c in cleaned if not any(c != o and c.lower() in o.lower() for o in cleaned)]
-
-
-def facets(phrase: str) -> list[str]:
-    """The content words of a scope phrase, in order ("drafting emails to my boss" ->
-    ["emails", "boss"]); possessives lose their "'s", "lists of" is dropped, and vague heads
-    ("answers about tax law") count only where nothing else is named."""
-    # "lists of book recommendations": the list is the form, the books the scope
-    phrase = re.sub(r"\blists? of\b", " ", phrase.lower())
-    phrase = re.sub(rf"\b(?:\d+|{'|'.join(NUMBERS)}) (?:years?|yrs?|months?) old\b", " ", phrase)
-    words = re.findall(WORD, phrase)
-    out = [re.sub(r"'s?$", "", w) for w in words]
-    kept = list(dict.fromkeys(w for w in out if w and w not in STOP and not w.isdigit()))
-    return [w for w in kept if w not in VAGUE] or kept
 
 
 def scope_facets(feedback: str, phrases: Sequence[str] = ()) -> list[str]:
