@@ -497,7 +497,7 @@ def _sentence_phrases(sentence: str) -> list[str]:
 
 #: A kind of request named before a comma, then the instruction ("Linkedin posts, keep them
 #: humble", "Apology texts to my sister, shorter"): a few words, no verb of the user's.
-_NAMED = re.compile(
+_NAMED_HEAD = (
     r"^(?P<scope>(?!(?:i|i'm|you|we|it|this|that|these|there|please|pls|also|and|but|so|ok|"
     r"okay|yes|no|thanks|thank|sorry|be|use|do|don't|dont|just|never|always|only|make|keep|"
     r"if|when|for|in|on|from|at|by|with|to|as|after|before|until|now|going|starting|"
@@ -505,30 +505,28 @@ _NAMED = re.compile(
     r"short|shorter|long|plain|simple|brief|clear|good|same|fewer|more|less|concise|formal|"
     r"casual|direct|honest|polite|friendly|proper|real|full|complete)\b)"
     r"[\w'&-]+(?:\s+(?!(?:is|are|was|were|i|you|we)\b)[\w'&-]+){1,6}),\s+"
-    r"(?=please\s+[a-z]|(?:[a-z]+er|more|less|no|nothing|never|always|only|just|keep|make|use|"
-    r"skip|add|"
-    r"avoid|stop|include|don't|dont)\b)",
+)
+_NAMED = re.compile(
+    _NAMED_HEAD + r"(?=please\s+[a-z]|(?:[a-z]+er|more|less|no|nothing|never|always|only|just|"
+    r"keep|make|use|skip|add|avoid|stop|include|don't|dont)\b)",
     re.IGNORECASE,
 )
+#: The same head, then the next clause, for :func:`_named_then_manner`.
+_NAMED_ANY = re.compile(_NAMED_HEAD + r"(?P<after>[^,.;:!?]+)", re.IGNORECASE)
 
 
 def _named_then_manner(sentence: str) -> re.Match[str] | None:
     """A kind of request named before a comma, then a manner ("git commit messages, imperative
-    mood"), a restriction ("deck building, standard-legal cards only") or a clause about the
-    user ("Garden planting schedules, I'm zone 6b, base dates on that")."""
+    mood") or a restriction ("deck building, standard-legal cards only")."""
     named = _NAMED_ANY.match(sentence)
     if not named:
         return None
     after = named.group("after").strip()
     if _IMPERATIVE.match(after):  # an instruction: :data:`_NAMED` reads those it may start
         return None
-    if is_manner(after) or re.search(r"\bonly$", after, re.I) or ABOUT_ME.match(after):
+    if is_manner(after) or re.search(r"\bonly$", after, re.I):
         return named
     return None
-
-
-#: What :func:`_named_then_manner` reads: :data:`_NAMED`'s first part, then the next clause.
-_NAMED_ANY = re.compile(_NAMED.pattern.split(r",\s+", 1)[0] + r",\s+(?P<after>[^,.;:!?]+)", re.I)
 
 
 #: Words that open a short sentence that names no topic ("Too long.", "Great work.").
