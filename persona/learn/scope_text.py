@@ -13,7 +13,8 @@ QUOTED = re.compile(r"(?:(?<!\w)'[^']{1,80}'(?!\w)|\"[^\"]{1,80}\"|“[^”]{1,8
 #: Words that open a sentence before what it says ("Honestly, the recaps are too long").
 FILLER = re.compile(
     r"^(?:(?:honestly|hey|hi|ok|okay|btw|so|also|and|but|oh|look|listen|seriously|actually|ugh|"
-    r"hmm|meh|wow|oops|lol|well|yo)"
+    r"hmm|meh|wow|oops|lol|well|yo|going forward|from now on|moving forward|in future|"
+    r"in the future|from here on)"
     r"\b[,!]?\s+)+",
     re.IGNORECASE,
 )
@@ -36,10 +37,19 @@ COMPLAINT = re.compile(
     re.IGNORECASE,
 )
 
+#: A sentence about the user or people around them, not a rule: after the rule it is backstory
+#: ("I've been doing this for ten years.", "Our bassist keeps asking.", "The chair, Mr.
+#: Hargreaves, reads them on an iPad.").
+BACKSTORY = re.compile(
+    r"^(?:i|i've|i'm|im|i'd|i'll|we|we've|we're|our|my|he|she|they|he's|she's|they're|his|her|"
+    r"their|the \w+(?:,[^,]{2,40},)?\s+\w+s)\b",
+    re.IGNORECASE,
+)
 #: An aside in parentheses about a person ("Bedtime stories for Mila (she's five)", "my parents
 #: (both in their late seventies)"): what it says is context, not scope.
 ASIDE = re.compile(
-    r"\((?:she|he|they|it|we|i|both|all|each|aged?|who|which)\b[^()]{0,80}\)", re.IGNORECASE
+    r"\((?:she|he|they|it|we|i|my|our|both|all|each|aged?|who|which)\b[^()]{0,80}\)",
+    re.IGNORECASE,
 )
 #: What the user says about themselves before the rule: "As a ninth-grade teacher, ...",
 #: "I bake with a kitchen scale, so ...", "My daughter is recovering from ..., so ...".

@@ -35,6 +35,13 @@ NUMBERS = frozenset(
     "forty fifty sixty hundred few couple several many".split()
 )
 
+#: Languages an answer can be written in ("in German": a manner when named alone).
+LANGUAGES = frozenset(
+    """english spanish french german italian portuguese dutch russian chinese mandarin cantonese
+    japanese korean arabic hindi hebrew greek latin polish turkish swedish norwegian danish
+    finnish ukrainian vietnamese thai indonesian tagalog swahili irish welsh""".split()
+)
+
 #: Words a facet never is: function words, the requester, and verbs of asking and writing.
 STOP = frozenset(
     """a an the to of in on at for from by with about as and or but nor so my your our their
@@ -60,7 +67,7 @@ VAGUE = frozenset(
     answer answers response responses output kind kinds type types sort
     explaining explain helping answering discussing talking piece pieces content suggesting
     recommending
-    anywhere everywhere somewhere ideas idea advice drafts""".split()
+    anywhere everywhere somewhere ideas idea advice drafts tips""".split()
 )
 
 #: Objects that name no kind of request ("keep *your answers* short", "keep *the tone* light").
@@ -83,9 +90,17 @@ def facets(phrase: str) -> list[str]:
     return [w for w in kept if w not in VAGUE] or kept
 
 
+_PLAIN = re.compile(
+    r"\b(?:plain|simple|everyday) (?:text|english|language|words|terms)\b|\blayman'?s terms\b",
+    re.IGNORECASE,
+)
+
+
 def is_manner(phrase: str) -> bool:
     """A phrase that says how, not where ("in a numbered list"); a list of something is a kind
     of request ("grocery lists"), a bare list is a form ("in a list")."""
+    if _PLAIN.search(phrase):  # "in plain text", "in simple terms"
+        return True
     words = re.findall(r"[a-z0-9]+", phrase.lower())
     hits = set(words) & MANNER
     if hits and hits <= {"list", "lists"}:

@@ -27,10 +27,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from persona.learn.scope_text import ABOUT_ME, COMPLAINT, clean_feedback, strip_context
+from persona.learn.scope_text import (
+    ABOUT_ME,
+    BACKSTORY,
+    COMPLAINT,
+    clean_feedback,
+    strip_context,
+)
 from persona.learn.scope_text import sentences as split_sentences
 from persona.learn.scope_vocab import (
     GENERIC,
+    LANGUAGES,
     MANNER,
     STOP,
     UNITS,
@@ -87,7 +94,7 @@ _TOLD = re.compile(r"\s+(?=(?:don't|dont|never|always|please|pls|plz)\s)", re.IG
 #: use algebraic notation, not descriptive"), unless a subject precedes them ("when you give").
 _TOLD_VERB = re.compile(
     r"(?<!\bi)(?<!\byou)(?<!\bwe)(?<!\bu)(?<!\bthey)(?<!\bwho)(?<!\bthat)(?<!\bwhich)\s+"
-    r"(?=(?:just|give|keep|use|skip|avoid|stop|be|stay|assume|cite|tell|include)\s)",
+    r"(?=(?:just|give|keep|use|skip|avoid|stop|be|stay|assume|cite|tell|include|should|must)\s)",
     re.IGNORECASE,
 )
 #: What a leading phrase with no comma may be without naming a scope ("In general keep ...").
@@ -231,14 +238,16 @@ _ASK_VERBS = (
     r"ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|paste|share|upload|forward|"
     r"show|give|bring|review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|"
     r"translate|summari[sz]e|plan|reply|respond|help|suggest|recommend|come up with|pick|choose|"
-    r"find|create|design|put together|go over|go through|work on|study|practi[cs]e"
+    r"find|create|design|put together|go over|go through|work on|study|practi[cs]e|brainstorm"
 )
 _ASK = re.compile(
     r"^(?:(?:i|we)\s+(?:ask|want|need)\s+(?:you|u)\s+to\s+[a-z]+\s+|"
+    r"(?:i'm|im|i am|we're|we are)\s+(?:asking|talking|writing|working)\s+"
+    r"(?:you\s+)?(?:about|for|on|to|with)?\s*|"
     rf"(?:i|you|u|we)\s+(?:{_ASK_VERBS})\s+"
     # "when you help me plan board game nights"
     rf"(?:(?:me|us)\s+(?:(?:to\s+)?(?:{_ASK_VERBS})\s+)?)?"
-    r"(?:you\s+)?(?:for|to|about|bout|abt)?\s*|about\s+)",
+    r"(?:you\s+)?(?:for|to|about|with|bout|abt)?\s*|about\s+)",
     re.IGNORECASE,
 )
 #: The words :data:`_ABOUT` is made of, with the vague and function words before it.
@@ -296,6 +305,9 @@ def _clean(phrase: str) -> str:
     phrase = re.sub(r"^(?:say|suppose|imagine|let's say)\s+", "", phrase.strip(), flags=re.I)
     phrase = _ASK.sub("", phrase.strip(" .,!?;:\"'")).strip(" .,!?;:\"'")
     phrase = re.sub(r"\s+(?:go|goes|are concerned|is concerned)$", "", phrase, flags=re.I)
+    phrase = re.sub(
+        r"\s+(?:we|i)\s+(?:post|publish|send out|put out|share|use)\b", "", phrase, flags=re.I
+    )
     about = _ABOUT.match(phrase)
     if about:  # "health questions about my kids" keeps "health"; "answers about tax" not
         kept = [w for w in re.findall(WORD, about.group(0).lower()) if w not in _ABOUT_WORDS]
@@ -330,8 +342,11 @@ def _trailing(sentence: str) -> list[str]:
         if ABOUT_ME.match(clause.strip()):  # "I'm in Ohio", "i read on a phone": context
             continue
         phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
+        if re.search(r"\b(?:when(?:ever)?|if)\s", phrase, re.IGNORECASE):
+            continue  # "Write in Spanish whenever you help with ...": the condition is the scope
         # L: "... when it comes to anything about my weight loss"
-        phrase = re.split(_TOLD_VERB, phrase, maxsplit=1)[0]
+        # "whenever you help with messages to Rosa": the asking comes off before the object ends
+        phrase = re.split(_TOLD_VERB, _ASK.sub("", phrase.strip()), maxsplit=1)[0]
         phrase = re.sub(r"^it comes to\s+", "", _OBJECT_END.sub("", phrase), flags=re.I)
         if (
             len(phrase) >= 3
@@ -345,6 +360,7 @@ def _trailing(sentence: str) -> list[str]:
             and not _STATE.match(phrase.strip())
             and not _PREVIOUS.match(phrase.strip())  # "... in your last reply"
             and not set(facets(phrase)) <= _IDIOMS  # "... with a drill in hand"
+            and not set(facets(phrase)) <= LANGUAGES  # "... in German": how, not where
         ):
             return [phrase]
     return []
@@ -355,7 +371,8 @@ def _trailing(sentence: str) -> list[str]:
 _IMPERATIVE = re.compile(
     rf"^(?:{_ON_ANSWER}|avoid|stop|quit|drop|cut|ditch|say|skip|add|include|mention|give|tell|"
     r"cite|spell|use|do|"
-    r"don't|be|try|list|group|lead|stay|match|assume|bullet|define|round|pin|put)\b",
+    r"don't|be|try|list|group|lead|stay|match|assume|bullet|define|round|pin|put|remind|"
+    r"remember|warn|flag|check|double-check|let|note)\b",
     re.IGNORECASE,
 )
 
@@ -443,6 +460,9 @@ def _sentence_phrases(sentence: str) -> list[str]:
     label = None if lead else _LABEL.match(sentence)
     if label and _ANNOUNCE.match(label.group("scope").strip()):
         return [*found, *_sentence_phrases(sentence[label.end() - 1 :])]
+    # "No filler intros like 'Great question!' — ever": a negated label is all instruction
+    negated = bool(label and re.match(r"(?:no|never|less|fewer|more)\s", label.group(1), re.I))
+    label = None if negated else label
     if label and (
         _IMPERATIVE.match(label.group("scope"))
         or _POLITE.sub("", label.group("scope")) != label.group("scope")
@@ -450,7 +470,9 @@ def _sentence_phrases(sentence: str) -> list[str]:
         # "Let's keep answers on climate science evidence-based: cite studies": the label is
         # itself an instruction; read it as one
         return [*found, *_sentence_phrases(label.group("scope"))]
-    subject = _subject(sentence, labels=not lead) or (None if lead else _wish(sentence))
+    subject = _subject(sentence, labels=not lead and not negated) or (
+        None if lead else _wish(sentence)
+    )
     if subject:  # the rule's subject is its scope; the rest says what to do
         return [*found, subject]
     obj = None if lead else (_OBJECT.match(sentence) or _OBJECT.match(sentence.split(",")[0]))
@@ -566,6 +588,13 @@ _TOPIC = re.compile(
 )
 
 
+#: Words that make a sentence a rule, not a story ("Our reports should ...").
+_RULE_WORD = re.compile(
+    r"\b(?:should|must|need to|needs to|have to|has to|always|never|please|pls|don't|do not)\b",
+    re.IGNORECASE,
+)
+
+
 def scope_phrases(feedback: str) -> list[str]:
     """The phrases in which ``feedback`` names where it applies ("Don't use emojis when
     drafting emails to my boss" -> ["drafting emails to my boss"]); empty when it names no
@@ -579,6 +608,8 @@ def scope_phrases(feedback: str) -> list[str]:
             found.append(sentence.rstrip("?."))  # "Hiking packing lists? keep it short"
         elif COMPLAINT.match(sentence):
             complaints.extend(_sentence_phrases(sentence))
+        elif found and BACKSTORY.match(sentence) and not _RULE_WORD.search(sentence):
+            continue  # "... I've been doing this for ten years.", "Our bassist keeps asking."
         else:
             found.extend(_sentence_phrases(sentence))
     found = found or complaints

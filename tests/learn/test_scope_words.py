@@ -183,7 +183,8 @@ SHAPES = [
         ["essay", "philosophy", "seminar"],
     ),
     ("Keep it casual in texts to my roommate.", ["texts", "roommate"]),
-    ("Use the Oxford comma in everything I publish on my blog.", ["publish", "blog"]),
+    # what the user does with it names no scope (as "a paper I paste", "descriptions we post")
+    ("Use the Oxford comma in everything I publish on my blog.", ["blog"]),
     (
         "Answer questions about my Kubernetes cluster with kubectl examples.",
         ["kubernetes", "cluster"],
@@ -300,7 +301,7 @@ SHAPES = [
     ("Please turn my lecture recordings into outlines with timestamps.", ["lecture", "recordings"]),
     ("Two paragraphs max for anything going in the church bulletin.", ["church", "bulletin"]),
     ("Start every summary of a contract I paste with the parties' names.", ["summary", "contract"]),
-    ("Dog training tips? keep them short", ["dog", "training", "tips"]),
+    ("Dog training tips? keep them short", ["dog", "training"]),  # "tips" is a vague head
 ]
 
 
@@ -480,10 +481,10 @@ def test_scope_words_of_held_out_feedbacks(feedback: str, words: list[str]) -> N
 
 
 def _batches() -> list[Any]:
-    """Thirteen more batches by writers who never saw the extractor (``data/``), each
+    """Fourteen more batches by writers who never saw the extractor (``data/``), each
     measured before it was read (exact of 80: 6: 73; 7: 64; 8: 67; 9: 68; 10: 70; 11: 66;
-    12: 63; 13: 53, a writer asked for sloppy chat; 14: 61); batches 3-14 were read while the
-    extractor was extended, and batch 15 is only measured (63), kept unread."""
+    12: 63; 13: 53, a writer asked for sloppy chat; 14: 61; 15: 63); batches 3-15 were read
+    while the extractor was extended, and batch 16 is only measured (53), kept unread."""
     data = json.loads((Path(__file__).parent / "data" / "scope_words_heldout.json").read_text())
     return [
         pytest.param(
