@@ -1,10 +1,14 @@
-"""What comes off a feedback before the scope reader (:mod:`persona.learn.scope_words`) reads
-its sentences: quotations, asides about the user, names in apposition, small talk; and where
-its sentences end ("Dr. Okafor" ends none)."""
+"""What comes off around what the scope reader (:mod:`persona.learn.scope_words`) reads:
+before it reads a feedback's sentences, quotations, asides about the user, names in apposition,
+small talk and backstory (and where its sentences end: "Dr. Okafor" ends none); after it finds a
+scope phrase, the asking around it ("when you draft emails to my boss" -> "emails to my
+boss")."""
 
 from __future__ import annotations
 
 import re
+
+from persona.learn.scope_vocab import WORD
 
 #: Quoted text; a single quote opens only where no letter precedes it ("my kids' party, don't"
 #: is not a quotation).
@@ -95,3 +99,54 @@ def strip_context(sentence: str) -> str:
     if len(context) == 2 and ABOUT_ME.match(context[0]):
         sentence = context[1]  # what the user says about themselves first is context
     return CLOSING_ABOUT_ME.sub("", sentence)
+
+
+#: Verbs of asking for and making an answer ("when I ask for ...", "when you draft ...").
+ASK_VERBS = (
+    r"ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|paste|share|upload|forward|"
+    r"show|give|bring|review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|"
+    r"translate|summari[sz]e|plan|reply|respond|help|suggest|recommend|come up with|pick|choose|"
+    r"find|create|design|put together|go over|go through|work on|study|practi[cs]e|brainstorm"
+)
+ASK = re.compile(
+    r"^(?:(?:i|we)\s+(?:ask|want|need)\s+(?:you|u)\s+to\s+[a-z]+\s+|"
+    r"(?:i'm|im|i am|we're|we are)\s+(?:asking|talking|writing|working)\s+"
+    r"(?:you\s+)?(?:about|for|on|to|with)?\s*|"
+    rf"(?:i|you|u|we)\s+(?:{ASK_VERBS})\s+"
+    # "when you help me plan board game nights"
+    rf"(?:(?:me|us)\s+(?:(?:to\s+)?(?:{ASK_VERBS})\s+)?)?"
+    r"(?:you\s+)?(?:for|to|about|with|bout|abt)?\s*|about\s+)",
+    re.IGNORECASE,
+)
+#: The words :data:`ABOUT` is made of, with the vague and function words before it.
+ABOUT_WORDS = frozenset(
+    """is are it's talk talking chat chatting ask asking question questions request requests
+    answer answers advice help tips anything something stuff thing things about regarding
+    involving concerning related to on going sent addressed meant intended for""".split()
+)
+
+#: "the question is about X", "anything involving X": X is the scope.
+ABOUT = re.compile(
+    r"^.*?\b(?:is|are|it's|talk|talking|chat|chatting|ask|asking|questions?|requests?|"
+    r"answers?|advice|help|tips|anything|something|stuff|things?)\s+(?:about|regarding|"
+    r"involving|concerning|related to|on|going (?:to|in|into|out to)|sent to|addressed to|"
+    r"meant for|intended for)"
+    r"\s+",
+    re.IGNORECASE,
+)
+
+
+def clean_phrase(phrase: str) -> str:
+    """A scope phrase without the asking around it ("you draft emails to my boss" -> "emails to
+    my boss"; "answers about tax law" -> "tax law")."""
+    phrase = re.sub(r"^(?:say|suppose|imagine|let's say)\s+", "", phrase.strip(), flags=re.I)
+    phrase = ASK.sub("", phrase.strip(" .,!?;:\"'")).strip(" .,!?;:\"'")
+    phrase = re.sub(r"\s+(?:go|goes|are concerned|is concerned)$", "", phrase, flags=re.I)
+    phrase = re.sub(
+        r"\s+(?:we|i)\s+(?:post|publish|send out|put out|share|use)\b", "", phrase, flags=re.I
+    )
+    about = ABOUT.match(phrase)
+    if about:  # "health questions about my kids" keeps "health"; "answers about tax" not
+        kept = [w for w in re.findall(WORD, about.group(0).lower()) if w not in ABOUT_WORDS]
+        phrase = " ".join([*kept, phrase[about.end() :]])
+    return " ".join(phrase.split())

@@ -29,9 +29,11 @@ from collections.abc import Sequence
 
 from persona.learn.scope_text import (
     ABOUT_ME,
+    ASK,
     BACKSTORY,
     COMPLAINT,
     clean_feedback,
+    clean_phrase,
     strip_context,
 )
 from persona.learn.scope_text import sentences as split_sentences
@@ -234,28 +236,6 @@ _OBJECT_END = re.compile(
     r"a single|a few)\b)\b(?!-).*$",
     re.IGNORECASE,
 )
-_ASK_VERBS = (
-    r"ask|want|need|request|draft|write|make|send|prepare|analy[sz]e|paste|share|upload|forward|"
-    r"show|give|bring|review|check|edit|proofread|explain|answer|discuss|talk|correct|fix|"
-    r"translate|summari[sz]e|plan|reply|respond|help|suggest|recommend|come up with|pick|choose|"
-    r"find|create|design|put together|go over|go through|work on|study|practi[cs]e|brainstorm"
-)
-_ASK = re.compile(
-    r"^(?:(?:i|we)\s+(?:ask|want|need)\s+(?:you|u)\s+to\s+[a-z]+\s+|"
-    r"(?:i'm|im|i am|we're|we are)\s+(?:asking|talking|writing|working)\s+"
-    r"(?:you\s+)?(?:about|for|on|to|with)?\s*|"
-    rf"(?:i|you|u|we)\s+(?:{_ASK_VERBS})\s+"
-    # "when you help me plan board game nights"
-    rf"(?:(?:me|us)\s+(?:(?:to\s+)?(?:{_ASK_VERBS})\s+)?)?"
-    r"(?:you\s+)?(?:for|to|about|with|bout|abt)?\s*|about\s+)",
-    re.IGNORECASE,
-)
-#: The words :data:`_ABOUT` is made of, with the vague and function words before it.
-_ABOUT_WORDS = frozenset(
-    """is are it's talk talking chat chatting ask asking question questions request requests
-    answer answers advice help tips anything something stuff thing things about regarding
-    involving concerning related to on going sent addressed meant intended for""".split()
-)
 
 #: Words that start a phrase but name no scope ("I prefer ...", "it", "that").
 _NOT_SCOPE = re.compile(
@@ -290,33 +270,10 @@ _WISH_CLAUSE = re.compile(
     r"(?:great|nice|best|better))\s*(?:it\s+)?(?:that|if|when)\s+(?P<clause>.+)$",
     re.IGNORECASE,
 )
-#: "the question is about X", "anything involving X": X is the scope.
-_ABOUT = re.compile(
-    r"^.*?\b(?:is|are|it's|talk|talking|chat|chatting|ask|asking|questions?|requests?|"
-    r"answers?|advice|help|tips|anything|something|stuff|things?)\s+(?:about|regarding|"
-    r"involving|concerning|related to|on|going (?:to|in|into|out to)|sent to|addressed to|"
-    r"meant for|intended for)"
-    r"\s+",
-    re.IGNORECASE,
-)
-
-
-def _clean(phrase: str) -> str:
-    phrase = re.sub(r"^(?:say|suppose|imagine|let's say)\s+", "", phrase.strip(), flags=re.I)
-    phrase = _ASK.sub("", phrase.strip(" .,!?;:\"'")).strip(" .,!?;:\"'")
-    phrase = re.sub(r"\s+(?:go|goes|are concerned|is concerned)$", "", phrase, flags=re.I)
-    phrase = re.sub(
-        r"\s+(?:we|i)\s+(?:post|publish|send out|put out|share|use)\b", "", phrase, flags=re.I
-    )
-    about = _ABOUT.match(phrase)
-    if about:  # "health questions about my kids" keeps "health"; "answers about tax" not
-        kept = [w for w in re.findall(WORD, about.group(0).lower()) if w not in _ABOUT_WORDS]
-        phrase = " ".join([*kept, phrase[about.end() :]])
-    return " ".join(phrase.split())
 
 
 #: A condition on the request's state, not a kind of request ("if something's ambiguous",
-#: "when I'm wrong"); "when it's about X" is read by :data:`_ABOUT` first.
+#: "when I'm wrong"); "when it's about X" is read by ``scope_text.ABOUT`` first.
 _STATE = re.compile(
     r"^(?:(?:something|anything|it|that|this|there|i|you)(?:'s|'m|'re|\s+(?:is|am|are|seems?|"
     r"looks?|gets?))\s+(?!about|for|regarding|related|on\b|to\b)(?:not\s+)?(?:\w+ly\s+)?\w+"
@@ -346,14 +303,14 @@ def _trailing(sentence: str) -> list[str]:
             continue  # "Write in Spanish whenever you help with ...": the condition is the scope
         # L: "... when it comes to anything about my weight loss"
         # "whenever you help with messages to Rosa": the asking comes off before the object ends
-        phrase = re.split(_TOLD_VERB, _ASK.sub("", phrase.strip()), maxsplit=1)[0]
+        phrase = re.split(_TOLD_VERB, ASK.sub("", phrase.strip()), maxsplit=1)[0]
         phrase = re.sub(r"^it comes to\s+", "", _OBJECT_END.sub("", phrase), flags=re.I)
         if (
             len(phrase) >= 3
             and not phrase.lower().startswith("to ")  # "... when to call the doctor"
             # "... when you add a summary": what the assistant does, not what is asked
             # ("when you write emails to my boss" reads "emails to my boss")
-            and not re.match(r"you\b", _clean(phrase), re.IGNORECASE)
+            and not re.match(r"you\b", clean_phrase(phrase), re.IGNORECASE)
             and not is_manner(phrase)
             and not _NOT_SCOPE.fullmatch(phrase.strip())
             and not _PRONOUN.match(phrase.strip())
@@ -614,7 +571,7 @@ def scope_phrases(feedback: str) -> list[str]:
             found.extend(_sentence_phrases(sentence))
     found = found or complaints
     # a phrase of vague words only names nothing ("I'm not an expert in anything")
-    cleaned = [c for c in (_clean(s) for s in found) if set(facets(c)) - VAGUE]
+    cleaned = [c for c in (clean_phrase(s) for s in found) if set(facets(c)) - VAGUE]
     cleaned = list(dict.fromkeys(cleaned))
     return [c for c in cleaned if not any(c != o and c.lower() in o.lower() for o in cleaned)]
 
