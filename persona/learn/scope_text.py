@@ -49,6 +49,18 @@ BACKSTORY = re.compile(
     r"their|the \w+(?:,[^,]{2,40},)?\s+\w+s)\b",
     re.IGNORECASE,
 )
+#: Words that make a sentence a rule, not a story ("Our reports should ...").
+_RULE_WORD = re.compile(
+    r"\b(?:should|must|need to|needs to|have to|has to|always|never|please|pls|don't|do not)\b",
+    re.IGNORECASE,
+)
+
+
+def is_backstory(sentence: str) -> bool:
+    """A sentence about the user or people around them with no rule word in it."""
+    return bool(BACKSTORY.match(sentence)) and not _RULE_WORD.search(sentence)
+
+
 #: An aside in parentheses about a person ("Bedtime stories for Mila (she's five)", "my parents
 #: (both in their late seventies)"): what it says is context, not scope.
 ASIDE = re.compile(
@@ -72,7 +84,7 @@ APPOSITION = re.compile(
 ABBREVIATIONS = frozenset("dr mr mrs ms prof st jr sr vs etc e.g i.e approx no".split())
 
 
-def sentences(text: str) -> list[str]:
+def split_sentences(text: str) -> list[str]:
     parts = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
     out: list[str] = []
     for part in parts:

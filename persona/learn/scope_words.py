@@ -30,13 +30,13 @@ from collections.abc import Sequence
 from persona.learn.scope_text import (
     ABOUT_ME,
     ASK,
-    BACKSTORY,
     COMPLAINT,
     clean_feedback,
     clean_phrase,
+    is_backstory,
+    split_sentences,
     strip_context,
 )
-from persona.learn.scope_text import sentences as split_sentences
 from persona.learn.scope_vocab import (
     GENERIC,
     LANGUAGES,
@@ -215,7 +215,7 @@ _OBJECT = re.compile(
 )
 #: Where an object phrase stops: a measure, a manner, a comparison or a new clause.
 _OBJECT_END = re.compile(
-    # "anything going in the PTA newsletter": the newsletter is where it goes (read by _ABOUT)
+    # "anything going in the PTA newsletter": the newsletter is where it goes (read by ABOUT)
     r"(?<!\bgoing)(?<!\bsent)\s+(?:under|over|below|above|within|at most|at least|with|without|"
     r"by|as|like|than|using|"
     r"so|and then|because|instead|rather|in|into|inside|to me|for me|from now on|going forward|"
@@ -301,7 +301,7 @@ def _trailing(sentence: str) -> list[str]:
         phrase = re.split(r"[.;:!?,]", sentence[match.end() :], maxsplit=1)[0]
         if re.search(r"\b(?:when(?:ever)?|if)\s", phrase, re.IGNORECASE):
             continue  # "Write in Spanish whenever you help with ...": the condition is the scope
-        # L: "... when it comes to anything about my weight loss"
+        # "... when it comes to anything about my weight loss"
         # "whenever you help with messages to Rosa": the asking comes off before the object ends
         phrase = re.split(_TOLD_VERB, ASK.sub("", phrase.strip()), maxsplit=1)[0]
         phrase = re.sub(r"^it comes to\s+", "", _OBJECT_END.sub("", phrase), flags=re.I)
@@ -545,13 +545,6 @@ _TOPIC = re.compile(
 )
 
 
-#: Words that make a sentence a rule, not a story ("Our reports should ...").
-_RULE_WORD = re.compile(
-    r"\b(?:should|must|need to|needs to|have to|has to|always|never|please|pls|don't|do not)\b",
-    re.IGNORECASE,
-)
-
-
 def scope_phrases(feedback: str) -> list[str]:
     """The phrases in which ``feedback`` names where it applies ("Don't use emojis when
     drafting emails to my boss" -> ["drafting emails to my boss"]); empty when it names no
@@ -565,7 +558,7 @@ def scope_phrases(feedback: str) -> list[str]:
             found.append(sentence.rstrip("?."))  # "Hiking packing lists? keep it short"
         elif COMPLAINT.match(sentence):
             complaints.extend(_sentence_phrases(sentence))
-        elif found and BACKSTORY.match(sentence) and not _RULE_WORD.search(sentence):
+        elif found and is_backstory(sentence):
             continue  # "... I've been doing this for ten years.", "Our bassist keeps asking."
         else:
             found.extend(_sentence_phrases(sentence))
