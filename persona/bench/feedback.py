@@ -42,7 +42,7 @@ from persona.learn import prompts
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import DATASET_VERSION, Cost, DatasetBuilder, DatasetConfig
 from persona.learn.request_words import request_words
-from persona.learn.scope import FEATURES, fit_weights
+from persona.learn.scope import FEATURES, THRESHOLD, fit_weights
 from persona.learn.scope_words import scope_phrases
 from persona.store.embed import Embedder
 
@@ -460,20 +460,33 @@ def scope_features(
     return np.array(xs), np.array(ys), owners
 
 
-def fit_scope(features: np.ndarray, labels: np.ndarray, owners: Sequence[str]) -> dict[str, Any]:
-    """The combiner fitted on all rows, and its leave-one-feedback-out accuracy."""
+def fit_scope(
+    features: np.ndarray,
+    labels: np.ndarray,
+    owners: Sequence[str],
+    regimes: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The combiner fitted on all rows, and its leave-one-feedback-out accuracy: at p >= 0.5,
+    and per regime (``regimes`` names each row's) at the shipped threshold. A left-out feedback
+    leaves with its rows of every regime."""
     weights = fit_weights(features, labels, l2=L2_COMBINER)
-    correct = []
+    logits = np.zeros(len(labels))
     for held in sorted(set(owners)):
         mask = np.array([o == held for o in owners])
         w = np.asarray(fit_weights(features[~mask], labels[~mask], l2=L2_COMBINER))
-        logits = features[mask] @ w[:-1] + w[-1]
-        correct += list((logits >= 0) == (labels[mask] == 1))
+        logits[mask] = features[mask] @ w[:-1] + w[-1]
+    truth = labels == 1
+    at_threshold = (logits >= np.log(THRESHOLD / (1 - THRESHOLD))) == truth
+    names = list(regimes) if regimes is not None else ["all"] * len(labels)
     return {
         "features": list(FEATURES),
         "weights": list(weights),
         "rows": len(labels),
-        "leave_one_feedback_out_accuracy": _rate(correct),
+        "leave_one_feedback_out_accuracy": _rate(list((logits >= 0) == truth)),
+        f"leave_one_feedback_out_accuracy_at_{THRESHOLD}": {
+            name: _rate([bool(c) for c, n in zip(at_threshold, names, strict=True) if n == name])
+            for name in dict.fromkeys(names)
+        },
     }
 
 

@@ -42,7 +42,7 @@ def bench_feedback(
         False,
         "--fit-scope",
         help="Refit the scope model's shared weights on the development set instead "
-        "(writes scope-weights.json; copy the weights into persona/learn/scope.py).",
+        "(writes scope-weights.json; copy its two combiners into persona/learn/scope.py).",
     ),
     adapters: int = typer.Option(
         0,
@@ -93,6 +93,7 @@ def bench_feedback(
     from persona.bench.feedback_checks import SPLITS, load_feedback_set
     from persona.bench.machine import machine_info
     from persona.learn.c3po_data import DatasetConfig
+    from persona.learn.scope import THRESHOLD
     from persona.store.embed import embedder_id, load_embedder
 
     command = "persona " + " ".join(sys.argv[1:])
@@ -111,46 +112,41 @@ def bench_feedback(
                     f"--fit-scope always fits on the dev set; drop --split {split}."
                 )
             dev = load_feedback_set("dev")[:limit]
+            none, users, written = "no LLM", "user examples", "dataset by the LLM"
             regimes = {
-                "no LLM (the feedback's words and the pool)": {
-                    "llm": None,
-                    "dataset": DatasetConfig(generate=False),
-                },
-                "user examples (half of each set; the other half scored)": {
-                    "llm": None,
-                    "dataset": cfg,
-                    "simulate": True,
-                },
+                none: {"llm": None, "dataset": DatasetConfig(generate=False)},
+                # half of each set given as examples, the other half scored
+                users: {"llm": None, "dataset": cfg, "simulate": True},
             }
             if fit_llm:
-                regimes["dataset by the LLM"] = {"llm": model, "dataset": cfg, "cache": cache}
+                regimes[written] = {"llm": model, "dataset": cfg, "cache": cache}
             with Progress(console=err) as progress:
                 bar = progress.add_task("dev feedbacks", total=len(regimes) * len(dev))
                 tick = lambda n: progress.advance(bar, n)  # noqa: E731
-                parts = [
-                    scope_features(dev, embedder=emb, tick=tick, **kw)  # type: ignore[arg-type]
-                    for kw in regimes.values()
-                ]
-            import numpy as np
-
-            x = np.vstack([p[0] for p in parts])
-            y = np.concatenate([p[1] for p in parts])
-            owners = [o for p in parts for o in p[2]]
-            record = {
+                parts = {
+                    name: scope_features(dev, embedder=emb, tick=tick, **kw)  # type: ignore[arg-type]
+                    for name, kw in regimes.items()
+                }
+            # WEIGHTS (a scope without example requests) and WEIGHTS_WITH_EXAMPLES
+            combiners = {
+                "weights": [none, users],
+                "weights_with_examples": [users, written] if fit_llm else [users],
+            }
+            record: dict[str, object] = {
                 "benchmark": "feedback/fit-scope",
                 "split": "dev",
                 "llm": model_label(model) if fit_llm else None,
                 "embedder": embedder_id(emb),
                 "regimes": list(regimes),
-                **fit(x, y, owners),
-                "machine": machine_info(),
-                "command": command,
             }
+            for key, names in combiners.items():
+                fitted = fit(*_stacked([parts[n] for n in names]), regimes=_regimes(parts, names))
+                record[key] = {"fitted_on": names, **fitted}
+                lofo = fitted[f"leave_one_feedback_out_accuracy_at_{THRESHOLD}"]
+                out.print(f"{key} {json.dumps(fitted['weights'])}", markup=False)
+                out.print(f"  leave-one-feedback-out at p >= {THRESHOLD}: {lofo}", markup=False)
+            record |= {"machine": machine_info(), "command": command}
             (out_dir / "scope-weights.json").write_text(json.dumps(record, indent=2) + "\n")
-            out.print(json.dumps({k: record[k] for k in ("weights", "rows")}), markup=False)
-            out.print(
-                f"leave-one-feedback-out accuracy {record['leave_one_feedback_out_accuracy']}"
-            )
             return
         if skip < 0:
             raise InvalidInputError(f"--skip {skip} is negative; give 0 or more feedbacks.")
@@ -276,6 +272,22 @@ def _questions(
         )
     out.print(table)
     out.print(f"wrote {out_dir / 'questions.json'}", markup=False)
+
+
+def _stacked(parts: list[tuple[Any, Any, list[str]]]) -> tuple[Any, Any, list[str]]:
+    """Several regimes' (features, labels, owners) as one set of rows."""
+    import numpy as np
+
+    return (
+        np.vstack([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        [o for p in parts for o in p[2]],
+    )
+
+
+def _regimes(parts: dict[str, tuple[Any, Any, list[str]]], names: list[str]) -> list[str]:
+    """The regime of each row of :func:`_stacked` ``names``."""
+    return [name for name in names for _ in parts[name][2]]
 
 
 def _earlier(path: Path | None) -> dict[str, Any] | None:

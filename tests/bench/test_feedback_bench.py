@@ -86,6 +86,39 @@ def test_fit_scope_on_the_dev_set(minilm: MiniLMEmbedder) -> None:
     assert 0.5 < fitted["leave_one_feedback_out_accuracy"] <= 1.0
 
 
+def test_cli_fits_both_combiners_on_the_dev_set(tmp_path: Path) -> None:
+    """``--fit-scope``: one combiner for scopes without example requests (no LLM + user
+    examples), one for scopes with them (user examples + the LLM's datasets)."""
+    from persona.cli import app
+
+    recording = Path(__file__).parents[2] / "benchmarks" / "feedback" / "llm-written"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "feedback",
+            "--fit-scope",
+            "--llm",
+            f"replay:{recording / 'replay.json'}",
+            "--limit",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "scope-weights.json").read_text())
+    bare, shown = record["weights"], record["weights_with_examples"]
+    assert bare["fitted_on"] == ["no LLM", "user examples"]
+    assert shown["fitted_on"] == ["user examples", "dataset by the LLM"]
+    assert len(bare["weights"]) == len(shown["weights"]) == len(FEATURES) + 1
+    assert bare["weights"] != shown["weights"]
+    lofo = shown["leave_one_feedback_out_accuracy_at_0.4"]
+    assert set(lofo) == {"user examples", "dataset by the LLM"}
+    assert all(0.0 <= v <= 1.0 for v in lofo.values())
+    assert "recorded answers" in record["llm"] and record["command"].startswith("persona ")
+
+
 def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     from persona.cli import app
 

@@ -15,7 +15,7 @@ import pytest
 from persona.learn.c3po import scope_model_for
 from persona.learn.c3po_data import DatasetBuilder, DatasetConfig
 from persona.learn.request_words import WordVectors, request_words
-from persona.learn.scope import VERSION, ScopeModel
+from persona.learn.scope import VERSION, WEIGHTS, WEIGHTS_WITH_EXAMPLES, ScopeModel
 from persona.learn.scope_words import VAGUE, facets, scope_facets, scope_phrases
 from persona.store.embed import HashEmbedder
 
@@ -113,6 +113,26 @@ def test_stored_scope_models_round_trip_and_old_ones_are_refused() -> None:
     assert again.probability(q, words) == pytest.approx(model.probability(q, words), abs=1e-3)
     with pytest.raises(ValueError, match="version 2"):
         ScopeModel.from_json({**data, "version": 2})
+
+
+def test_a_scope_with_example_requests_has_its_own_combiner() -> None:
+    """A scope learned from the feedback's words alone and one with example requests (an
+    LLM's or the user's) weigh the same features with different shipped combiners."""
+    bare = _model("Keep tweets for my bakery under 40 words.")
+    assert not bare.positives and bare.combiner() == WEIGHTS
+    data, _ = DatasetBuilder(None, DatasetConfig(generate=False)).build(
+        "Keep tweets for my bakery under 40 words."
+    )
+    data["user_in_scope"] = ["A tweet about our new sourdough loaf"]
+    shown = scope_model_for(data, HashEmbedder())
+    assert shown.positives and shown.combiner() == WEIGHTS_WITH_EXAMPLES
+    q = HashEmbedder().embed(["a tweet about croissants"])[0]
+    words = HashEmbedder().embed(request_words("a tweet about croissants"))
+    x = np.r_[shown.features(q, words), 1.0]
+    expected = 1 / (1 + np.exp(-x @ np.asarray(WEIGHTS_WITH_EXAMPLES)))
+    assert shown.probability(q, words) == pytest.approx(expected, abs=1e-9)
+    shown.weights = WEIGHTS  # an explicit combiner wins
+    assert shown.probability(q, words) != pytest.approx(expected, abs=1e-6)
 
 
 def test_word_vectors_cache_is_bounded_and_thread_safe() -> None:
