@@ -372,11 +372,12 @@ def test_the_recorded_llm_datasets_still_answer_every_prompt_the_builder_sends()
     root = Path(__file__).parents[2] / "benchmarks" / "feedback" / "llm-written"
     llm = load_chat_model(f"replay:{root / 'replay.json'}")
     assert isinstance(llm, ReplayChatModel)
-    for split in ("dev", "test", "fresh"):
-        for fb in load_feedback_set(split):
-            data, cost = DatasetBuilder(llm, DatasetConfig(categories=4, per_category=5)).build(
-                fb["text"]
-            )
-            assert not cost.failed_steps, (fb["text"], cost.failed_steps)
-            assert cost.calls == 10 and len(data["categories"]) == 4
+    for categories in (4, 8):  # the default, and the wider datasets
+        cfg = DatasetConfig(categories=categories, per_category=5)
+        for split in ("dev", "test", "fresh"):
+            for fb in load_feedback_set(split):
+                data, cost = DatasetBuilder(llm, cfg).build(fb["text"])
+                assert not cost.failed_steps, (fb["text"], categories, cost.failed_steps)
+                assert cost.calls == 2 + 2 * categories
+                assert len(data["categories"]) == categories
     assert llm.missed == []

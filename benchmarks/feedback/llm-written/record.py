@@ -8,6 +8,11 @@ answers, so the replay file holds exactly the prompts the builder sends, each wi
 
     python benchmarks/feedback/llm-written/record.py
     persona bench feedback --llm replay:benchmarks/feedback/llm-written/replay.json --no-answers
+
+Later helpers answered the same prompts for 4 more categories per feedback (`written8-*.json`:
+4 new categories, each with 5 in-scope and 5 near-scope requests), so a dataset of 8
+categories (`--categories 8`) replays too: its list of 8 categories is the first 4 and the 4
+new ones, as one answer.
 """
 
 from __future__ import annotations
@@ -63,20 +68,46 @@ class Written(ReplyChatModel):
         return answer
 
 
-def main() -> None:
-    written: dict[str, dict[str, Any]] = {}
-    for path in sorted(HERE.glob("written-*.json")):
+def _read(pattern: str) -> dict[str, dict[str, Any]]:
+    items: dict[str, dict[str, Any]] = {}
+    for path in sorted(HERE.glob(pattern)):
         for item in json.loads(path.read_text(encoding="utf-8")):
-            written[item["feedback"]] = item
-    model = Written(written=written)
-    cfg = DatasetConfig(categories=4, per_category=5)  # the benchmark's defaults
+            items[item["feedback"]] = item
+    return items
+
+
+def _widened(first: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """One feedback's answers for 8 categories: the first 4, then the 4 written later."""
+    return {
+        **first,
+        "categories": [*first["categories"], *more["categories"]],
+        "in_scope": {**first["in_scope"], **more["in_scope"]},
+        "near_scope": {**first["near_scope"], **more["near_scope"]},
+    }
+
+
+def _record(written: dict[str, dict[str, Any]], cfg: DatasetConfig) -> list[dict[str, str]]:
+    model = Written(written=written, log=[])
     for feedback in written:
         _, cost = DatasetBuilder(model, cfg).build(feedback)
         if cost.failed_steps:
-            sys.stdout.write(f"{feedback!r}: {cost.failed_steps}\n")
-    record = {"model": AUTHOR, "answers": model.log}
+            sys.stdout.write(f"{feedback!r} ({cfg.categories} categories): {cost.failed_steps}\n")
+    return model.log
+
+
+def main() -> None:
+    written = _read("written-*.json")
+    more = _read("written8-*.json")
+    wider = {f: _widened(item, more[f]) for f, item in written.items() if f in more}
+    log = _record(written, DatasetConfig(categories=4, per_category=5))  # the defaults
+    log += _record(wider, DatasetConfig(categories=8, per_category=5))
+    unique = list({(a["prompt"], a["answer"]): a for a in log}.values())
+    record = {"model": AUTHOR, "answers": unique}
     (HERE / "replay.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    sys.stdout.write(f"{len(model.log)} prompts recorded for {len(written)} feedbacks\n")
+    sys.stdout.write(
+        f"{len(unique)} prompts recorded for {len(written)} feedbacks ({len(wider)} with 8 "
+        "categories)\n"
+    )
 
 
 if __name__ == "__main__":
