@@ -145,6 +145,11 @@ def ui(
         "--follow-adapter/--no-follow-adapter",
         help="Run the local model with persona's follow adapter (default) or without it.",
     ),
+    guidance: float | None = typer.Option(
+        None,
+        help="The local model's classifier-free guidance toward the preferences (1: off; "
+        "default: the model's own).",
+    ),
     auth: Path | None = typer.Option(
         None,
         "--auth",
@@ -168,6 +173,7 @@ def ui(
             port=port,
             block=True,
             follow_adapter=follow_adapter,
+            guidance_scale=guidance,
             auth=auth,
         )
 
@@ -424,6 +430,11 @@ def bench_edits(
     follow_adapter: bool = typer.Option(
         True, "--follow-adapter/--no-follow-adapter", help="The local model's follow adapter."
     ),
+    guidance: float | None = typer.Option(
+        None,
+        help="The local model's classifier-free guidance toward the preferences (1: off; "
+        "default: the model's own).",
+    ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
     from concurrent.futures import ThreadPoolExecutor
@@ -448,7 +459,7 @@ def bench_edits(
     callers = (jobs or len(learners)) * concurrent_tasks
     with errors():
         base = batched(load_chat_model(llm, follow_adapter=follow_adapter), callers)
-        agent = decoding(base, repetition_penalty, no_repeat_ngram)
+        agent = decoding(base, repetition_penalty, no_repeat_ngram, guidance)
         judge = batched(load_chat_model(user_llm), callers) if user_llm else base
         emb = load_embedder(embedder)
         with Progress(console=err) as progress:

@@ -70,6 +70,7 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
 
             check_spec(llm)
         self.follow_adapter = opts.follow_adapter
+        self.guidance_scale = opts.guidance_scale
         self.store = store
         self.embedder = embedder
         self.home = home
@@ -140,7 +141,10 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
                 from persona.agents.models import load_chat_model
 
                 self._llm = load_chat_model(
-                    self._llm_spec, home=self.home, follow_adapter=self.follow_adapter
+                    self._llm_spec,
+                    home=self.home,
+                    follow_adapter=self.follow_adapter,
+                    guidance_scale=self.guidance_scale,
                 )
             return self._llm
 
@@ -357,7 +361,12 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
         model = (
             self.llm
             if chat_model is None
-            else load_chat_model(chat_model, home=self.home, follow_adapter=self.follow_adapter)
+            else load_chat_model(
+                chat_model,
+                home=self.home,
+                follow_adapter=self.follow_adapter,
+                guidance_scale=self.guidance_scale,
+            )
         )
         return PreferenceRunnable(
             self.condition,

@@ -23,6 +23,9 @@ class LayerOptions:
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True
+    # the local model's classifier-free guidance toward the preferences in its prompt (1: off;
+    # None: LocalChatModel's default). Costs a second forward pass per token where it applies.
+    guidance_scale: float | None = None
     # -- C3PO (verbal feedback)
     # categories the LLM writes per feedback (0: no LLM, pool and the user's examples only).
     # None: 4, except with the embedded 135M model, whose datasets made the learned scope
@@ -66,6 +69,13 @@ class LayerOptions:
                 f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
             )
         check_follow_adapter(self.follow_adapter)
+        if self.guidance_scale is not None:
+            g = self.guidance_scale
+            if isinstance(g, bool) or not isinstance(g, int | float) or not 0 <= g <= 10:
+                raise InvalidInputError(
+                    f"guidance_scale={g!r:.40} must be a number from 0 to 10, e.g. 1.5 "
+                    "(1: no guidance)."
+                )
         if not isinstance(self.served_adapters, bool):
             raise InvalidInputError(
                 f"served_adapters={self.served_adapters!r:.40} must be True or False."

@@ -60,19 +60,27 @@ _CONVERT_LOCK = threading.Lock()
 
 
 def load_chat_model(
-    spec: str | BaseChatModel, *, home: Path | None = None, follow_adapter: bool | str = True
+    spec: str | BaseChatModel,
+    *,
+    home: Path | None = None,
+    follow_adapter: bool | str = True,
+    guidance_scale: float | None = None,
 ) -> BaseChatModel:
     """The chat model for ``spec`` (see the module docstring); an instance is returned as is.
 
     ``home`` is where ``"local"`` keeps its converted weights (default: the persona home);
-    ``follow_adapter`` is the local model's (see :attr:`LocalChatModel.follow_adapter`).
+    ``follow_adapter`` and ``guidance_scale`` (None: its default) are the local model's (see
+    :attr:`LocalChatModel.follow_adapter` and :attr:`LocalChatModel.guidance_scale`).
     """
     if isinstance(spec, BaseChatModel):
         return spec
     kind, rest = check_spec(spec)
     if kind == "local":
+        folder = str(ensure_local_model(home))
+        if guidance_scale is None:
+            return LocalChatModel(model_dir=folder, follow_adapter=follow_adapter)
         return LocalChatModel(
-            model_dir=str(ensure_local_model(home)), follow_adapter=follow_adapter
+            model_dir=folder, follow_adapter=follow_adapter, guidance_scale=guidance_scale
         )
     if kind == "openai":
         return _openai(spec, rest)
@@ -332,6 +340,13 @@ class LocalChatModel(BaseChatModel):
     batch_size: int = 1
     #: How long a call waits for others to join its batch (only when ``batch_size`` > 1).
     batch_wait_ms: float = 20.0
+    #: Classifier-free guidance toward the preferences (Sanchez et al. 2023, "Stay on topic
+    #: with classifier-free guidance"): where a call passes ``negative_messages=`` (the same
+    #: request without the preferences, as :class:`~persona.agents.runnable.PreferenceRunnable`
+    #: does), each token's log-probabilities become ``neg + scale * (cond - neg)``, which
+    #: strengthens what the preference changes. 1: off (one forward pass per token; guidance
+    #: costs a second one). Not applied to calls served with a user adapter.
+    guidance_scale: float = Field(default=1.0, ge=0.0, le=10.0)
 
     @property
     def _llm_type(self) -> str:
@@ -347,6 +362,7 @@ class LocalChatModel(BaseChatModel):
             "stop": self.stop,
             "dtype": self.dtype,
             "follow_adapter": self.follow_adapter,
+            "guidance_scale": self.guidance_scale,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -437,7 +453,34 @@ class LocalChatModel(BaseChatModel):
         if stop:
             gen["stop_strings"] = list(stop)
             gen["tokenizer"] = tokenizer
+        gen.update(self._guidance(messages, tokenizer, model.device, **kwargs))
         return model, tokenizer, gen, n_in
+
+    def _guidance(
+        self, messages: list[BaseMessage], tokenizer: Any, device: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        """transformers' classifier-free guidance arguments for a call that passed
+        ``negative_messages=`` (the request without its preferences); none when guidance is
+        off, the call uses a user adapter, or the two prompts are the same."""
+        negative = kwargs.get("negative_messages")
+        if negative is None or self.guidance_scale == 1.0 or self._adapter(kwargs) is not None:
+            return {}
+        if not isinstance(negative, list) or not all(isinstance(m, BaseMessage) for m in negative):
+            raise InvalidInputError(
+                f"negative_messages={negative!r:.60} must be a list of LangChain messages: the "
+                "call's messages without the preferences."
+            )
+        if [(m.type, m.text) for m in negative] == [(m.type, m.text) for m in messages]:
+            return {}
+        chat = [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in negative]
+        enc = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(device)
+        return {
+            "guidance_scale": float(self.guidance_scale),
+            "negative_prompt_ids": enc["input_ids"],
+            "negative_prompt_attention_mask": enc["attention_mask"],
+        }
 
     def _generate(
         self,
@@ -449,7 +492,7 @@ class LocalChatModel(BaseChatModel):
         stop = self._stops(stop)
         model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
         adapter = self._adapter(kwargs)
-        if self.batch_size > 1 and not stop:
+        if self.batch_size > 1 and not stop and "guidance_scale" not in gen:
             keys = ("do_sample", "temperature", "max_time", "repetition_penalty")
             settings = {k: gen[k] for k in (*keys, "no_repeat_ngram_size") if k in gen}
             pool = self.adapter_pool() if adapter is not None else None

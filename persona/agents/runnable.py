@@ -177,6 +177,18 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
             return {"adapter": folder} if folder else {}
         return {"model": cond.adapter} if self.served_adapters else {}
 
+    def guidance_kwargs(
+        self, original: list[BaseMessage], conditioned: list[BaseMessage]
+    ) -> dict[str, Any]:
+        """``negative_messages=`` (the messages without the conditioning) for a local model
+        that guides its answers toward the preferences (``guidance_scale`` != 1)."""
+        from persona.agents.models import LocalChatModel
+
+        model = self.model
+        if not isinstance(model, LocalChatModel) or model.guidance_scale == 1.0:
+            return {}
+        return {} if conditioned == original else {"negative_messages": original}
+
     @staticmethod
     def _meta(cond: Conditioning, context: str) -> dict[str, Any]:
         return {
@@ -192,10 +204,11 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
     ) -> BaseMessage:
         config = ensure_config(config)
         messages, cond = self.prepare(input, config)
-        context = last_human_text(to_messages(input))
+        original = to_messages(input)
+        context = last_human_text(original)
         meta = self._meta(cond, context)
         routed = self.adapter_kwargs(cond)
-        kwargs = {**kwargs, **routed}
+        kwargs = {**kwargs, **routed, **self.guidance_kwargs(original, messages)}
         meta["adapter"] = cond.adapter if routed else None
         if self.best_of == 1:
             reply = complete(self.model, messages, config=config, **kwargs)
@@ -223,7 +236,8 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
     ) -> Iterator[BaseMessage]:
         config = ensure_config(config)
         messages, cond = self.prepare(input, config)
-        kwargs = {**kwargs, **self.adapter_kwargs(cond)}
+        guided = self.guidance_kwargs(to_messages(input), messages)
+        kwargs = {**kwargs, **self.adapter_kwargs(cond), **guided}
         try:
             yield from self.model.stream(messages, config=config, **kwargs)
         except Exception as exc:

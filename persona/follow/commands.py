@@ -98,6 +98,14 @@ def bench_follow(
         help="Keep the base model's figures from the follow.json already in --out (same "
         "inputs, atoms and --max-tokens; checked) and measure only the adapter.",
     ),
+    reuse_adapter: bool = typer.Option(
+        False, help="Keep the adapter's figures from that follow.json too (with --guidance)."
+    ),
+    guidance: float | None = typer.Option(
+        None,
+        help="Also measure the adapter with classifier-free guidance at this scale (the "
+        "layer's guidance_scale), against the request without its preference.",
+    ),
 ) -> None:
     """Base local model vs base + follow adapter: satisfaction of stated preferences (training
     and held-out atom types), CIPHER inference accuracy, and plain answers (side effects)."""
@@ -120,6 +128,15 @@ def bench_follow(
         for name, follow in (("base", False), ("adapter", choice)):
             local = LocalChatModel(model_dir=folder, follow_adapter=follow)
             models.append(Model(name, *local.load()))
+        if guidance is not None:
+            if not 0 <= guidance <= 10 or guidance == 1:
+                raise InvalidInputError(
+                    f"--guidance {guidance} must be a scale between 0 and 10 other than 1 "
+                    "(1 is no guidance), e.g. 1.5."
+                )
+            adapter_ = models[1]
+            name = f"adapter+guidance {guidance:g}"
+            models.append(Model(name, adapter_.model, adapter_.tokenizer, guidance))
         previous = None
         if reuse_base:
             earlier = out_dir / "follow.json"
@@ -137,7 +154,7 @@ def bench_follow(
                 tick=lambda n: progress.advance(bar, n),
                 on_total=lambda n: progress.update(bar, total=n),
                 previous=previous,
-                reuse=("base",) if reuse_base else (),
+                reuse=[m for m, on in (("base", reuse_base), ("adapter", reuse_adapter)) if on],
             )
         result = {
             "benchmark": "follow",

@@ -42,11 +42,14 @@ def eval_atoms() -> dict[str, list[A.Atom]]:
 
 @dataclass
 class Model:
-    """A named (model, tokenizer) to generate with."""
+    """A named (model, tokenizer) to generate with; ``guidance`` != 1 guides its answers to
+    stated preferences toward the preference (classifier-free guidance against the request
+    alone, as ``LocalChatModel.guidance_scale`` does)."""
 
     name: str
     model: Any
     tokenizer: Any
+    guidance: float = 1.0
 
 
 def _rate(flags: Sequence[bool]) -> float | None:
@@ -97,9 +100,18 @@ def run_follow_bench(
         "models": {},
     }
 
-    def run(m: Model, prompts_: list[str], tokens: int) -> list[str]:
+    def run(
+        m: Model, prompts_: list[str], tokens: int, negatives: list[str] | None = None
+    ) -> list[str]:
         return generate(
-            m.model, m.tokenizer, prompts_, max_new_tokens=tokens, batch_size=batch_size, tick=tick
+            m.model,
+            m.tokenizer,
+            prompts_,
+            max_new_tokens=tokens,
+            batch_size=batch_size,
+            tick=tick,
+            negatives=negatives,
+            guidance_scale=m.guidance,
         )
 
     plain_by_model: dict[str, list[str]] = {}
@@ -109,7 +121,8 @@ def run_follow_bench(
         if m.name in kept:
             result["models"][m.name] = kept[m.name]
             continue
-        answers = run(m, [follow_prompt(i.request, a.description) for i, a, _ in cases], max_tokens)
+        stated = [follow_prompt(i.request, a.description) for i, a, _ in cases]
+        answers = run(m, stated, max_tokens, [i.request for i, _, _ in cases])
         per_atom: dict[str, list[bool]] = {}
         per_split: dict[str, list[bool]] = {"train": [], "held_out": []}
         # The same prompt without the preference: did the atom hold anyway?
@@ -125,6 +138,7 @@ def run_follow_bench(
             "satisfied_without_preference": {k: _rate(v) for k, v in already.items()},
             "satisfaction_per_atom": {k: _rate(v) for k, v in per_atom.items()},
             "plain": _plain_stats(plain),
+            "guidance_scale": m.guidance,
         }
     pairs = _inference_pairs(items, sets, plain_by_model[models[0].name])
     infer_prompts = [

@@ -24,10 +24,20 @@ def generate(
     batch_size: int = 8,
     no_repeat_ngram_size: int = NO_REPEAT,
     tick: Callable[[int], None] | None = None,
+    negatives: Sequence[str] | None = None,
+    guidance_scale: float = 1.0,
 ) -> list[str]:
-    """The model's greedy answer to each prompt (a user turn), in the order given."""
+    """The model's greedy answer to each prompt (a user turn), in the order given.
+
+    ``negatives`` (one per prompt: the same request without its preference) with
+    ``guidance_scale`` != 1 guides each answer toward what its prompt adds, as
+    :attr:`LocalChatModel.guidance_scale <persona.agents.models.LocalChatModel.guidance_scale>`
+    does in the layer."""
     import torch
 
+    guided = negatives is not None and guidance_scale != 1.0
+    if negatives is not None and len(negatives) != len(prompts):
+        raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts")
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     side = tokenizer.padding_side
@@ -36,20 +46,16 @@ def generate(
     try:
         for start in range(0, len(order), batch_size):
             ids = order[start : start + batch_size]
-            texts = [
-                tokenizer.apply_chat_template(
-                    [{"role": "user", "content": prompts[i]}],
-                    add_generation_prompt=True,
-                    tokenize=False,
-                )
-                for i in ids
-            ]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                model.device
-            )
+            enc = _encode(tokenizer, [prompts[i] for i in ids]).to(model.device)
             settings: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False}
             if no_repeat_ngram_size > 0:
                 settings["no_repeat_ngram_size"] = no_repeat_ngram_size
+            if guided:
+                assert negatives is not None
+                neg = _encode(tokenizer, [negatives[i] for i in ids]).to(model.device)
+                settings["guidance_scale"] = guidance_scale
+                settings["negative_prompt_ids"] = neg["input_ids"]
+                settings["negative_prompt_attention_mask"] = neg["attention_mask"]
             with torch.inference_mode():
                 seqs = model.generate(**enc, **settings, pad_token_id=pad)
             n_in = enc["input_ids"].shape[1]
@@ -60,3 +66,15 @@ def generate(
     finally:
         tokenizer.padding_side = side
     return out
+
+
+def _encode(tokenizer: Any, prompts: Sequence[str]) -> Any:
+    """Left-padded token ids of each prompt as one user turn (the padding side is set by the
+    caller)."""
+    texts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
+        for text in prompts
+    ]
+    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)

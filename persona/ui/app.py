@@ -360,6 +360,7 @@ def serve(
     port: int = 7860,
     block: bool = True,
     follow_adapter: bool = True,
+    guidance_scale: float | None = None,
     auth: "str | Path | None" = None,
     adapter_config: dict[str, Any] | None = None,
 ) -> "gr.Blocks":
@@ -376,7 +377,13 @@ def serve(
 
     file = auth_file(auth)
     users = read_auth(file) if file is not None else None
-    layer = PreferenceLayer.open(path, llm=llm, embedder=embedder, follow_adapter=follow_adapter)
+    layer = PreferenceLayer.open(
+        path,
+        llm=llm,
+        embedder=embedder,
+        follow_adapter=follow_adapter,
+        guidance_scale=guidance_scale,
+    )
     try:
         app = build_app(
             layer, Assistant(layer), auth=users is not None, adapter_config=adapter_config
