@@ -30,6 +30,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, SecretStr
 
 from persona.agents.batching import Batcher
+from persona.agents.guidance import guidance_processor
 from persona.config import cpu_has_bf16, default_home, env_dtype, set_offline
 from persona.errors import InvalidInputError, ModelError
 from persona.llm import cut_at_stop
@@ -340,12 +341,13 @@ class LocalChatModel(BaseChatModel):
     batch_size: int = 1
     #: How long a call waits for others to join its batch (only when ``batch_size`` > 1).
     batch_wait_ms: float = 20.0
-    #: Classifier-free guidance toward the preferences (Sanchez et al. 2023, "Stay on topic
-    #: with classifier-free guidance"): where a call passes ``negative_messages=`` (the same
-    #: request without the preferences, as :class:`~persona.agents.runnable.PreferenceRunnable`
-    #: does), each token's log-probabilities become ``neg + scale * (cond - neg)``, which
-    #: strengthens what the preference changes. 1: off (one forward pass per token; guidance
-    #: costs a second one). Not applied to calls served with a user adapter.
+    #: Classifier-free guidance toward the preferences (:mod:`persona.agents.guidance`): where
+    #: a call passes ``negative_messages=`` (the same request without the preferences, as
+    #: :class:`~persona.agents.runnable.PreferenceRunnable` does), each token's
+    #: log-probabilities become ``neg + scale * (cond - neg)`` among the tokens the prompt
+    #: itself finds plausible, which strengthens what the preference changes. 1: off (one
+    #: forward pass per token; guidance costs a second one). Not applied to calls served with
+    #: a user adapter.
     guidance_scale: float = Field(default=1.0, ge=0.0, le=10.0)
 
     @property
@@ -453,15 +455,16 @@ class LocalChatModel(BaseChatModel):
         if stop:
             gen["stop_strings"] = list(stop)
             gen["tokenizer"] = tokenizer
-        gen.update(self._guidance(messages, tokenizer, model.device, **kwargs))
+        gen.update(self._guidance(messages, model, tokenizer, **kwargs))
         return model, tokenizer, gen, n_in
 
     def _guidance(
-        self, messages: list[BaseMessage], tokenizer: Any, device: Any, **kwargs: Any
+        self, messages: list[BaseMessage], model: Any, tokenizer: Any, **kwargs: Any
     ) -> dict[str, Any]:
-        """transformers' classifier-free guidance arguments for a call that passed
-        ``negative_messages=`` (the request without its preferences); none when guidance is
-        off, the call uses a user adapter, or the two prompts are the same."""
+        """The guidance (:mod:`persona.agents.guidance`) of a call that passed
+        ``negative_messages=`` (the request without its preferences), as ``generate``'s
+        ``logits_processor``; nothing when guidance is off, the call uses a user adapter, or
+        the two prompts are the same."""
         negative = kwargs.get("negative_messages")
         if negative is None or self.guidance_scale == 1.0 or self._adapter(kwargs) is not None:
             return {}
@@ -475,11 +478,11 @@ class LocalChatModel(BaseChatModel):
         chat = [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in negative]
         enc = tokenizer.apply_chat_template(
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(device)
+        ).to(model.device)
         return {
-            "guidance_scale": float(self.guidance_scale),
-            "negative_prompt_ids": enc["input_ids"],
-            "negative_prompt_attention_mask": enc["attention_mask"],
+            "logits_processor": guidance_processor(
+                model, enc["input_ids"], enc["attention_mask"], self.guidance_scale
+            )
         }
 
     def _generate(
@@ -492,7 +495,7 @@ class LocalChatModel(BaseChatModel):
         stop = self._stops(stop)
         model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
         adapter = self._adapter(kwargs)
-        if self.batch_size > 1 and not stop and "guidance_scale" not in gen:
+        if self.batch_size > 1 and not stop and "logits_processor" not in gen:
             keys = ("do_sample", "temperature", "max_time", "repetition_penalty")
             settings = {k: gen[k] for k in (*keys, "no_repeat_ngram_size") if k in gen}
             pool = self.adapter_pool() if adapter is not None else None

@@ -30,6 +30,10 @@ from persona.learn import prompts
 from persona.learn.cipher import clean_phrase, word_diff
 from persona.store.embed import Embedder
 
+#: An answer to a stated-preference request with fewer words than this is not an answer to
+#: the task (a document's summary, an email, a chat answer): often the preference echoed.
+SHORT_WORDS = 12
+
 
 def eval_atoms() -> dict[str, list[A.Atom]]:
     """One atom per type at the sizes the edit benchmark uses: training and held-out."""
@@ -128,15 +132,26 @@ def run_follow_bench(
         # The same prompt without the preference: did the atom hold anyway?
         by_id = {i.id: text for i, text in zip(items, plain, strict=True)}
         already: dict[str, list[bool]] = {"train": [], "held_out": []}
+        # An answer that is not one (a few words, often the preference echoed) satisfies
+        # "no emoji" or "at most 50 words" by doing nothing: counted apart.
+        real: dict[str, list[bool]] = {"train": [], "held_out": []}
         for (item, atom, split), answer in zip(cases, answers, strict=True):
             ok = atom.check(answer)
             per_atom.setdefault(atom.name, []).append(ok)
             per_split[split].append(ok)
             already[split].append(atom.check(by_id[item.id]))
+            real[split].append(ok and len(answer.split()) >= SHORT_WORDS)
+        short = [a for a in answers if len(a.split()) < SHORT_WORDS]
         result["models"][m.name] = {
             "satisfaction": {k: _rate(v) for k, v in per_split.items()},
+            "satisfied_by_a_real_answer": {k: _rate(v) for k, v in real.items()},
             "satisfied_without_preference": {k: _rate(v) for k, v in already.items()},
             "satisfaction_per_atom": {k: _rate(v) for k, v in per_atom.items()},
+            "stated_answers": {
+                "short": _rate([len(a.split()) < SHORT_WORDS for a in answers]),
+                "repetition_rate": _rate([repeats(a) for a in answers]),
+                "short_samples": short[:8],
+            },
             "plain": _plain_stats(plain),
             "guidance_scale": m.guidance,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from persona.agents.guidance import guidance_processor
 from persona.agents.models import LocalChatModel
 
 NO_REPEAT = LocalChatModel.model_fields["no_repeat_ngram_size"].default
@@ -53,9 +54,9 @@ def generate(
             if guided:
                 assert negatives is not None
                 neg = _encode(tokenizer, [negatives[i] for i in ids]).to(model.device)
-                settings["guidance_scale"] = guidance_scale
-                settings["negative_prompt_ids"] = neg["input_ids"]
-                settings["negative_prompt_attention_mask"] = neg["attention_mask"]
+                settings["logits_processor"] = guidance_processor(
+                    model, neg["input_ids"], neg["attention_mask"], guidance_scale
+                )
             with torch.inference_mode():
                 seqs = model.generate(**enc, **settings, pad_token_id=pad)
             n_in = enc["input_ids"].shape[1]

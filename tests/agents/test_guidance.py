@@ -8,6 +8,7 @@ its preferences as the negative prompt.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from persona import PreferenceLayer
 from persona.agents import models
+from persona.agents.guidance import PLAUSIBILITY
 from persona.agents.models import LocalChatModel, load_chat_model
 from persona.agents.runnable import PreferenceRunnable
 from persona.bench.edits import decoding, model_label
@@ -58,9 +60,12 @@ def _next_logprobs(model: Any, tokenizer: Any, text: str) -> Any:
 
 
 def _guided_token(model: Any, tokenizer: Any, scale: float) -> int:
+    """CFG's pick among the tokens within a factor PLAUSIBILITY of the prompt's likeliest."""
     cond = _next_logprobs(model, tokenizer, STATED)
     neg = _next_logprobs(model, tokenizer, REQUEST)
-    return int((neg + scale * (cond - neg)).argmax())
+    guided = neg + scale * (cond - neg)
+    implausible = cond < cond.max() + math.log(PLAUSIBILITY)
+    return int(guided.masked_fill(implausible, -math.inf).argmax())
 
 
 def test_the_guided_token_follows_cfg_formula(tiny: LocalChatModel) -> None:
@@ -73,12 +78,12 @@ def test_the_guided_token_follows_cfg_formula(tiny: LocalChatModel) -> None:
     messages: list[BaseMessage] = [HumanMessage(STATED)]
     negative: list[BaseMessage] = [HumanMessage(REQUEST)]
     _, _, gen, n_in = strong._prepare(messages, [], negative_messages=negative)
-    assert gen["guidance_scale"] == scale
+    assert gen["logits_processor"][0].scale == scale
     out = model.generate(**gen)[0, n_in:].tolist()
     assert out == [guided] != [plain]
     # Off (scale 1), or the same prompt as negative: plain greedy decoding, no second pass.
     for m, neg in ((tiny.model_copy(update={"guidance_scale": 1.0}), negative), (strong, messages)):
-        assert "guidance_scale" not in m._prepare(messages, [], negative_messages=neg)[2]
+        assert "logits_processor" not in m._prepare(messages, [], negative_messages=neg)[2]
     # The batched generator of the benchmarks picks the same token.
     text = generate(
         model,

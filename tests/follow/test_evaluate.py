@@ -51,3 +51,16 @@ def test_reuse_refuses_a_result_measured_otherwise(models: list[Model]) -> None:
         )
     with pytest.raises(InvalidInputError, match="no figures"):
         _run(models, counted, previous=result, reuse=("adapter",))
+
+
+def test_a_guided_model_is_measured_on_the_same_cases(models: list[Model]) -> None:
+    counted: list[int] = []
+    guided = Model("adapter+guidance 2", models[1].model, models[1].tokenizer, guidance=2.0)
+    result = _run([models[0], guided], counted)
+    block = result["models"]["adapter+guidance 2"]
+    assert block["guidance_scale"] == 2.0 and result["models"]["base"]["guidance_scale"] == 1.0
+    for name in ("base", "adapter+guidance 2"):
+        answers = result["models"][name]["stated_answers"]
+        assert 0 <= answers["short"] <= 1 and len(answers["short_samples"]) <= 8
+        real = result["models"][name]["satisfied_by_a_real_answer"]
+        assert all(real[k] <= result["models"][name]["satisfaction"][k] for k in real)
