@@ -180,7 +180,8 @@ def bench_follow(
     ):
         table.add_column(col)
     for name, r in result["models"].items():
-        sat, acc, plain = r["satisfaction"], r["inference_accuracy"], r["plain"]
+        sat, plain = r["satisfaction"], r["plain"]
+        acc = r["inference_accuracy"] or {"train": "-", "held_out": "-"}  # guided: none
         table.add_row(
             name,
             str(sat["train"]),

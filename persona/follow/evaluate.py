@@ -92,8 +92,11 @@ def run_follow_bench(
     kept = _reusable(previous, reuse, len(items), sets, max_tokens)
     pairs = _inference_pairs(items, sets)
     if on_total:
-        measured = len(models) - len(kept)
-        on_total(len(models) * len(items) + measured * (len(cases) + len(pairs)))
+        measured = [m for m in models if m.name not in kept]
+        inferring = [m for m in measured if m.guidance == 1.0]
+        on_total(
+            len(models) * len(items) + len(measured) * len(cases) + len(inferring) * len(pairs)
+        )
     every_type = {atom_type(a): a.description for s in sets.values() for a in s}
     type_names = list(every_type)
     type_vecs = embedder.embed(list(every_type.values()))
@@ -160,7 +163,11 @@ def run_follow_bench(
         prompts.CIPHER_INFER.format(output=a, edited=e, diff=word_diff(a, e))
         for _, _, a, e in pairs
     ]
-    for m in (m for m in models if m.name not in kept):
+    for m in (m for m in models if m.name not in kept and m.guidance != 1.0):
+        # CIPHER's inference prompt states no preference: guidance has nothing to act on, and
+        # the answers are the unguided model's.
+        result["models"][m.name]["inference_accuracy"] = None
+    for m in (m for m in models if m.name not in kept and m.guidance == 1.0):
         raws = run(m, infer_prompts, 40)
         hits: dict[str, list[bool]] = {"train": [], "held_out": []}
         per_atom_hits: dict[str, list[bool]] = {}

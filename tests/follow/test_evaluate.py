@@ -59,6 +59,7 @@ def test_a_guided_model_is_measured_on_the_same_cases(models: list[Model]) -> No
     result = _run([models[0], guided], counted)
     block = result["models"]["adapter+guidance 2"]
     assert block["guidance_scale"] == 2.0 and result["models"]["base"]["guidance_scale"] == 1.0
+    assert block["inference_accuracy"] is None  # its prompt states no preference to guide to
     for name in ("base", "adapter+guidance 2"):
         answers = result["models"][name]["stated_answers"]
         assert 0 <= answers["short"] <= 1 and len(answers["short_samples"]) <= 8
