@@ -11,7 +11,9 @@ feedback is learned in a fresh layer (``learn_from_feedback`` with the chosen LL
 - **behaviour** (with an answer model): the plain answer (no feedback), the answer with the
   feedback in the prompt (in-context), and the scoped answer (the feedback in the prompt only
   where the scope model applies it). A quantitative feedback's checker reads each answer
-  against the plain one; only prompts whose plain answer does not already comply count.
+  against the plain one, and a qualitative one's answers are read by an LLM judge when one is
+  given (:mod:`persona.bench.feedback_judge`); only prompts whose plain answer does not
+  already comply count.
   In-scope adherence is the share that comply; near- and out-of-scope *applied rates* (the
   over-generalization) are the share that comply where they should not have changed.
 - **cost** of ``learn_from_feedback``: LLM calls, tokens and seconds.
@@ -45,6 +47,9 @@ from persona.learn.request_words import request_words
 from persona.learn.scope import FEATURES, THRESHOLD, fit_weights
 from persona.learn.scope_words import scope_phrases
 from persona.store.embed import Embedder
+
+#: Whether an answer to a request follows a feedback (None: no verdict).
+Judge = Callable[[dict[str, Any], str, str], "bool | None"]
 
 GROUPS = ("in_scope", "near_scope", "out_of_scope")
 METHODS = ("in_context", "similarity_rule", "c3po_scope")
@@ -165,6 +170,7 @@ def run_feedback_bench(
     llm: BaseChatModel | None,
     embedder: Embedder,
     answer_model: BaseChatModel | None = None,
+    judge: Judge | None = None,
     dataset: DatasetConfig | None = None,
     max_tokens: int = 160,
     adapters: int = 0,
@@ -177,6 +183,8 @@ def run_feedback_bench(
 ) -> dict[str, Any]:
     """Scope decisions (and behaviour, given ``answer_model``) for each feedback; with
     ``adapters`` > 0, the first that many quantitative feedbacks also get a C3PO adapter.
+    Quantitative feedbacks are judged by their checkers; qualitative ones only given a
+    ``judge`` (:class:`~persona.bench.feedback_judge.LLMJudge`).
     ``answers_from``: an earlier result whose answers are judged again under today's scope
     decisions (:func:`rescope`), instead of generating them."""
     cfg = dataset or DatasetConfig()
@@ -223,14 +231,18 @@ def run_feedback_bench(
             }
         stored = layer.store.list_feedback("bench")[0].dataset
         layer.close()
-        if answers_from is not None and fb.get("checker"):
-            row["behaviour"] = rescope(answers_from, fb, row["decisions"])
-        elif answer_model is not None and fb.get("checker"):
-            row["behaviour"] = _behaviour(fb, row["decisions"], answer_model, max_tokens)
+        judged_by = "checker" if fb.get("checker") else "llm judge" if judge else "not judged"
+        if answers_from is not None and (fb.get("checker") or _answered(answers_from, fb)):
+            row["judged_by"] = judged_by
+            row["behaviour"] = rescope(answers_from, fb, row["decisions"], judge)
+        elif answer_model is not None:
+            row["judged_by"] = judged_by
+            row["behaviour"] = _behaviour(fb, row["decisions"], answer_model, max_tokens, judge)
             # an adapter only where the plain model breaks the feedback in scope: elsewhere
             # (e.g. "no emojis" to a model that never writes one) there is nothing to count
             breaks = row["behaviour"]["in_scope"]["counted"] >= ADAPTER_MIN_COUNTED
-            if adapters > sum("adapter" in r for r in rows) and stored is not None and breaks:
+            tunable = adapters > sum("adapter" in r for r in rows) and fb.get("checker")
+            if tunable and stored is not None and breaks:
                 folder = (work or Path(tempfile.mkdtemp())) / "adapters" / fb["id"]
                 try:
                     row["adapter"] = adapter_behaviour(
@@ -244,48 +256,86 @@ def run_feedback_bench(
     return {"feedbacks": rows, "summary": summarize(rows)}
 
 
+def _answered(earlier: dict[str, Any], fb: dict[str, Any]) -> bool:
+    """Whether an earlier run judged answers for ``fb`` (a qualitative one: by an LLM judge)."""
+    return any(r.get("id") == fb["id"] and "behaviour" in r for r in earlier.get("feedbacks", ()))
+
+
+def _verdict(judge: Judge | None) -> Callable[[dict[str, Any], str, str, str], bool | None]:
+    """How an answer is read: a quantitative feedback by its checker (against the plain
+    answer), a qualitative one by ``judge`` (None: no verdict)."""
+
+    def verdict(fb: dict[str, Any], request: str, answer: str, baseline: str) -> bool | None:
+        if fb.get("checker") or judge is None:
+            return adheres(fb, answer, baseline)
+        return judge(fb, request, answer)
+
+    return verdict
+
+
+def _judged(
+    fb: dict[str, Any],
+    group: str,
+    plain: Sequence[str],
+    told: Sequence[str],
+    applies: Sequence[bool],
+    judge: Judge | None,
+) -> dict[str, Any]:
+    """One group's verdicts. Only requests whose plain answer does not comply are counted; a
+    scoped answer is the in-context one where the scope applies the feedback, else the plain
+    one (which, counted, does not comply)."""
+    verdict = _verdict(judge)
+    texts = fb[group]
+    no_feedback = [verdict(fb, t, p, p) for t, p in zip(texts, plain, strict=True)]
+    counted = [v is False for v in no_feedback]
+    in_context = [
+        verdict(fb, t, a, p) if c else None
+        for t, a, p, c in zip(texts, told, plain, counted, strict=True)
+    ]
+    return {
+        "counted": sum(counted),
+        "no_feedback": no_feedback,
+        "in_context": in_context,
+        "c3po_scope": [
+            None if v is None else (v if d else False)
+            for v, d in zip(in_context, applies, strict=True)
+        ],
+        "sample": {"prompt": texts[0], "plain": plain[0], "in_context": told[0]},
+        "answers": {"plain": list(plain), "in_context": list(told)},
+    }
+
+
 def _behaviour(
     fb: dict[str, Any],
     decisions: dict[str, Any],
     model: BaseChatModel,
     max_tokens: int,
+    judge: Judge | None = None,
 ) -> dict[str, Any]:
-    """Plain, in-context and scoped answers to every held-out prompt, read by the checker."""
+    """Plain and in-context answers to every held-out prompt, read by the checker (or, for a
+    qualitative feedback, by ``judge``) and kept, so that a later run can judge them again."""
     out: dict[str, Any] = {}
     for group in GROUPS:
         texts = fb[group]
         plain = answer_all(model, texts, max_tokens)
         told = answer_all(model, [with_feedback(t, fb["text"]) for t in texts], max_tokens)
-        scoped = [
-            a if d else p
-            for a, p, d in zip(told, plain, decisions[group]["c3po_scope"], strict=True)
-        ]
-        counted = [adheres(fb, p, p) is False for p in plain]  # the plain answer does not comply
-        out[group] = {
-            "counted": sum(counted),
-            "no_feedback": [adheres(fb, p, p) for p in plain],
-            "in_context": [
-                adheres(fb, a, p) if c else None
-                for a, p, c in zip(told, plain, counted, strict=True)
-            ],
-            "c3po_scope": [
-                adheres(fb, a, p) if c else None
-                for a, p, c in zip(scoped, plain, counted, strict=True)
-            ],
-            "sample": {"prompt": texts[0], "plain": plain[0], "in_context": told[0]},
-        }
+        out[group] = _judged(fb, group, plain, told, decisions[group]["c3po_scope"], judge)
     return out
 
 
 def rescope(
-    earlier: dict[str, Any], fb: dict[str, Any], decisions: dict[str, Any]
+    earlier: dict[str, Any],
+    fb: dict[str, Any],
+    decisions: dict[str, Any],
+    judge: Judge | None = None,
 ) -> dict[str, Any]:
     """The behaviour of an earlier run (``earlier``: its JSON) under new scope decisions.
 
     A scoped answer is the in-context answer where the feedback applies and the plain one
     where it is withheld (:func:`_behaviour`), so with the same answers a new decision changes
     only which of the two is judged: where it applies, the in-context verdict; where it does
-    not, the plain answer, which breaks the feedback on every counted request.
+    not, the plain answer, which breaks the feedback on every counted request. Given a
+    ``judge``, a qualitative feedback's kept answers are judged afresh.
     """
     row = next((r for r in earlier.get("feedbacks", ()) if r.get("id") == fb["id"]), None)
     if row is None or "behaviour" not in row:
@@ -302,6 +352,15 @@ def rescope(
                 f"the earlier run scored {len(before['in_context'])} {group} requests of "
                 f"{fb['id']!r} and this one {len(applies)}; use the same --examples."
             )
+        if judge is not None and not fb.get("checker"):
+            if "answers" not in before:
+                raise InvalidInputError(
+                    f"the earlier run kept no answers for {fb['id']!r} (runs before session "
+                    "13 did not); rerun it with answers to judge them."
+                )
+            kept = before["answers"]
+            out[group] = _judged(fb, group, kept["plain"], kept["in_context"], applies, judge)
+            continue
         out[group] = {
             **before,
             "c3po_scope": [
@@ -373,6 +432,10 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             every += flags
         summary["scope_accuracy"][method] = {"all": _rate(every), **per_group}
     behaved = [r["behaviour"] for r in rows if "behaviour" in r]
+    summary["judged_feedbacks"] = {
+        by: sum(r.get("judged_by") == by for r in rows)
+        for by in ("checker", "llm judge", "not judged")
+    }
     if behaved:
         for method in ("in_context", "c3po_scope"):
             rates: dict[str, Any] = {}

@@ -28,6 +28,13 @@ def bench_feedback(
         help="The LLM that answers the held-out requests (default: --llm); e.g. 'local' "
         "with --llm replay:FILE, whose recording holds only the datasets.",
     ),
+    judge: str | None = typer.Option(
+        None,
+        "--judge",
+        help="An LLM that judges the answers to qualitative feedbacks (yes/no per answer), "
+        "e.g. 'openai:MODEL@URL'; without one only quantitative feedbacks are judged, by "
+        "their checkers.",
+    ),
     split: str = typer.Option(
         "test",
         help="The feedback set: test (the benchmark's), fresh (written later, never tuned "
@@ -91,6 +98,7 @@ def bench_feedback(
     from persona.bench.feedback import fit_scope as fit
     from persona.bench.feedback import plot, run_feedback_bench, scope_features
     from persona.bench.feedback_checks import SPLITS, load_feedback_set
+    from persona.bench.feedback_judge import LLMJudge
     from persona.bench.machine import machine_info
     from persona.learn.c3po_data import DatasetConfig
     from persona.learn.scope import THRESHOLD
@@ -102,6 +110,8 @@ def bench_feedback(
         answerer = (
             load_chat_model(answer_llm, follow_adapter=follow_adapter) if answer_llm else model
         )
+        judge_llm = load_chat_model(judge, follow_adapter=follow_adapter) if judge else None
+        reader = LLMJudge(judge_llm) if judge_llm is not None and answers else None
         emb = load_embedder("minilm")
         cfg = DatasetConfig(categories=categories, per_category=per_category)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,6 +176,7 @@ def bench_feedback(
                 llm=model,
                 embedder=emb,
                 answer_model=batched(answerer, 8) if answers and earlier is None else None,
+                judge=reader,
                 dataset=cfg,
                 max_tokens=max_tokens,
                 adapters=adapters,
@@ -186,7 +197,7 @@ def bench_feedback(
             "llm": label,
             "answer_model": answered_by,
             "answers_from": str(answers_from) if answers_from else None,
-            "judge": "programmatic checkers (quantitative feedbacks only; no LLM judge)",
+            "judge": _judge_label(judge_llm if reader is not None else None, reader),
             "embedder": embedder_id(emb),
             "dataset": {
                 "categories": categories,
@@ -309,3 +320,17 @@ def _earlier(path: Path | None) -> dict[str, Any] | None:
             "with --answers."
         )
     return data
+
+
+def _judge_label(llm: Any, judge: Any) -> str | dict[str, Any]:
+    """Who judged the answers, as the result records it."""
+    from persona.bench.edits import model_label
+
+    if judge is None:
+        return "programmatic checkers (quantitative feedbacks only; no LLM judge)"
+    return {
+        "quantitative": "programmatic checkers",
+        "qualitative": f"{model_label(llm)} (yes/no per answer)",
+        "calls": judge.calls,
+        "unparsed_replies": judge.unparsed,
+    }
