@@ -257,7 +257,7 @@ def run_feedback_bench(
 
 
 def _answered(earlier: dict[str, Any], fb: dict[str, Any]) -> bool:
-    """Whether an earlier run judged answers for ``fb`` (a qualitative one: by an LLM judge)."""
+    """Whether an earlier run answered ``fb``'s requests (judged or not)."""
     return any(r.get("id") == fb["id"] and "behaviour" in r for r in earlier.get("feedbacks", ()))
 
 
