@@ -111,7 +111,7 @@ def bench_feedback(
             load_chat_model(answer_llm, follow_adapter=follow_adapter) if answer_llm else model
         )
         judge_llm = load_chat_model(judge, follow_adapter=follow_adapter) if judge else None
-        reader = LLMJudge(judge_llm) if judge_llm is not None and answers else None
+        reader = LLMJudge(judge_llm) if judge_llm is not None else None
         emb = load_embedder("minilm")
         cfg = DatasetConfig(categories=categories, per_category=per_category)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +197,7 @@ def bench_feedback(
             "llm": label,
             "answer_model": answered_by,
             "answers_from": str(answers_from) if answers_from else None,
-            "judge": _judge_label(judge_llm if reader is not None else None, reader),
+            "judge": _judge_label(judge_llm, reader),
             "embedder": embedder_id(emb),
             "dataset": {
                 "categories": categories,

@@ -2,10 +2,11 @@
 
 A quantitative feedback ("at most five sentences") has a programmatic checker; a qualitative
 one ("keep bedtime stories calm at the end") needs a reader. As in C3PO's evaluation, an LLM
-reads each answer and says whether it does what the feedback asks, whether or not the feedback
-was meant for that request (on near- and out-of-scope requests, a "yes" is over-generalization).
-The judge sees the feedback, the request and the answer, never which method produced it. A reply that is neither yes nor no is
-no verdict (``None``: the answer is not counted) and is counted in :attr:`LLMJudge.unparsed`.
+reads each answer and says whether it does what the feedback asks, whether or not the
+feedback was meant for that request (on near- and out-of-scope requests, a "yes" is
+over-generalization). The judge sees the feedback, the request and the answer, never which
+method produced it. A reply that is neither yes nor no is no verdict (``None``: the answer is
+not counted) and is counted in :attr:`LLMJudge.unparsed`.
 """
 
 from __future__ import annotations
