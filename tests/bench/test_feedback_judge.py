@@ -117,3 +117,36 @@ def test_cli_records_the_judge(tmp_path: Path, judge: str | None) -> None:
         len(data["feedbacks"][0]["behaviour"][g]["no_feedback"]) for g in GROUPS
     )
     assert data["feedbacks"][0]["behaviour"]["in_scope"]["counted"] == 12
+
+
+def test_exported_questions_replay_as_the_judges_verdicts(tmp_path: Path) -> None:
+    """``benchmarks/feedback/judge/record.py``: the questions it exports are the prompts the
+    judge sends, so a recording of verdicts judges a kept run with nothing missed."""
+    import importlib.util
+
+    from persona.agents.models import load_chat_model
+
+    path = Path(__file__).parents[2] / "benchmarks" / "feedback" / "judge" / "record.py"
+    spec = importlib.util.spec_from_file_location("judge_record", path)
+    assert spec is not None and spec.loader is not None
+    record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record)
+    fb = _qualitative()
+    answers = RuleChatModel(rule=lambda t: "CALM." if fb["text"][:30] in t else "LOUD!")
+    embedder = MiniLMEmbedder()
+    first = run_feedback_bench([fb], llm=None, embedder=embedder, answer_model=answers)
+    run = tmp_path / "feedback.json"
+    run.write_text(json.dumps(first))
+    record.export(run, tmp_path / "questions", 2)
+    for part in (tmp_path / "questions").glob("part-*.json"):
+        items = json.loads(part.read_text())
+        for item in items:
+            item["verdict"] = "yes" if item["answer"] == "CALM." else "no"
+        part.write_text(json.dumps(items))
+    record.replay(tmp_path / "questions", tmp_path / "verdicts.json", "a test judge")
+    judge = LLMJudge(load_chat_model(f"replay:{tmp_path / 'verdicts.json'}"))
+    later = run_feedback_bench([fb], llm=None, embedder=embedder, answers_from=first, judge=judge)
+    assert judge.unparsed == 0 and not judge.llm.missed  # type: ignore[attr-defined]
+    assert later["feedbacks"][0]["behaviour"]["in_scope"]["in_context"] == [True] * len(
+        fb["in_scope"]
+    )
