@@ -261,16 +261,22 @@ def _answered(earlier: dict[str, Any], fb: dict[str, Any]) -> bool:
     return any(r.get("id") == fb["id"] and "behaviour" in r for r in earlier.get("feedbacks", ()))
 
 
-def _verdict(judge: Judge | None) -> Callable[[dict[str, Any], str, str, str], bool | None]:
+def _verdict(
+    fb: dict[str, Any], judge: Judge | None, request: str, answer: str, baseline: str
+) -> bool | None:
     """How an answer is read: a quantitative feedback by its checker (against the plain
     answer), a qualitative one by ``judge`` (None: no verdict)."""
+    if fb.get("checker") or judge is None:
+        return adheres(fb, answer, baseline)
+    return judge(fb, request, answer)
 
-    def verdict(fb: dict[str, Any], request: str, answer: str, baseline: str) -> bool | None:
-        if fb.get("checker") or judge is None:
-            return adheres(fb, answer, baseline)
-        return judge(fb, request, answer)
 
-    return verdict
+def _scoped(in_context: Sequence[bool | None], applies: Sequence[bool]) -> list[bool | None]:
+    """The scoped answers' verdicts: the in-context verdict where the scope applies the
+    feedback, else the plain answer's, which on a counted request does not comply."""
+    return [
+        None if v is None else (v if d else False) for v, d in zip(in_context, applies, strict=True)
+    ]
 
 
 def _judged(
@@ -284,22 +290,18 @@ def _judged(
     """One group's verdicts. Only requests whose plain answer does not comply are counted; a
     scoped answer is the in-context one where the scope applies the feedback, else the plain
     one (which, counted, does not comply)."""
-    verdict = _verdict(judge)
     texts = fb[group]
-    no_feedback = [verdict(fb, t, p, p) for t, p in zip(texts, plain, strict=True)]
+    no_feedback = [_verdict(fb, judge, t, p, p) for t, p in zip(texts, plain, strict=True)]
     counted = [v is False for v in no_feedback]
     in_context = [
-        verdict(fb, t, a, p) if c else None
+        _verdict(fb, judge, t, a, p) if c else None
         for t, a, p, c in zip(texts, told, plain, counted, strict=True)
     ]
     return {
         "counted": sum(counted),
         "no_feedback": no_feedback,
         "in_context": in_context,
-        "c3po_scope": [
-            None if v is None else (v if d else False)
-            for v, d in zip(in_context, applies, strict=True)
-        ],
+        "c3po_scope": _scoped(in_context, applies),
         "sample": {"prompt": texts[0], "plain": plain[0], "in_context": told[0]},
         "answers": {"plain": list(plain), "in_context": list(told)},
     }
@@ -361,13 +363,7 @@ def rescope(
             kept = before["answers"]
             out[group] = _judged(fb, group, kept["plain"], kept["in_context"], applies, judge)
             continue
-        out[group] = {
-            **before,
-            "c3po_scope": [
-                None if told is None else (told if d else False)
-                for told, d in zip(before["in_context"], applies, strict=True)
-            ],
-        }
+        out[group] = {**before, "c3po_scope": _scoped(before["in_context"], applies)}
     return out
 
 
