@@ -150,6 +150,11 @@ def ui(
         help="The local model's classifier-free guidance toward the preferences (1: off; "
         "default: the model's own).",
     ),
+    rerank: int | None = typer.Option(
+        None,
+        help="The local model writes N answers to a stated preference and keeps the one the "
+        "preference explains best (1: off; default: the model's own).",
+    ),
     auth: Path | None = typer.Option(
         None,
         "--auth",
@@ -174,6 +179,7 @@ def ui(
             block=True,
             follow_adapter=follow_adapter,
             guidance_scale=guidance,
+            rerank=rerank,
             auth=auth,
         )
 
@@ -435,6 +441,11 @@ def bench_edits(
         help="The local model's classifier-free guidance toward the preferences (1: off; "
         "default: the model's own).",
     ),
+    rerank: int | None = typer.Option(
+        None,
+        help="The local model writes N answers to a stated preference and keeps the one the "
+        "preference explains best (1: off; default: the model's own).",
+    ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
     from concurrent.futures import ThreadPoolExecutor
@@ -459,7 +470,7 @@ def bench_edits(
     callers = (jobs or len(learners)) * concurrent_tasks
     with errors():
         base = batched(load_chat_model(llm, follow_adapter=follow_adapter), callers)
-        agent = decoding(base, repetition_penalty, no_repeat_ngram, guidance)
+        agent = decoding(base, repetition_penalty, no_repeat_ngram, guidance, rerank)
         judge = batched(load_chat_model(user_llm), callers) if user_llm else base
         emb = load_embedder(embedder)
         with Progress(console=err) as progress:

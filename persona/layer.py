@@ -71,6 +71,7 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
             check_spec(llm)
         self.follow_adapter = opts.follow_adapter
         self.guidance_scale = opts.guidance_scale
+        self.rerank = opts.rerank
         self.store = store
         self.embedder = embedder
         self.home = home
@@ -145,6 +146,7 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
                     home=self.home,
                     follow_adapter=self.follow_adapter,
                     guidance_scale=self.guidance_scale,
+                    rerank=self.rerank,
                 )
             return self._llm
 
@@ -366,6 +368,7 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
                 home=self.home,
                 follow_adapter=self.follow_adapter,
                 guidance_scale=self.guidance_scale,
+                rerank=self.rerank,
             )
         )
         return PreferenceRunnable(

@@ -26,6 +26,10 @@ class LayerOptions:
     # the local model's classifier-free guidance toward the preferences in its prompt (1: off;
     # None: LocalChatModel's default). Costs a second forward pass per token where it applies.
     guidance_scale: float | None = None
+    # the local model writes this many answers to a stated preference and keeps the one the
+    # preference explains best (1: off; None: LocalChatModel's default). 4 costs about three
+    # answers' time on a CPU.
+    rerank: int | None = None
     # -- C3PO (verbal feedback)
     # categories the LLM writes per feedback (0: no LLM, pool and the user's examples only).
     # None: 4, except with the embedded 135M model, whose datasets made the learned scope
@@ -75,6 +79,12 @@ class LayerOptions:
                 raise InvalidInputError(
                     f"guidance_scale={g!r:.40} must be a number from 0 to 10, e.g. 1.5 "
                     "(1: no guidance)."
+                )
+        if self.rerank is not None:
+            n = self.rerank
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 16:
+                raise InvalidInputError(
+                    f"rerank={n!r:.40} must be a whole number from 1 to 16, e.g. 4 (1: off)."
                 )
         if not isinstance(self.served_adapters, bool):
             raise InvalidInputError(

@@ -26,6 +26,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, SecretStr
 
+from persona.agents import rerank as rerank_
 from persona.agents.batching import Batcher
 from persona.agents.guidance import guidance_processor
 from persona.agents.streaming import abort_criteria, until_stop
@@ -61,22 +62,25 @@ def load_chat_model(
     home: Path | None = None,
     follow_adapter: bool | str = True,
     guidance_scale: float | None = None,
+    rerank: int | None = None,
 ) -> BaseChatModel:
     """The chat model for ``spec`` (see the module docstring); an instance is returned as is.
 
     ``home`` is where ``"local"`` keeps its converted weights (default: the persona home);
-    ``follow_adapter`` and ``guidance_scale`` (None: its default) are the local model's (see
-    :attr:`LocalChatModel.follow_adapter` and :attr:`LocalChatModel.guidance_scale`).
+    ``follow_adapter``, ``guidance_scale`` and ``rerank`` (None: its default) are the local
+    model's (see :attr:`LocalChatModel.follow_adapter`, :attr:`LocalChatModel.guidance_scale`
+    and :attr:`LocalChatModel.rerank`).
     """
     if isinstance(spec, BaseChatModel):
         return spec
     kind, rest = check_spec(spec)
     if kind == "local":
         folder = str(ensure_local_model(home))
-        if guidance_scale is None:
-            return LocalChatModel(model_dir=folder, follow_adapter=follow_adapter)
+        steering: dict[str, Any] = {"guidance_scale": guidance_scale, "rerank": rerank}
         return LocalChatModel(
-            model_dir=folder, follow_adapter=follow_adapter, guidance_scale=guidance_scale
+            model_dir=folder,
+            follow_adapter=follow_adapter,
+            **{k: v for k, v in steering.items() if v is not None},
         )
     if kind == "openai":
         return _openai(spec, rest)
@@ -212,6 +216,14 @@ class LocalChatModel(BaseChatModel):
     #: forward pass per token; guidance costs a second one). Not applied to calls served with
     #: a user adapter.
     guidance_scale: float = Field(default=1.0, ge=0.0, le=10.0)
+    #: > 1: where a call passes ``negative_messages=`` (as
+    #: :class:`~persona.agents.runnable.PreferenceRunnable` does), the model writes its own
+    #: answer and ``rerank - 1`` samples and keeps the one whose tokens gain most, per token,
+    #: from the preferences being in the prompt (:mod:`persona.agents.rerank`). 4 costs about
+    #: three answers' time on a CPU, and the answer arrives in one piece when streamed.
+    #: Combines with guidance (every candidate is guided). Not applied to calls served with a
+    #: user adapter. 1: off. (The runnable's own ``best_of`` ranks by the user's reward.)
+    rerank: int = Field(default=1, ge=1, le=16)
 
     @property
     def _llm_type(self) -> str:
@@ -228,6 +240,7 @@ class LocalChatModel(BaseChatModel):
             "dtype": self.dtype,
             "follow_adapter": self.follow_adapter,
             "guidance_scale": self.guidance_scale,
+            "rerank": self.rerank,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -276,7 +289,11 @@ class LocalChatModel(BaseChatModel):
             )
         return None if folder is None else os.fspath(folder)
 
-    def _prepare(self, messages: list[BaseMessage], stop: list[str], **kwargs: Any) -> Any:
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str], **kwargs: Any
+    ) -> tuple[Any, Any, dict[str, Any], int, Any]:
+        """(model, tokenizer, ``generate`` settings, prompt length, the encoded negative
+        prompt or None: see :meth:`_negative`)."""
         asked = kwargs.get("model")
         if asked is not None and asked != self.model_name:
             raise InvalidInputError(
@@ -318,35 +335,55 @@ class LocalChatModel(BaseChatModel):
         if stop:
             gen["stop_strings"] = list(stop)
             gen["tokenizer"] = tokenizer
-        gen.update(self._guidance(messages, model, tokenizer, **kwargs))
-        return model, tokenizer, gen, n_in
+        negative = self._negative(messages, model, tokenizer, **kwargs)
+        if negative is not None and self.guidance_scale != 1.0:
+            gen["logits_processor"] = guidance_processor(
+                model, negative["input_ids"], negative["attention_mask"], self.guidance_scale
+            )
+        return model, tokenizer, gen, n_in, negative
 
-    def _guidance(
+    def _negative(
         self, messages: list[BaseMessage], model: Any, tokenizer: Any, **kwargs: Any
-    ) -> dict[str, Any]:
-        """The guidance (:mod:`persona.agents.guidance`) of a call that passed
-        ``negative_messages=`` (the request without its preferences), as ``generate``'s
-        ``logits_processor``; nothing when guidance is off, the call uses a user adapter, or
-        the two prompts are the same."""
+    ) -> Any:
+        """The encoded ``negative_messages=`` of a call (the request without its
+        preferences), for guidance (:mod:`persona.agents.guidance`) and reranking
+        (:mod:`persona.agents.rerank`); None when both are off, the call uses a user adapter,
+        or the two prompts are the same."""
         negative = kwargs.get("negative_messages")
-        if negative is None or self.guidance_scale == 1.0 or self._adapter(kwargs) is not None:
-            return {}
+        off = self.guidance_scale == 1.0 and self.rerank == 1
+        if negative is None or off or self._adapter(kwargs) is not None:
+            return None
         if not isinstance(negative, list) or not all(isinstance(m, BaseMessage) for m in negative):
             raise InvalidInputError(
                 f"negative_messages={negative!r:.60} must be a list of LangChain messages: the "
                 "call's messages without the preferences."
             )
         if [(m.type, m.text) for m in negative] == [(m.type, m.text) for m in messages]:
-            return {}
+            return None
         chat = [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in negative]
-        enc = tokenizer.apply_chat_template(
+        return tokenizer.apply_chat_template(
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(model.device)
-        return {
-            "logits_processor": guidance_processor(
-                model, enc["input_ids"], enc["attention_mask"], self.guidance_scale
+
+    def _rerank(self, model: Any, tokenizer: Any, gen: dict[str, Any], negative: Any) -> list[int]:
+        """The token ids of the best of :attr:`rerank` candidates (see
+        :mod:`persona.agents.rerank`)."""
+        eos = model.generation_config.eos_token_id
+        stop_ids = {*([eos] if isinstance(eos, int) else list(eos or []))}
+        stop_ids |= {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        samples = None
+        if self.guidance_scale != 1.0:
+            rows = self.rerank - 1
+            samples = guidance_processor(
+                model,
+                negative["input_ids"].repeat(rows, 1),
+                negative["attention_mask"].repeat(rows, 1),
+                self.guidance_scale,
             )
-        }
+        answers = rerank_.candidates(model, gen, self.rerank, sorted(stop_ids), samples)
+        prompt_ids = gen["input_ids"][0].tolist()
+        negative_ids = negative["input_ids"][0].tolist()
+        return answers[rerank_.best(rerank_.pmi(model, prompt_ids, negative_ids, answers))]
 
     def _generate(
         self,
@@ -356,9 +393,11 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         stop = self._stops(stop)
-        model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
+        model, tokenizer, gen, n_in, negative = self._prepare(messages, stop, **kwargs)
         adapter = self._adapter(kwargs)
-        if self.batch_size > 1 and not stop and "logits_processor" not in gen:
+        if negative is not None and self.rerank > 1:
+            out = self._rerank(model, tokenizer, gen, negative)
+        elif self.batch_size > 1 and not stop and negative is None:
             keys = ("do_sample", "temperature", "max_time", "repetition_penalty")
             settings = {k: gen[k] for k in (*keys, "no_repeat_ngram_size") if k in gen}
             pool = self.adapter_pool() if adapter is not None else None
@@ -425,7 +464,17 @@ class LocalChatModel(BaseChatModel):
         from transformers import TextIteratorStreamer
 
         stop = self._stops(stop)
-        model, tokenizer, gen, n_in = self._prepare(messages, stop, **kwargs)
+        model, tokenizer, gen, n_in, negative = self._prepare(messages, stop, **kwargs)
+        if negative is not None and self.rerank > 1:
+            # The choice needs every candidate whole: the chosen answer comes as one chunk.
+            out = self._rerank(model, tokenizer, gen, negative)
+            text = cut_at_stop(tokenizer.decode(out, skip_special_tokens=True), stop)
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+            if run_manager:
+                run_manager.on_llm_new_token(text, chunk=chunk)
+            yield chunk
+            yield _last_chunk(n_in, len(out), self.model_name)
+            return
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         abort = threading.Event()
         result: list[Any] = []
@@ -459,14 +508,19 @@ class LocalChatModel(BaseChatModel):
         if result and isinstance(result[0], BaseException):
             raise result[0]
         n_out = int(result[0].shape[1]) - n_in if result else 0
-        yield ChatGenerationChunk(  # the one chunk with usage and model name (they add up)
-            message=AIMessageChunk(
-                content="",
-                usage_metadata=_usage(n_in, n_out),
-                response_metadata={"model_name": self.model_name},
-                chunk_position="last",
-            )
+        yield _last_chunk(n_in, n_out, self.model_name)
+
+
+def _last_chunk(n_in: int, n_out: int, model_name: str) -> ChatGenerationChunk:
+    """The one chunk with usage and model name (they add up over a stream)."""
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content="",
+            usage_metadata=_usage(n_in, n_out),
+            response_metadata={"model_name": model_name},
+            chunk_position="last",
         )
+    )
 
 
 def _usage(n_in: int, n_out: int) -> UsageMetadata:

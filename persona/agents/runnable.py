@@ -99,8 +99,10 @@ def guidance_kwargs(
     model: BaseChatModel, original: list[BaseMessage], conditioned: list[BaseMessage]
 ) -> dict[str, Any]:
     """``negative_messages=`` (the messages without the conditioning) for a local model that
-    guides its answers toward the preferences (``guidance_scale`` != 1); else nothing."""
-    if getattr(model, "guidance_scale", 1.0) == 1.0 or conditioned == original:
+    steers its answers toward the preferences (``guidance_scale`` != 1 or ``rerank`` > 1);
+    else nothing."""
+    steers = getattr(model, "guidance_scale", 1.0) != 1.0 or getattr(model, "rerank", 1) > 1
+    if not steers or conditioned == original:
         return {}
     return {"negative_messages": original}
 

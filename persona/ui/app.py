@@ -362,6 +362,7 @@ def serve(
     follow_adapter: bool = True,
     guidance_scale: float | None = None,
     auth: "str | Path | None" = None,
+    rerank: int | None = None,
     adapter_config: dict[str, Any] | None = None,
 ) -> "gr.Blocks":
     """Open the layer at ``path`` with ``llm`` and serve the app on ``host:port`` (no share link).
@@ -383,6 +384,7 @@ def serve(
         embedder=embedder,
         follow_adapter=follow_adapter,
         guidance_scale=guidance_scale,
+        rerank=rerank,
     )
     try:
         app = build_app(

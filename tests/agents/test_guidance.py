@@ -1,4 +1,5 @@
-"""Classifier-free guidance toward the preferences: the local model's ``guidance_scale``.
+"""Classifier-free guidance toward the preferences: the local model's ``guidance_scale``
+(and, where they share a way in, its ``rerank``: :mod:`persona.agents.rerank`).
 
 Checked on a tiny random Llama: the guided token is the one CFG's formula picks from the
 two prompts' log-probabilities, guidance reaches ``generate`` only where it means something,
@@ -77,7 +78,7 @@ def test_the_guided_token_follows_cfg_formula(tiny: LocalChatModel) -> None:
     strong = tiny.model_copy(update={"guidance_scale": scale})
     messages: list[BaseMessage] = [HumanMessage(STATED)]
     negative: list[BaseMessage] = [HumanMessage(REQUEST)]
-    _, _, gen, n_in = strong._prepare(messages, [], negative_messages=negative)
+    _, _, gen, n_in, _ = strong._prepare(messages, [], negative_messages=negative)
     assert gen["logits_processor"][0].scale == scale
     out = model.generate(**gen)[0, n_in:].tolist()
     assert out == [guided] != [plain]
@@ -119,11 +120,16 @@ def test_bad_negative_messages_are_refused(tiny: LocalChatModel) -> None:
         generate(model, tokenizer, [STATED, REQUEST], negatives=[REQUEST], guidance_scale=2.0)
 
 
-def test_the_scale_is_checked(persona_home: Path) -> None:
+def test_the_scale_and_the_rerank_count_are_checked(persona_home: Path) -> None:
     with pytest.raises(ValueError, match="guidance_scale"):
         LocalChatModel(guidance_scale=-1.0)
+    with pytest.raises(ValueError, match="rerank"):
+        LocalChatModel(rerank=0)
     with pytest.raises(InvalidInputError, match="guidance_scale"):
         PreferenceLayer.open(persona_home, embedder=HashEmbedder(dim=16), guidance_scale="x")
+    for bad in (0, 2.5, "4", True):
+        with pytest.raises(InvalidInputError, match="rerank"):
+            PreferenceLayer.open(persona_home, embedder=HashEmbedder(dim=16), rerank=bad)
 
 
 def _conditioning() -> Conditioning:
@@ -145,20 +151,25 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return calls
 
 
+# Guidance and reranking (persona.agents.rerank) both need the request without preferences.
+STEERING = [({"guidance_scale": 2.0}, {"guidance_scale": 1.0}), ({"rerank": 4}, {"rerank": 1})]
+
+
+@pytest.mark.parametrize(("on", "off"), STEERING)
 def test_the_runnable_passes_the_request_without_preferences(
-    seen: list[dict[str, Any]],
+    seen: list[dict[str, Any]], on: dict[str, Any], off: dict[str, Any]
 ) -> None:
     config = {"configurable": {"user_id": "ada"}}
-    guided = PreferenceRunnable(lambda u, c: _conditioning(), LocalChatModel(guidance_scale=2.0))
+    guided = PreferenceRunnable(lambda u, c: _conditioning(), LocalChatModel(**on))
     guided.invoke(REQUEST, config=config)
     call = seen.pop()
     assert call["negative_messages"] == [HumanMessage(REQUEST)]
     assert "TL;DR" in call["messages"][-1].text  # the guided prompt carries the preference
-    # No preference, guidance off, or another kind of model: nothing extra.
-    empty = PreferenceRunnable(lambda u, c: Conditioning(), LocalChatModel(guidance_scale=2.0))
+    # No preference, steering off, or another kind of model: nothing extra.
+    empty = PreferenceRunnable(lambda u, c: Conditioning(), LocalChatModel(**on))
     empty.invoke(REQUEST, config=config)
-    off = PreferenceRunnable(lambda u, c: _conditioning(), LocalChatModel(guidance_scale=1.0))
-    off.invoke(REQUEST, config=config)
+    plain = PreferenceRunnable(lambda u, c: _conditioning(), LocalChatModel(**off))
+    plain.invoke(REQUEST, config=config)
     assert all("negative_messages" not in c for c in seen)
     fake = PreferenceRunnable(lambda u, c: _conditioning(), load_chat_model("fake"))
     assert fake.guidance_kwargs([HumanMessage(REQUEST)], [HumanMessage(STATED)]) == {}
@@ -170,18 +181,22 @@ def test_the_layer_option_and_the_cli_reach_the_local_model(
     monkeypatch.setattr(models, "ensure_local_model", lambda home=None: tmp_path / "model")
     default = LocalChatModel.model_fields["guidance_scale"].default
     assert load_chat_model("local").guidance_scale == default  # type: ignore[attr-defined]
+    assert load_chat_model("local").rerank == 1  # type: ignore[attr-defined]
     with PreferenceLayer.open(
-        persona_home, llm="local", embedder=HashEmbedder(dim=16), guidance_scale=2.5
+        persona_home, llm="local", embedder=HashEmbedder(dim=16), guidance_scale=2.5, rerank=3
     ) as layer:
-        assert layer.llm.guidance_scale == 2.5  # type: ignore[attr-defined]
-        assert layer.as_runnable("local").model.guidance_scale == 2.5  # type: ignore[attr-defined]
+        for model in (layer.llm, layer.as_runnable("local").model):
+            assert model.guidance_scale == 2.5  # type: ignore[attr-defined]
+            assert model.rerank == 3  # type: ignore[attr-defined]
     for command in (["ui", "--help"], ["bench", "edits", "--help"], ["bench", "follow", "--help"]):
         result = CliRunner().invoke(app, command, env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "--guidance" in result.output
+        assert ("--rerank" in result.output) == (command[-2] != "follow")
 
 
+@pytest.mark.parametrize("on", [on for on, _ in STEERING])
 def test_the_edit_benchmark_guides_toward_the_learned_preference(
-    seen: list[dict[str, Any]],
+    seen: list[dict[str, Any]], on: dict[str, Any]
 ) -> None:
     from persona.agents.fakes import ScriptedChatModel
     from persona.bench.edits import EditsConfig, run_edits
@@ -189,7 +204,7 @@ def test_the_edit_benchmark_guides_toward_the_learned_preference(
     llm = ScriptedChatModel(responses=["short sentences"])
     run_edits(
         ["no-learning", "oracle"],
-        agent=LocalChatModel(guidance_scale=2.0),
+        agent=LocalChatModel(**on),
         learner_llm=llm,
         user_llm=llm,
         embedder=HashEmbedder(64),
@@ -211,3 +226,9 @@ def test_the_edit_benchmark_guides_and_says_so(tmp_path: Path) -> None:
     assert "guidance" not in model_label(local)
     with pytest.raises(InvalidInputError, match="--guidance"):
         decoding(load_chat_model("fake"), guidance_scale=2.0)
+    reranked = decoding(local, rerank=4)
+    assert reranked.rerank == 4  # type: ignore[attr-defined]
+    assert "best of 4 answers" in model_label(reranked) and "best of" not in model_label(local)
+    for bad in (0, 17, True):
+        with pytest.raises(InvalidInputError, match="--rerank"):
+            decoding(local, rerank=bad)  # type: ignore[arg-type]

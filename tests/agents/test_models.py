@@ -291,7 +291,7 @@ def test_local_anti_repetition_settings_reach_generate(local: LocalChatModel) ->
         update={"max_new_tokens": 40, "no_repeat_ngram_size": 2, "repetition_penalty": 1.3}
     )
     question = [HumanMessage("List the days of the week, twice.")]
-    model, _, gen, n_in = strict._prepare(question, [])
+    model, _, gen, n_in, _ = strict._prepare(question, [])
     assert gen["no_repeat_ngram_size"] == 2 and gen["repetition_penalty"] == 1.3
     ids = model.generate(**gen)[0].tolist()
     assert len(ids) > n_in

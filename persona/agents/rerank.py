@@ -1,0 +1,115 @@
+"""Reranking toward the preferences: keep the answer the preferences explain best.
+
+Where a call states preferences (and passes the same request without them, as
+``negative_messages=``), the local model writes its usual answer and ``n - 1`` samples, then
+keeps the one whose tokens gain most, on average, from the preferences being in the prompt::
+
+    score(a) = (log p(a | prompt) - log p(a | prompt without the preferences)) / tokens(a)
+
+the pointwise mutual information of the answer and the preferences, per token. Guidance
+(:mod:`persona.agents.guidance`) tilts every token toward the preference; here each candidate
+is a whole answer the conditioned model wrote itself, and only the choice among them looks at
+the preference. The sampling settings were fixed before any measurement, and the per-token
+score was chosen over the summed one on the follow bench's training atom types only (see the
+README).
+
+Sampling is seeded by the prompt's tokens, so the same call gets the same answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+#: The samples' temperature and nucleus (the call's own temperature when it is higher).
+TEMPERATURE = 0.7
+TOP_P = 0.95
+
+# Seeding and restoring torch's global generator is not thread-safe: one sampling call at a time.
+_SAMPLING = threading.Lock()
+
+
+def candidates(
+    model: Any,
+    gen: dict[str, Any],
+    n: int,
+    stop_ids: Sequence[int],
+    sample_processor: Any | None = None,
+) -> list[list[int]]:
+    """The call's own answer (``gen`` as ``generate`` takes it, one prompt) and ``n - 1``
+    samples, as token ids without the prompt, cut before the first of ``stop_ids`` (end of
+    turn, padding). ``sample_processor``: the ``logits_processor`` for the samples' rows (the
+    call's own, if any, is in ``gen`` and holds one row)."""
+    import torch
+
+    n_in = int(gen["input_ids"].shape[1])
+    rows = [model.generate(**gen)[0, n_in:].tolist()]
+    if n > 1:
+        settings = {
+            **gen,
+            "do_sample": True,
+            "temperature": max(float(gen.get("temperature", 0.0)), TEMPERATURE),
+            "top_p": TOP_P,
+            "num_return_sequences": n - 1,
+        }
+        settings.pop("logits_processor", None)
+        if sample_processor is not None:
+            settings["logits_processor"] = sample_processor
+        seed = zlib.crc32(repr(gen["input_ids"][0].tolist()).encode())
+        devices = [model.device] if model.device.type == "cuda" else []
+        with _SAMPLING, torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = model.generate(**settings)
+        rows += [row[n_in:].tolist() for row in out]
+    return [_until(row, stop_ids) for row in rows]
+
+
+def _until(ids: list[int], stop_ids: Sequence[int]) -> list[int]:
+    for i, token in enumerate(ids):
+        if token in stop_ids:
+            return ids[:i]
+    return ids
+
+
+def pmi(
+    model: Any, prompt_ids: list[int], negative_ids: list[int], answers: list[list[int]]
+) -> list[float]:
+    """Each answer's mean per-token ``log p(a | prompt) - log p(a | negative)`` (an empty
+    answer scores ``-inf``: it is never chosen over a written one)."""
+    cond = mean_logprobs(model, prompt_ids, answers)
+    neg = mean_logprobs(model, negative_ids, answers)
+    return [c - n for c, n in zip(cond, neg, strict=True)]
+
+
+def mean_logprobs(model: Any, head: list[int], answers: list[list[int]]) -> list[float]:
+    """The mean log-probability of each answer's tokens after ``head``, in one batch (the head
+    is shared, so answers are padded on the right and masked)."""
+    import torch
+
+    longest = max((len(a) for a in answers), default=0)
+    if longest == 0:
+        return [float("-inf")] * len(answers)
+    pad = 0
+    ids = torch.tensor(
+        [head + a + [pad] * (longest - len(a)) for a in answers], device=model.device
+    )
+    mask = torch.tensor(
+        [[1] * (len(head) + len(a)) + [0] * (longest - len(a)) for a in answers],
+        device=model.device,
+    )
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, len(head) - 1 : -1].float()
+    target = ids[:, len(head) :]
+    logp = torch.log_softmax(logits, dim=-1).gather(2, target[..., None])[..., 0]
+    scores = []
+    for row, answer in zip(logp, answers, strict=True):
+        k = len(answer)
+        scores.append(float(row[:k].mean()) if k else float("-inf"))
+    return scores
+
+
+def best(scores: Sequence[float]) -> int:
+    """The index of the highest score; the first (the call's own answer) on ties."""
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
