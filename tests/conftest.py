@@ -9,6 +9,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from persona import PreferenceLayer
+from persona.agents.models import LocalChatModel
 from persona.store.embed import HashEmbedder
 
 
@@ -66,3 +67,12 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_local(tiny_dir: Path) -> LocalChatModel:
+    """The tiny Llama as a float32 ``LocalChatModel`` with no follow adapter and no n-gram
+    blocking; tests set what they exercise with ``model_copy(update=...)``."""
+    return LocalChatModel(
+        model_dir=str(tiny_dir), follow_adapter=False, dtype="float32", no_repeat_ngram_size=0
+    )

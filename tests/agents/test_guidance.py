@@ -35,15 +35,8 @@ STATED = f"{REQUEST}\n\nThe user prefers: start with 'TL;DR:'"
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_dir: Path) -> LocalChatModel:
-    return LocalChatModel(
-        model_dir=str(tiny_dir),
-        follow_adapter=False,
-        dtype="float32",
-        max_new_tokens=1,
-        no_repeat_ngram_size=0,
-        guidance_scale=3.0,
-    )
+def tiny(tiny_local: LocalChatModel) -> LocalChatModel:
+    return tiny_local.model_copy(update={"max_new_tokens": 1, "guidance_scale": 3.0})
 
 
 def _next_logprobs(model: Any, tokenizer: Any, text: str) -> Any:

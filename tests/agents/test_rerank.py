@@ -8,7 +8,6 @@ answers with the best of them, the same way invoked, streamed or batched.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +24,8 @@ NEGATIVE: list[BaseMessage] = [HumanMessage(REQUEST)]
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_dir: Path) -> LocalChatModel:
-    return LocalChatModel(
-        model_dir=str(tiny_dir),
-        follow_adapter=False,
-        dtype="float32",
-        max_new_tokens=8,
-        no_repeat_ngram_size=0,
-        rerank=4,
-    )
+def tiny(tiny_local: LocalChatModel) -> LocalChatModel:
+    return tiny_local.model_copy(update={"max_new_tokens": 8, "rerank": 4})
 
 
 def _stop_ids(tokenizer: Any) -> list[int]:
