@@ -1,7 +1,8 @@
-"""Log-likelihoods of given answers under a causal LM: what FSPO's LLM judge compares.
+"""Log-likelihoods of given answers under a causal LM: what FSPO's LLM judge compares, and
+what reranking toward the preferences scores (:mod:`persona.agents.rerank`).
 
-The prompt (with a user's labeled pairs, often thousands of tokens) is read once; its
-key/value cache is reused for every answer and cropped back after each.
+For the judge, the prompt (with a user's labeled pairs, often thousands of tokens) is read
+once; its key/value cache is reused for every answer and cropped back after each.
 """
 
 from __future__ import annotations
@@ -68,3 +69,30 @@ def full_pass(
         logits = model(input_ids=input_ids, **(extra or {})).logits[0, n_head - 1 : -1].float()
     target = input_ids[0, n_head:]
     return float(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum())
+
+
+def mean_logprobs(model: Any, head: list[int], answers: list[list[int]]) -> list[float]:
+    """The mean log-probability of each answer's tokens after ``head``, in one batch (the head
+    is shared, so answers are padded on the right and masked)."""
+    import torch
+
+    longest = max((len(a) for a in answers), default=0)
+    if longest == 0:
+        return [float("-inf")] * len(answers)
+    pad = 0
+    ids = torch.tensor(
+        [head + a + [pad] * (longest - len(a)) for a in answers], device=model.device
+    )
+    mask = torch.tensor(
+        [[1] * (len(head) + len(a)) + [0] * (longest - len(a)) for a in answers],
+        device=model.device,
+    )
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, len(head) - 1 : -1].float()
+    target = ids[:, len(head) :]
+    logp = torch.log_softmax(logits, dim=-1).gather(2, target[..., None])[..., 0]
+    scores = []
+    for row, answer in zip(logp, answers, strict=True):
+        k = len(answer)
+        scores.append(float(row[:k].mean()) if k else float("-inf"))
+    return scores

@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
+from persona.agents.likelihood import mean_logprobs
+
 #: The samples' temperature and nucleus (the call's own temperature when it is higher).
 TEMPERATURE = 0.7
 TOP_P = 0.95
@@ -81,33 +83,6 @@ def pmi(
     cond = mean_logprobs(model, prompt_ids, answers)
     neg = mean_logprobs(model, negative_ids, answers)
     return [c - n for c, n in zip(cond, neg, strict=True)]
-
-
-def mean_logprobs(model: Any, head: list[int], answers: list[list[int]]) -> list[float]:
-    """The mean log-probability of each answer's tokens after ``head``, in one batch (the head
-    is shared, so answers are padded on the right and masked)."""
-    import torch
-
-    longest = max((len(a) for a in answers), default=0)
-    if longest == 0:
-        return [float("-inf")] * len(answers)
-    pad = 0
-    ids = torch.tensor(
-        [head + a + [pad] * (longest - len(a)) for a in answers], device=model.device
-    )
-    mask = torch.tensor(
-        [[1] * (len(head) + len(a)) + [0] * (longest - len(a)) for a in answers],
-        device=model.device,
-    )
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, len(head) - 1 : -1].float()
-    target = ids[:, len(head) :]
-    logp = torch.log_softmax(logits, dim=-1).gather(2, target[..., None])[..., 0]
-    scores = []
-    for row, answer in zip(logp, answers, strict=True):
-        k = len(answer)
-        scores.append(float(row[:k].mean()) if k else float("-inf"))
-    return scores
 
 
 def best(scores: Sequence[float]) -> int:
