@@ -84,18 +84,31 @@ def test_without_a_negative_prompt_or_with_rerank_1_the_answer_is_greedy(
     assert off.invoke(MESSAGES, negative_messages=NEGATIVE).content == greedy
 
 
-def test_reranking_combines_with_guidance(tiny: LocalChatModel) -> None:
-    """Every candidate is guided: the samples get a guidance processor of their own rows."""
+def test_reranking_combines_with_guidance(
+    tiny: LocalChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every candidate is guided: the call's own answer by the call's processor, the samples
+    by one of their own, with a row of the negative prompt per sample."""
     both = tiny.model_copy(update={"guidance_scale": 2.0})
-    model, tokenizer = both.load()
-    _, _, gen, _, negative = both._prepare(MESSAGES, [], negative_messages=NEGATIVE)
     guided_own = both.model_copy(update={"rerank": 1}).invoke(MESSAGES, negative_messages=NEGATIVE)
+    seen: list[tuple[dict[str, Any], Any]] = []
+    real = rerank.candidates
+
+    def spy(model: Any, gen: dict[str, Any], n: int, stop_ids: Any, samples: Any = None) -> Any:
+        seen.append((gen, samples))
+        return real(model, gen, n, stop_ids, samples)
+
+    monkeypatch.setattr(rerank, "candidates", spy)
     reply = both.invoke(MESSAGES, negative_messages=NEGATIVE)
     assert reply.content == both.invoke(MESSAGES, negative_messages=NEGATIVE).content
-    # The first candidate is the guided greedy answer.
-    answers = rerank.candidates(model, gen, 1, _stop_ids(tokenizer))
-    assert tokenizer.decode(answers[0], skip_special_tokens=True) == guided_own.content
-    assert negative is not None
+    (gen, samples), _ = seen
+    assert gen["logits_processor"][0].scale == 2.0  # the call's own answer is guided
+    assert samples[0].scale == 2.0 and samples[0].ids.shape[0] == 3  # so are the 3 samples
+    # The first candidate is the guided greedy answer (a fresh processor: each holds a cache).
+    model, tokenizer = both.load()
+    gen = both._prepare(MESSAGES, [], negative_messages=NEGATIVE)[2]
+    (own,) = real(model, gen, 1, _stop_ids(tokenizer))
+    assert tokenizer.decode(own, skip_special_tokens=True) == guided_own.content
 
 
 def test_the_choice_rules() -> None:
