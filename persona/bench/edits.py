@@ -176,8 +176,7 @@ def decoding(
     if not hasattr(model, "repetition_penalty"):
         raise InvalidInputError(
             "--repetition-penalty / --no-repeat-ngram / --guidance / --rerank apply to the "
-            "local model, "
-            f"not {type(model).__name__}; drop them or use --llm local."
+            f"local model, not {type(model).__name__}; drop them or use --llm local."
         )
     return model.model_copy(update=update)
 
