@@ -6,7 +6,8 @@ answer: ``max_tokens``), the simulated user edits it, the cost is the word-level
 distance between answer and edit, and the learner learns from the edit. Reported per run:
 cumulative cost, per-round costs, preference accuracy (is the learner's description closest,
 by embedding similarity, to this source's true preference among the task's), retrieval
-accuracy (share of retrieved items from the same source), LLM tokens and wall time.
+accuracy (share of retrieved items from the same source), LLM tokens and wall time; per
+round, the description that conditioned the answer and what CIPHER learned from the edit.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class Run:
 
     def run(self, rounds: list[Context], tick: Callable[[], None] | None = None) -> dict[str, Any]:
         costs: list[int] = []
+        descriptions: list[str | None] = []  # what conditioned each round's answer, in words
+        learned: list[str | None] = []  # what the learner stored from each round's edit
         looped = 0  # answers with a repeated 6-word run
         accurate: list[bool] = []
         retrieved_same = retrieved_all = 0
@@ -101,11 +104,13 @@ class Run:
             looped += repeats(output)
             edited = self.user.edit(ctx, output)
             costs.append(edit_distance(output, edited))
+            descriptions.append(prepared.description)
             if prepared.description:
                 accurate.append(self._accurate(prepared.description, ctx.source))
             retrieved_all += len(prepared.retrieved_sources)
             retrieved_same += sum(s == ctx.source for s in prepared.retrieved_sources)
             self.learner.learn(ctx, output, edited)
+            learned.append(getattr(self.learner, "last_learned", None))
             if tick:
                 tick()
         user_in = getattr(self.user, "tokens_in", 0)
@@ -114,6 +119,8 @@ class Run:
             "learner": self.learner.name,
             "cumulative_cost": int(sum(costs)),
             "costs": costs,
+            "descriptions": descriptions,
+            **({"learned": learned} if hasattr(self.learner, "last_learned") else {}),
             "zero_cost_rounds": sum(c == 0 for c in costs),
             "repetition_rate": looped / len(costs) if costs else None,
             "preference_accuracy": float(np.mean(accurate)) if accurate else None,

@@ -9,7 +9,8 @@ learns from the user's edit (:meth:`learn`):
   by the LLM with the running one);
 * ``cipher-1`` / ``cipher-5`` — the :class:`~persona.PreferenceLayer` itself (CIPHER, the
   LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-list`` — the same
-  layer on its default request path (the deduplicated preferences, no LLM at request time).
+  layer on its default request path (the deduplicated preferences, no LLM at request time);
+  ``cipher-5-vote`` — the clauses most of the 5 retrieved preferences state (no LLM).
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class CipherLearner(NoLearning):
         self.layer = layer
         self.name = name
         self.source_of: dict[int, str] = {}
+        self.last_learned: str | None = None  # the preference stored from the last edit
 
     @property
     def tokens_in(self) -> int:  # type: ignore[override]
@@ -176,11 +178,15 @@ class CipherLearner(NoLearning):
         return Prepared(cond, cond.summary, [self.source_of[p.id] for p in learned])
 
     def learn(self, ctx: Context, output: str, edited: str) -> None:
+        self.last_learned = None
         try:
-            for pref in self.layer.learn_from_edit(USER_ID, instruction(ctx), output, edited):
-                self.source_of[pref.id] = ctx.source
+            prefs = self.layer.learn_from_edit(USER_ID, instruction(ctx), output, edited)
         except LearningError:
             self.failures += 1
+            return
+        for pref in prefs:
+            self.source_of[pref.id] = ctx.source
+        self.last_learned = "; ".join(p.text for p in prefs) or None
 
 
 class AdapterLearner(CipherLearner):
@@ -262,7 +268,7 @@ def make_learner(
         )
         return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
     k, _, mode = name[7:].partition("-")
-    if name.startswith("cipher-") and k.isdigit() and mode in ("", "list"):
+    if name.startswith("cipher-") and k.isdigit() and mode in ("", "list", "vote"):
         layer = PreferenceLayer.open(
             home,
             llm=llm,
@@ -271,11 +277,12 @@ def make_learner(
             min_similarity=min_similarity,
             cipher_min_similarity=cipher_min_similarity,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
-            # "cipher-K-list": the layer's default request path (no LLM: the deduplicated list)
-            cipher_aggregate="list" if mode else "sync",
+            # "cipher-K-list": the layer's default request path (no LLM: the deduplicated list);
+            # "cipher-K-vote": the clauses most of the k state (no LLM)
+            cipher_aggregate=mode or "sync",
         )
         return CipherLearner(layer, name)
     raise InvalidInputError(
         f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K, "
-        "cipher-K-list, adapter-R, cipher-5+adapter-R)."
+        "cipher-K-list, cipher-K-vote, adapter-R, cipher-5+adapter-R)."
     )

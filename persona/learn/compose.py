@@ -56,6 +56,7 @@ def make_learners(
                 min_similarity=opts.cipher_min_similarity,
                 aggregate=cast(Aggregate, opts.cipher_aggregate),
             ),
+            embedder.embed,
         ),
         fspo=FSPO(
             store,

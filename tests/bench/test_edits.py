@@ -48,6 +48,15 @@ def test_every_learner_runs_the_same_rounds(tmp_path: Path) -> None:
     assert 0.0 <= by["cipher-5"]["retrieval_accuracy"] <= 1.0
     assert by["icl-edit-5"]["retrieved_items"] > 0
     assert by["cipher-5"]["tokens"]["learner_in"] > 0
+    # per round: what conditioned the answer, and what CIPHER stored from the edit
+    assert by["no-learning"]["descriptions"] == [None] * 8 and "learned" not in by["no-learning"]
+    latents = latent_preferences("summarization")
+    assert by["oracle"]["descriptions"] == [latents[s] for s in doc["rounds_sources"]]
+    cipher = by["cipher-5"]
+    assert len(cipher["descriptions"]) == len(cipher["learned"]) == 8
+    assert cipher["descriptions"][0] is None  # nothing learned before the first round
+    assert sum(d is not None for d in cipher["descriptions"]) == cipher["rounds_with_description"]
+    assert any(cipher["learned"]) and all(t is None or t.strip() for t in cipher["learned"])
     assert doc["llm"] and doc["embedder"] == "hash:64"
     comparisons = doc["comparisons"]
     assert set(comparisons) == {f"{n} vs no-learning" for n in LEARNERS[1:]} | {
@@ -99,6 +108,15 @@ def test_results_are_written_as_json_and_png(tmp_path: Path) -> None:
     again = json.loads(paths[0].read_text())
     assert again["results"][1]["learner"] == "cipher-1"
     assert paths[1].stat().st_size > 1000
+
+
+def test_cipher_aggregation_modes_are_learners(tmp_path: Path) -> None:
+    doc = fake_run(tmp_path, ["cipher-5-list", "cipher-5-vote"], rounds=4)
+    by = {r["learner"]: r for r in doc["results"]}
+    # the scripted inference always names the same preference: the list and the vote agree
+    assert by["cipher-5-vote"]["descriptions"][1:] == by["cipher-5-list"]["descriptions"][1:]
+    assert by["cipher-5-vote"]["descriptions"][3] == "short sentences and a question at the end"
+    assert by["cipher-5-vote"]["learned"] == ["short sentences and a question at the end"] * 4
 
 
 def test_unknown_learner_and_user(tmp_path: Path) -> None:

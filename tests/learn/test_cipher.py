@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from persona import InvalidInputError, LearningError, ModelError, PreferenceLayer
 from persona.agents.fakes import FailingChatModel, ScriptedChatModel
 from persona.config import MAX_TEXT_CHARS
-from persona.learn.cipher import clean_phrase, word_diff
+from persona.learn.cipher import clauses, clean_phrase, vote, word_diff
 from persona.store.embed import HashEmbedder
 
 NEWS = "Summarize this news article about the city council vote on the new bike lanes"
@@ -211,3 +212,83 @@ def test_background_aggregation_serves_the_list_then_the_aggregate(persona_home:
 def test_unknown_aggregate_mode_is_refused(persona_home: Path) -> None:
     with pytest.raises(InvalidInputError, match="cipher_aggregate"):
         open_layer(persona_home, ["x"], cipher_aggregate="later")
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        (
+            "start with a one-line TL;DR; bullet points, short sentences",
+            ["start with a one-line TL;DR", "bullet points", "short sentences"],
+        ),
+        (
+            "formal greeting and closing ('Dear …,' / 'Best regards,'); no emojis.",
+            ["formal greeting and closing ('Dear …,' / 'Best regards,')", "no emojis"],
+        ),
+        ('sign off with "Cheers, Sam"\n- no emojis', ['sign off with "Cheers, Sam"', "no emojis"]),
+        ("at most 50 words,no commas", ["at most 50 words,no commas"]),
+        (" ; ", []),
+    ],
+)
+def test_clauses_split_outside_brackets_and_quotes(text: str, want: list[str]) -> None:
+    assert clauses(text) == want
+
+
+def keyword_embed(texts: list[str]) -> np.ndarray:
+    """One direction per keyword (the first a text contains); any other text its own one."""
+    keys = ("bullet", "tl;dr", "emoji", "formal")
+    out = np.zeros((len(texts), len(keys) + len(texts)), dtype=np.float32)
+    for i, text in enumerate(texts):
+        hit = next((k for k, key in enumerate(keys) if key in text.lower()), len(keys) + i)
+        out[i, hit] = 1.0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("texts", "want"),
+    [
+        # "bullets" is stated by 3 of 5 (in three wordings): kept once, in the nearest's words
+        (
+            [
+                "use bullet points; casual tone",
+                "a formal tone",
+                "bullets",
+                "no emojis",
+                "bullet list",
+            ],
+            "use bullet points",
+        ),
+        # two clauses with a majority: both, nearest first
+        (["a TL;DR; bullets", "bullet points, TL;DR first", "no emojis"], "a TL;DR; bullets"),
+        # a repeated preference is a vote, not a duplicate to drop
+        (["no emojis", "no emojis", "bullet points"], "no emojis"),
+        # 2 of 4 is no majority: the nearest preference, as it is
+        (["a formal tone, short", "bullet points", "formal", "bullets"], "a formal tone, short"),
+    ],
+)
+def test_vote_keeps_what_a_majority_states(texts: list[str], want: str) -> None:
+    assert vote(texts, keyword_embed, 0.4) == want
+
+
+def test_vote_aggregation_in_the_layer_calls_no_llm(persona_home: Path) -> None:
+    replies = ["bullet points; no emojis", "bullet points", "formal greeting"]
+    with open_layer(persona_home, replies, cipher_k=3, cipher_aggregate="vote") as layer:
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        layer.learn_from_edit("alice", NEWS2, "a b", "- a b")
+        layer.learn_from_edit("alice", EMAIL, "hey", "Dear landlord,")
+        calls = len(layer.llm.seen)  # type: ignore[attr-defined]
+        cond = layer.condition("alice", NEWS)
+        assert len(cond.preferences) == 3
+        assert cond.summary == "bullet points"  # 2 of 3 state it; the rest only one each
+        assert "- bullet points" in cond.system_prompt
+        assert len(layer.llm.seen) == calls  # type: ignore[attr-defined]
+
+
+def test_vote_without_an_embedder_says_what_to_pass() -> None:
+    from persona.learn.cipher import CipherConfig, CipherLearner
+
+    learner = CipherLearner(
+        lambda: ScriptedChatModel(responses=[]), lambda *a: [], CipherConfig(aggregate="vote")
+    )
+    with pytest.raises(InvalidInputError, match="embed="):
+        learner.describe(["bullet points", "no emojis"])
