@@ -10,7 +10,9 @@ learns from the user's edit (:meth:`learn`):
 * ``cipher-1`` / ``cipher-5`` — the :class:`~persona.PreferenceLayer` itself (CIPHER, the
   LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-list`` — the same
   layer on its default request path (the deduplicated preferences, no LLM at request time);
-  ``cipher-5-vote`` — the clauses most of the 5 retrieved preferences state (no LLM).
+  ``cipher-5-vote`` — the clauses most of the 5 retrieved preferences state (no LLM);
+* ``cipher-5-vote+truth`` (or ``-list+truth``) — the same, with inference replaced by the
+  round's true preference: what perfect inference would give (a diagnostic bound).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 
-from persona.bench.env import Context, instruction
+from persona.agents.fakes import ReplyChatModel
+from persona.bench.env import Context, instruction, latent
 from persona.bench.users import SimulatedUser
 from persona.errors import LearningError, PersonaError
 from persona.layer import PreferenceLayer
@@ -189,6 +193,33 @@ class CipherLearner(NoLearning):
         self.last_learned = "; ".join(p.text for p in prefs) or None
 
 
+class Told(ReplyChatModel):
+    """CIPHER's LLM in :class:`TruthLearner`: it answers what it was last told."""
+
+    told: str = ""
+
+    @property
+    def _llm_type(self) -> str:
+        return "persona-bench-told"
+
+    def _reply(self, messages: list[BaseMessage]) -> str:
+        return self.told
+
+
+class TruthLearner(CipherLearner):
+    """CIPHER whose inference names the round's true latent preference; retrieval and
+    aggregation are the layer's own ("cipher-5-vote+truth"). What CIPHER would save with
+    perfect inference: a diagnostic bound, as the oracle is for the whole method."""
+
+    def __init__(self, layer: PreferenceLayer, name: str, told: Told) -> None:
+        super().__init__(layer, name)
+        self.told = told
+
+    def learn(self, ctx: Context, output: str, edited: str) -> None:
+        self.told.told = latent(ctx)
+        super().learn(ctx, output, edited)
+
+
 class AdapterLearner(CipherLearner):
     """A per-user LoRA adapter retrained from the user's edits every ``every`` rounds
     (``persona train-adapters``' recipe), served by the local model; with ``cipher`` the
@@ -267,11 +298,18 @@ def make_learner(
             home, llm=llm, embedder=embedder, cipher_k=5, cipher_aggregate="sync"
         )
         return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
-    k, _, mode = name[7:].partition("-")
-    if name.startswith("cipher-") and k.isdigit() and mode in ("", "list", "vote"):
+    base, plus, truth = name.partition("+")
+    k, _, mode = base[7:].partition("-")
+    if base.startswith("cipher-") and k.isdigit() and mode in ("", "list", "vote"):
+        if plus and (truth != "truth" or not mode):
+            raise InvalidInputError(
+                f"learner {name!r}: '+truth' goes after cipher-K-list or cipher-K-vote (their "
+                "requests call no LLM, so only inference is replaced), e.g. cipher-5-vote+truth."
+            )
+        told = Told() if plus else None
         layer = PreferenceLayer.open(
             home,
-            llm=llm,
+            llm=told or llm,
             embedder=embedder,
             cipher_k=int(k),
             min_similarity=min_similarity,
@@ -281,8 +319,8 @@ def make_learner(
             # "cipher-K-vote": the clauses most of the k state (no LLM)
             cipher_aggregate=mode or "sync",
         )
-        return CipherLearner(layer, name)
+        return TruthLearner(layer, name, told) if told else CipherLearner(layer, name)
     raise InvalidInputError(
         f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K, "
-        "cipher-K-list, cipher-K-vote, adapter-R, cipher-5+adapter-R)."
+        "cipher-K-list, cipher-K-vote, cipher-K-vote+truth, adapter-R, cipher-5+adapter-R)."
     )

@@ -12,6 +12,7 @@ from persona.bench.edits import EditsConfig, run_edits, write_results
 from persona.bench.env import latent_preferences
 from persona.bench.learners import LEARNERS, make_learner
 from persona.errors import InvalidInputError
+from persona.learn.cipher import clauses
 from persona.store.embed import HashEmbedder
 
 AGENT_ANSWER = "The council approved the plan after a long debate on Monday night!"
@@ -117,6 +118,31 @@ def test_cipher_aggregation_modes_are_learners(tmp_path: Path) -> None:
     assert by["cipher-5-vote"]["descriptions"][1:] == by["cipher-5-list"]["descriptions"][1:]
     assert by["cipher-5-vote"]["descriptions"][3] == "short sentences and a question at the end"
     assert by["cipher-5-vote"]["learned"] == ["short sentences and a question at the end"] * 4
+
+
+def test_truth_learner_stores_each_round_s_true_preference(tmp_path: Path) -> None:
+    doc = fake_run(tmp_path, ["cipher-5-vote+truth"], rounds=6)
+    [res] = doc["results"]
+    latents = latent_preferences("summarization")
+    assert res["learned"] == [latents[s] for s in doc["rounds_sources"]]
+    assert res["tokens"]["learner_in"] > 0  # inference still goes through the layer's CIPHER
+    served = [d for d in res["descriptions"] if d]
+    assert served and all(
+        set(clauses(d)) <= set(clauses("; ".join(latents.values()))) for d in served
+    )
+
+
+@pytest.mark.parametrize("name", ["cipher-5+truth", "cipher-5-vote+oracle", "cipher-5-list+"])
+def test_truth_only_after_a_request_path_without_llm(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InvalidInputError, match="cipher-5-vote\\+truth"):
+        make_learner(
+            name,
+            llm=ScriptedChatModel(responses=["x"]),
+            embedder=HashEmbedder(8),
+            user=None,  # type: ignore[arg-type]
+            home=str(tmp_path),
+            min_similarity=0.0,
+        )
 
 
 def test_unknown_learner_and_user(tmp_path: Path) -> None:
