@@ -446,6 +446,11 @@ def bench_edits(
         help="The local model writes N answers to a stated preference and keeps the one the "
         "preference explains best (1: off; default: the model's own).",
     ),
+    infer_guidance: float = typer.Option(
+        1.0,
+        help="CIPHER's inference with the local model, guided away from what it names for an "
+        "unchanged answer (1: off).",
+    ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
     from concurrent.futures import ThreadPoolExecutor
@@ -456,6 +461,7 @@ def bench_edits(
     from persona.bench.edits import EditsConfig, batched, decoding, run_edits, write_results
     from persona.bench.env import TASKS
     from persona.bench.learners import LEARNERS
+    from persona.options import LayerOptions
     from persona.store.embed import load_embedder
 
     if torch_threads:
@@ -469,6 +475,7 @@ def bench_edits(
     concurrent_tasks = len(tasks) if jobs == 0 else 1
     callers = (jobs or len(learners)) * concurrent_tasks
     with errors():
+        LayerOptions(cipher_infer_guidance=infer_guidance)  # checked before any round
         base = batched(load_chat_model(llm, follow_adapter=follow_adapter), callers)
         agent = decoding(base, repetition_penalty, no_repeat_ngram, guidance, rerank)
         judge = batched(load_chat_model(user_llm), callers) if user_llm else base
@@ -480,7 +487,13 @@ def bench_edits(
 
             def run_task(name: str) -> dict[str, Any]:
                 cfg = EditsConfig(
-                    task=name, rounds=rounds, seed=seed, max_tokens=max_tokens, user=user, jobs=jobs
+                    task=name,
+                    rounds=rounds,
+                    seed=seed,
+                    max_tokens=max_tokens,
+                    user=user,
+                    jobs=jobs,
+                    cipher_infer_guidance=infer_guidance,
                 )
                 return run_edits(
                     learners,

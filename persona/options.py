@@ -18,8 +18,13 @@ class LayerOptions:
     cipher_k: int = 5  # nearest learned preferences considered per request
     cipher_min_similarity: float = 0.0  # CIPHER retrieves by nearest, not by a floor
     # "list": the nearest preferences as they are (no LLM at request time); "sync": CIPHER's
-    # aggregation by the LLM on the request path; "background": aggregated off the path.
+    # aggregation by the LLM on the request path; "background": aggregated off the path;
+    # "vote": the clauses most of the nearest state, by embedding (no LLM at request time).
     cipher_aggregate: str = "list"
+    # CIPHER's inference with the local model: context-aware decoding, each token pushed away
+    # from what the model would say had the user changed nothing (1: off). Other models: no
+    # effect. Costs a second forward pass per inferred token.
+    cipher_infer_guidance: float = 1.0
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True
@@ -73,6 +78,12 @@ class LayerOptions:
                 f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
             )
         check_follow_adapter(self.follow_adapter)
+        g = self.cipher_infer_guidance
+        if isinstance(g, bool) or not isinstance(g, int | float) or not 0 <= g <= 10:
+            raise InvalidInputError(
+                f"cipher_infer_guidance={g!r:.40} must be a number from 0 to 10, e.g. 2 "
+                "(1: no guidance)."
+            )
         if self.guidance_scale is not None:
             g = self.guidance_scale
             if isinstance(g, bool) or not isinstance(g, int | float) or not 0 <= g <= 10:

@@ -183,3 +183,15 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     assert "cipher-5 vs no-learning" in doc["comparisons"]
     negative = CliRunner().invoke(app, [*args[:3], "email", "--jobs", "-1", "--llm", "fake"])
     assert negative.exit_code != 0 and "--jobs" in negative.output
+    # CIPHER's inference guidance reaches the layer (a fake model has none: no effect) ...
+    guided = [*args[:3], "email", "--rounds", "2", "--learner", "cipher-5-vote", "--llm", "fake:x"]
+    out = tmp_path / "guided"
+    result = CliRunner().invoke(
+        app, [*guided, "--infer-guidance", "2", "--embedder", "hash", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "email.json").read_text())
+    assert doc["config"]["cipher_infer_guidance"] == 2.0
+    # ... and a bad scale is refused before any round
+    bad = CliRunner().invoke(app, [*guided, "--infer-guidance", "-1", "--embedder", "hash"])
+    assert bad.exit_code == 1 and "cipher_infer_guidance" in bad.output

@@ -49,6 +49,7 @@ class EditsConfig:
     max_tokens: int = 128  # the answer budget: rounds of the LLM are the slow part
     min_similarity: float = 0.25  # the layer's default threshold (manual/feedback preferences)
     cipher_min_similarity: float = 0.0  # the layer's default for CIPHER: plain k nearest
+    cipher_infer_guidance: float = 1.0  # CIPHER's inference guided by the unchanged prompt
     user: str = "scripted"  # scripted | llm
     # learners run at once (threads; the local model batches their calls); 0: all. 1 (in turn)
     # is faster on a small CPU, where long padded prompts cost more than batching saves.
@@ -254,6 +255,7 @@ def run_edits(
                 home=home,
                 min_similarity=config.min_similarity,
                 cipher_min_similarity=config.cipher_min_similarity,
+                cipher_infer_guidance=config.cipher_infer_guidance,
                 adapter_config=adapter_config,
             )
             try:

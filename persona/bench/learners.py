@@ -280,6 +280,7 @@ def make_learner(
     min_similarity: float,
     cipher_min_similarity: float = 0.0,
     adapter_config: dict[str, Any] | None = None,
+    cipher_infer_guidance: float = 1.0,
 ) -> Learner:
     """Build a learner by name (see :data:`LEARNERS`)."""
     from persona.errors import InvalidInputError
@@ -295,7 +296,12 @@ def make_learner(
     head, _, every = name.rpartition("adapter-")
     if every.isdigit() and int(every) > 0 and head in ("", "cipher-5+"):
         layer = PreferenceLayer.open(
-            home, llm=llm, embedder=embedder, cipher_k=5, cipher_aggregate="sync"
+            home,
+            llm=llm,
+            embedder=embedder,
+            cipher_k=5,
+            cipher_aggregate="sync",
+            cipher_infer_guidance=cipher_infer_guidance,
         )
         return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
     base, plus, truth = name.partition("+")
@@ -314,6 +320,7 @@ def make_learner(
             cipher_k=int(k),
             min_similarity=min_similarity,
             cipher_min_similarity=cipher_min_similarity,
+            cipher_infer_guidance=cipher_infer_guidance,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
             # "cipher-K-list": the layer's default request path (no LLM: the deduplicated list);
             # "cipher-K-vote": the clauses most of the k state (no LLM)

@@ -55,6 +55,7 @@ def make_learners(
                 k=opts.cipher_k,
                 min_similarity=opts.cipher_min_similarity,
                 aggregate=cast(Aggregate, opts.cipher_aggregate),
+                infer_guidance=float(opts.cipher_infer_guidance),
             ),
             embedder.embed,
         ),

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from persona import InvalidInputError, LearningError, ModelError, PreferenceLayer
 from persona.agents.fakes import FailingChatModel, ScriptedChatModel
+from persona.agents.models import LocalChatModel
 from persona.config import MAX_TEXT_CHARS
-from persona.learn.cipher import clauses, clean_phrase, vote, word_diff
+from persona.learn.cipher import (
+    Cipher,
+    CipherConfig,
+    clauses,
+    clean_phrase,
+    guided,
+    vote,
+    word_diff,
+)
 from persona.store.embed import HashEmbedder
 
 NEWS = "Summarize this news article about the city council vote on the new bike lanes"
@@ -285,10 +296,54 @@ def test_vote_aggregation_in_the_layer_calls_no_llm(persona_home: Path) -> None:
 
 
 def test_vote_without_an_embedder_says_what_to_pass() -> None:
-    from persona.learn.cipher import CipherConfig, CipherLearner
+    from persona.learn.cipher import CipherLearner
 
     learner = CipherLearner(
         lambda: ScriptedChatModel(responses=[]), lambda *a: [], CipherConfig(aggregate="vote")
     )
     with pytest.raises(InvalidInputError, match="embed="):
         learner.describe(["bullet points", "no emojis"])
+
+
+OUT = "The council voted on Monday. The plan passed."
+EDITED = "- The council voted on Monday.\n- The plan passed."
+
+
+def test_inference_guidance_decodes_away_from_the_unchanged_prompt(
+    tiny_local: LocalChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the local model, each inferred token is guided away from the same prompt with the
+    revision equal to the answer; the copy that infers never reranks (that is for answers)."""
+    answering = tiny_local.model_copy(update={"rerank": 3})
+    seen: list[tuple[LocalChatModel, dict[str, Any], dict[str, Any]]] = []
+    real = LocalChatModel._prepare
+
+    def spy(self: LocalChatModel, messages: Any, stop: Any, **kwargs: Any) -> Any:
+        out = real(self, messages, stop, **kwargs)
+        seen.append((self, kwargs, out[2]))
+        return out
+
+    monkeypatch.setattr(LocalChatModel, "_prepare", spy)
+    for scale in (2.0, 1.0):
+        cipher = Cipher(answering, CipherConfig(infer_guidance=scale, infer_tokens=6))
+        with contextlib.suppress(LearningError):  # the tiny model's words need not be a phrase
+            cipher.infer(OUT, EDITED)
+    (guided_model, kwargs, gen), (plain_model, plain_kwargs, plain_gen) = seen
+    assert guided_model.guidance_scale == 2.0 and guided_model.rerank == 1
+    [negative] = kwargs["negative_messages"]
+    assert f"Revised answer by the user:\n{OUT}\n" in negative.text
+    assert "(no change)" in negative.text and EDITED not in negative.text
+    assert gen["logits_processor"][0].scale == 2.0
+    assert plain_model is answering and "negative_messages" not in plain_kwargs
+    assert "logits_processor" not in plain_gen
+
+
+def test_inference_guidance_leaves_other_models_alone(persona_home: Path) -> None:
+    assert guided(ScriptedChatModel(responses=["x"]), 2.0) is None
+    with open_layer(persona_home, ["bullet points"], cipher_infer_guidance=2.0) as layer:
+        assert layer.cipher.config.infer_guidance == 2.0
+        [pref] = layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        assert pref.text == "bullet points"
+    for bad in (-1, 11, "2", True):
+        with pytest.raises(InvalidInputError, match="cipher_infer_guidance"):
+            open_layer(persona_home, ["x"], cipher_infer_guidance=bad)
