@@ -311,6 +311,7 @@ class CipherLearner:
         self._llm = llm  # loaded on first use: most requests never need it
         self._search = search
         self._embed = embed  # "vote" compares the retrieved clauses with it
+        self._voted: OrderedDict[tuple[str, ...], str] = OrderedDict()  # same texts, same vote
         self.config = config or CipherConfig()
         self._cipher: Cipher | None = None
         self._lock = threading.Lock()
@@ -392,8 +393,18 @@ class CipherLearner:
                     'cipher_aggregate="vote" needs an embedder: build CipherLearner with embed='
                     "(the layer passes its own)."
                 )
-            kept = [t.strip() for t in texts if t.strip()]  # a repeat is a vote: not deduplicated
-            return vote(kept, self._embed, self.config.same_preference)
+            kept = tuple(t.strip() for t in texts if t.strip())  # a repeat is a vote
+            with self._lock:
+                voted = self._voted.get(kept)
+                if voted is not None:
+                    self._voted.move_to_end(kept)
+            if voted is None:
+                voted = vote(kept, self._embed, self.config.same_preference)
+                with self._lock:
+                    self._voted[kept] = voted
+                    while len(self._voted) > self.config.cache_size:
+                        self._voted.popitem(last=False)
+            return voted
         if self.config.aggregate == "sync":
             return self.cipher.aggregate(distinct)
         listed = "; ".join(distinct)

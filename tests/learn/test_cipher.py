@@ -347,3 +347,22 @@ def test_inference_guidance_leaves_other_models_alone(persona_home: Path) -> Non
     for bad in (-1, 11, "2", True):
         with pytest.raises(InvalidInputError, match="cipher_infer_guidance"):
             open_layer(persona_home, ["x"], cipher_infer_guidance=bad)
+
+
+def test_the_vote_on_the_same_preferences_is_memoized() -> None:
+    from persona.learn.cipher import CipherLearner
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return keyword_embed(texts)
+
+    config = CipherConfig(aggregate="vote", cache_size=1)
+    learner = CipherLearner(lambda: ScriptedChatModel(responses=[]), lambda *a: [], config, embed)
+    texts = ["bullets", "no emojis", "bullet points"]
+    assert learner.describe(texts) == learner.describe(texts) == "bullets"
+    assert len(calls) == 1
+    assert learner.describe(texts[:2]) == "bullets"  # other texts: a new vote (no majority)
+    learner.describe(texts)  # the cache holds one set: the first was dropped
+    assert len(calls) == 3
