@@ -11,8 +11,9 @@ learns from the user's edit (:meth:`learn`):
   LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-list`` — the same
   layer on its default request path (the deduplicated preferences, no LLM at request time);
   ``cipher-5-vote`` — the clauses most of the 5 retrieved preferences state (no LLM);
-* ``cipher-5-vote+truth`` (or ``-list+truth``) — the same, with inference replaced by the
-  round's true preference: what perfect inference would give (a diagnostic bound).
+* ``cipher-5+truth``, ``cipher-5-vote+truth`` (any CIPHER learner ``+truth``) — the same,
+  with inference replaced by the round's true preference: what perfect inference would give
+  (a diagnostic bound).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
 from persona.agents.fakes import ReplyChatModel
 from persona.bench.env import Context, instruction, latent
@@ -194,16 +197,30 @@ class CipherLearner(NoLearning):
 
 
 class Told(ReplyChatModel):
-    """CIPHER's LLM in :class:`TruthLearner`: it answers what it was last told."""
+    """CIPHER's LLM in :class:`TruthLearner`: while told a preference it answers with it (the
+    inference); otherwise ``inner`` answers (the aggregation, in ``sync`` mode)."""
 
-    told: str = ""
+    inner: BaseChatModel | None = None
+    told: str | None = None
 
     @property
     def _llm_type(self) -> str:
         return "persona-bench-told"
 
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.told is None and self.inner is not None:
+            reply = self.inner.invoke(messages, stop=stop, **kwargs)
+            return ChatResult(generations=[ChatGeneration(message=reply)])
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
     def _reply(self, messages: list[BaseMessage]) -> str:
-        return self.told
+        return self.told or ""
 
 
 class TruthLearner(CipherLearner):
@@ -217,7 +234,10 @@ class TruthLearner(CipherLearner):
 
     def learn(self, ctx: Context, output: str, edited: str) -> None:
         self.told.told = latent(ctx)
-        super().learn(ctx, output, edited)
+        try:
+            super().learn(ctx, output, edited)
+        finally:
+            self.told.told = None
 
 
 class AdapterLearner(CipherLearner):
@@ -307,12 +327,12 @@ def make_learner(
     base, plus, truth = name.partition("+")
     k, _, mode = base[7:].partition("-")
     if base.startswith("cipher-") and k.isdigit() and mode in ("", "list", "vote"):
-        if plus and (truth != "truth" or not mode):
+        if plus and truth != "truth":
             raise InvalidInputError(
-                f"learner {name!r}: '+truth' goes after cipher-K-list or cipher-K-vote (their "
-                "requests call no LLM, so only inference is replaced), e.g. cipher-5-vote+truth."
+                f"learner {name!r}: after '+' only 'truth' (inference replaced by the true "
+                "preference) may follow, e.g. cipher-5-vote+truth."
             )
-        told = Told() if plus else None
+        told = Told(inner=llm) if plus else None
         layer = PreferenceLayer.open(
             home,
             llm=told or llm,
@@ -329,5 +349,5 @@ def make_learner(
         return TruthLearner(layer, name, told) if told else CipherLearner(layer, name)
     raise InvalidInputError(
         f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K, "
-        "cipher-K-list, cipher-K-vote, cipher-K-vote+truth, adapter-R, cipher-5+adapter-R)."
+        "cipher-K-list, cipher-K-vote, cipher-K[-mode]+truth, adapter-R, cipher-5+adapter-R)."
     )

@@ -132,8 +132,19 @@ def test_truth_learner_stores_each_round_s_true_preference(tmp_path: Path) -> No
     )
 
 
-@pytest.mark.parametrize("name", ["cipher-5+truth", "cipher-5-vote+oracle", "cipher-5-list+"])
-def test_truth_only_after_a_request_path_without_llm(tmp_path: Path, name: str) -> None:
+def test_truth_learner_with_llm_aggregation_asks_the_llm_only_to_aggregate(
+    tmp_path: Path,
+) -> None:
+    doc = fake_run(tmp_path, ["cipher-5+truth"], rounds=6)  # the LLM answers every call alike
+    [res] = doc["results"]
+    latents = latent_preferences("summarization")
+    assert res["learned"] == [latents[s] for s in doc["rounds_sources"]]
+    aggregated = [d for d in res["descriptions"] if d and d not in latents.values()]
+    assert aggregated and set(aggregated) == {"short sentences and a question at the end"}
+
+
+@pytest.mark.parametrize("name", ["cipher-5-vote+oracle", "cipher-5-list+", "cipher-5+truth+"])
+def test_only_truth_follows_a_plus(tmp_path: Path, name: str) -> None:
     with pytest.raises(InvalidInputError, match="cipher-5-vote\\+truth"):
         make_learner(
             name,
