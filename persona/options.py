@@ -17,10 +17,10 @@ class LayerOptions:
     # -- CIPHER (edits)
     cipher_k: int = 5  # nearest learned preferences considered per request
     cipher_min_similarity: float = 0.0  # CIPHER retrieves by nearest, not by a floor
-    # "list": the nearest preferences as they are (no LLM at request time); "sync": CIPHER's
-    # aggregation by the LLM on the request path; "background": aggregated off the path;
-    # "vote": the clauses most of the nearest state, by embedding (no LLM at request time).
-    cipher_aggregate: str = "list"
+    # "vote": the clauses most of the nearest state, by embedding (no LLM at request time);
+    # "list": the nearest preferences as they are (no LLM either); "sync": CIPHER's
+    # aggregation by the LLM on the request path; "background": aggregated off the path.
+    cipher_aggregate: str = "vote"
     # CIPHER's inference with the local model: context-aware decoding, each token pushed away
     # from what the model would say had the user changed nothing (1: off). Other models: no
     # effect. Costs a second forward pass per inferred token.
@@ -75,7 +75,7 @@ class LayerOptions:
         if self.cipher_aggregate not in AGGREGATE_MODES:
             raise InvalidInputError(
                 f"cipher_aggregate={self.cipher_aggregate!r:.40} is unknown; use one of "
-                f"{AGGREGATE_MODES} ('list': no LLM at request time, the default)."
+                f"{AGGREGATE_MODES} ('vote': no LLM at request time, the default)."
             )
         check_follow_adapter(self.follow_adapter)
         g = self.cipher_infer_guidance

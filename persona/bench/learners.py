@@ -8,9 +8,9 @@ learns from the user's edit (:meth:`learn`):
 * ``agnostic`` — one running preference for every context (inferred from each edit, merged
   by the LLM with the running one);
 * ``cipher-1`` / ``cipher-5`` — the :class:`~persona.PreferenceLayer` itself (CIPHER, the
-  LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-list`` — the same
-  layer on its default request path (the deduplicated preferences, no LLM at request time);
-  ``cipher-5-vote`` — the clauses most of the 5 retrieved preferences state (no LLM);
+  LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-vote`` — the same
+  layer on its default request path (the clauses most of the 5 retrieved preferences state,
+  no LLM at request time); ``cipher-5-list`` — the deduplicated preferences (no LLM either);
 * ``cipher-5+truth``, ``cipher-5-vote+truth`` (any CIPHER learner ``+truth``) — the same,
   with inference replaced by the round's true preference: what perfect inference would give
   (a diagnostic bound).
@@ -342,8 +342,8 @@ def make_learner(
             cipher_min_similarity=cipher_min_similarity,
             cipher_infer_guidance=cipher_infer_guidance,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
-            # "cipher-K-list": the layer's default request path (no LLM: the deduplicated list);
-            # "cipher-K-vote": the clauses most of the k state (no LLM)
+            # "cipher-K-vote": the layer's default request path (the clauses most of the k
+            # state; no LLM); "cipher-K-list": the deduplicated list (no LLM)
             cipher_aggregate=mode or "sync",
         )
         return TruthLearner(layer, name, told) if told else CipherLearner(layer, name)

@@ -12,12 +12,12 @@
 :class:`Cipher` holds the two LLM steps; :class:`CipherLearner` is the method as the layer
 runs it: it learns from edits, remembers what each answer was conditioned on (the accept
 rule), and contributes the k nearest edit-learned preferences to a request. At request time
-it waits on no LLM by default (``aggregate="list"``: the deduplicated preferences, nearest
-first); ``"sync"`` is the paper's aggregation on every new set (the edit benchmark's faithful
-CIPHER), ``"background"`` serves the list now and aggregates in a worker thread, so the same
-set is served aggregated next time. ``"vote"`` aggregates without the LLM: it keeps the
-clauses that most of the k retrieved preferences state (:func:`vote`), so a small model
-cannot garble what it combines.
+it waits on no LLM by default (``aggregate="vote"``): it keeps the clauses that most of the k
+retrieved preferences state (:func:`vote`), which is what the paper asks its LLM to do, and a
+small model cannot garble it. ``"list"`` serves the deduplicated preferences, nearest first;
+``"sync"`` is the paper's aggregation by the LLM on every new set (the edit benchmark's
+faithful CIPHER); ``"background"`` serves the list now and aggregates in a worker thread, so
+the same set is served aggregated next time.
 
 LLM output is parsed defensively: quotes, preambles and lists are stripped; an empty, over-long
 or rambling answer is rejected (:class:`LearningError`), never stored raw.
@@ -63,11 +63,11 @@ class CipherConfig:
     # this to keep edit-learned preferences away from unrelated requests.
     min_similarity: float = 0.0
     # How the k retrieved preferences become one description at request time:
-    # "list": deduplicated, nearest first (no LLM on the request path; the default);
+    # "vote": the clauses most of the k state, by embedding (no LLM; see vote(); the default);
+    # "list": deduplicated, nearest first (no LLM on the request path);
     # "sync": the LLM aggregates every new set before answering (faithful CIPHER);
-    # "background": "list" now, the aggregate of the same set next time (a worker thread);
-    # "vote": the clauses most of the k state, by embedding (no LLM; see vote()).
-    aggregate: Aggregate = "list"
+    # "background": "list" now, the aggregate of the same set next time (a worker thread).
+    aggregate: Aggregate = "vote"
     # "vote": two clauses state the same preference at this cosine or above (MiniLM). Chosen
     # on the follow generator's wordings (45 types, 4-6 ways each), not on the edit benchmark:
     # same-type pairs reach it 90% of the time, different-type pairs 7%; balanced accuracy is

@@ -196,13 +196,26 @@ def test_cipher_threshold_keeps_edits_away_from_unrelated_requests(persona_home:
         assert layer.condition("alice", NEWS2).summary == "bullet points"
 
 
-def test_default_path_calls_no_llm_at_request_time(persona_home: Path) -> None:
-    with open_layer(persona_home, ["bullet points", "short sentences"], cipher_k=2) as layer:
+@pytest.mark.parametrize(
+    ("mode", "want"),
+    [
+        (None, "bullet points"),  # the default, "vote": 1 of 2 is no majority, so the nearest
+        ("list", "bullet points; short sentences"),  # nearest first, deduplicated
+    ],
+)
+def test_default_path_calls_no_llm_at_request_time(
+    persona_home: Path, mode: str | None, want: str
+) -> None:
+    options = {"cipher_aggregate": mode} if mode else {}
+    replies = ["bullet points", "short sentences"]
+    with open_layer(persona_home, replies, cipher_k=2, **options) as layer:
+        assert layer.cipher.config.aggregate == (mode or "vote")
         layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
         layer.learn_from_edit("alice", NEWS2, "long one", "Short.")
         calls = len(layer.llm.seen)  # type: ignore[attr-defined]
         cond = layer.condition("alice", NEWS)
-        assert cond.summary == "bullet points; short sentences"  # nearest first, deduplicated
+        assert cond.summary == want
+        assert len(cond.preferences) == 2  # both retrieved preferences are shown, with why
         assert "llm_ms" not in cond.timings
         assert len(layer.llm.seen) == calls  # type: ignore[attr-defined]
 
