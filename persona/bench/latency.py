@@ -20,8 +20,9 @@ Two runs:
    content word is embedded by MiniLM), then **warm**, the same requests with every word
    cached. Reported beside the total: the scope step (``scope_ms``).
 
-No stored row has ``source="edit"``, so ``condition()`` never calls an LLM (CIPHER's
-aggregation is an LLM call and is not part of this benchmark). Results: JSON + a PNG.
+``condition()`` never calls an LLM here: rows learned from edits are served on CIPHER's
+default request path (the vote: no LLM, each clause embedded once); its LLM aggregation is
+not part of this benchmark. Results: JSON + a PNG.
 """
 
 from __future__ import annotations
@@ -361,6 +362,7 @@ def faiss_threads_diagnosis(
 
 def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> dict[str, Any]:
     from persona.bench.latency_backends import open_layer
+    from persona.options import LayerOptions
     from persona.store.embed import MiniLMEmbedder, embedder_id
 
     embedder = MiniLMEmbedder(dtype=cfg.minilm_dtype)
@@ -400,7 +402,7 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
 
     cold, warm, _ = run("minilm", ("feedback", "manual"))
     # The same rows learned from edits: CIPHER contributes the k nearest, on the default
-    # request path (deduplicated, no LLM).
+    # request path (the vote: no LLM, each clause embedded once).
     edits_cold, edits_warm, applied = run("minilm-edits", ("edit",))
     from persona.bench.latency_feedback import measure_feedback
 
@@ -418,7 +420,7 @@ def run_minilm_part(cfg: LatencyConfig, root: Path, console: Console | None) -> 
         "edit_learned": {
             "users": cfg.minilm_users,
             "rows_per_user": cfg.minilm_prefs,
-            "cipher_aggregate": "list",
+            "cipher_aggregate": LayerOptions().cipher_aggregate,  # the default request path
             "preferences_applied": applied,
             "cold": edits_cold.summary(),
             "warm": edits_warm.summary(),

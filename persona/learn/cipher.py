@@ -312,6 +312,8 @@ class CipherLearner:
         self._search = search
         self._embed = embed  # "vote" compares the retrieved clauses with it
         self._voted: OrderedDict[tuple[str, ...], str] = OrderedDict()  # same texts, same vote
+        # clause -> its vector: a stored preference's clauses are embedded once, not per request
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self.config = config or CipherConfig()
         self._cipher: Cipher | None = None
         self._lock = threading.Lock()
@@ -399,7 +401,7 @@ class CipherLearner:
                 if voted is not None:
                     self._voted.move_to_end(kept)
             if voted is None:
-                voted = vote(kept, self._embed, self.config.same_preference)
+                voted = vote(kept, self._clause_vectors, self.config.same_preference)
                 with self._lock:
                     self._voted[kept] = voted
                     while len(self._voted) > self.config.cache_size:
@@ -416,6 +418,25 @@ class CipherLearner:
             return cached
         self._aggregate_later(key)
         return listed
+
+    def _clause_vectors(self, texts: list[str]) -> np.ndarray:
+        """The embedder's vectors for ``texts``, each clause embedded once (an LRU of
+        ``cache_size`` × 16 clauses): a user's stored preferences come back request after
+        request, in new combinations."""
+        assert self._embed is not None  # describe() checked
+        with self._lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for t in known:
+                self._vectors.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = np.asarray(self._embed(missing), dtype=np.float32)
+            known.update(zip(missing, fresh, strict=True))
+            with self._lock:
+                self._vectors.update(zip(missing, fresh, strict=True))
+                while len(self._vectors) > 16 * self.config.cache_size:
+                    self._vectors.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
     def _aggregate_later(self, key: tuple[str, ...]) -> None:
         cipher = self.cipher  # takes the lock itself: not under it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -261,10 +262,10 @@ def test_clauses_split_outside_brackets_and_quotes(text: str, want: list[str]) -
 def keyword_embed(texts: list[str]) -> np.ndarray:
     """One direction per keyword (the first a text contains); any other text its own one."""
     keys = ("bullet", "tl;dr", "emoji", "formal")
-    out = np.zeros((len(texts), len(keys) + len(texts)), dtype=np.float32)
+    out = np.zeros((len(texts), 256), dtype=np.float32)
     for i, text in enumerate(texts):
-        hit = next((k for k, key in enumerate(keys) if key in text.lower()), len(keys) + i)
-        out[i, hit] = 1.0
+        own = len(keys) + zlib.crc32(text.encode()) % (256 - len(keys))
+        out[i, next((k for k, key in enumerate(keys) if key in text.lower()), own)] = 1.0
     return out
 
 
@@ -362,7 +363,7 @@ def test_inference_guidance_leaves_other_models_alone(persona_home: Path) -> Non
             open_layer(persona_home, ["x"], cipher_infer_guidance=bad)
 
 
-def test_the_vote_on_the_same_preferences_is_memoized() -> None:
+def test_the_vote_and_the_clause_vectors_are_memoized() -> None:
     from persona.learn.cipher import CipherLearner
 
     calls: list[list[str]] = []
@@ -375,7 +376,12 @@ def test_the_vote_on_the_same_preferences_is_memoized() -> None:
     learner = CipherLearner(lambda: ScriptedChatModel(responses=[]), lambda *a: [], config, embed)
     texts = ["bullets", "no emojis", "bullet points"]
     assert learner.describe(texts) == learner.describe(texts) == "bullets"
-    assert len(calls) == 1
-    assert learner.describe(texts[:2]) == "bullets"  # other texts: a new vote (no majority)
-    learner.describe(texts)  # the cache holds one set: the first was dropped
-    assert len(calls) == 3
+    assert calls == [texts]  # one embedding for the first vote, none for the memoized one
+    # a new set of known clauses embeds nothing; a new clause is embedded alone
+    assert learner.describe(texts[:2]) == "bullets"  # 1 of 2 is no majority: the nearest
+    assert learner.describe(["a formal tone; no emojis", "no emojis", "bullets"]) == "no emojis"
+    assert calls == [texts, ["a formal tone"]]
+    # the clause cache is bounded (16 x cache_size clauses), oldest dropped first
+    many = [f"clause {i}" for i in range(40)]
+    learner.describe(many)
+    assert len(learner._vectors) == 16 and "bullets" not in learner._vectors
