@@ -359,6 +359,9 @@ class CipherLearner:
                     )
                 ]
         phrase = self.cipher.infer(output, edited)
+        if self.config.aggregate == "vote" and self._embed is not None:
+            # embedded now, beside the LLM's inference, not on a later request's path
+            self._clause_vectors(clauses(phrase) or [phrase])
         with writing(user_id) as write:
             edit = write.store.add_edit(user_id, context, output, edited)
             return [

@@ -301,6 +301,8 @@ def test_vote_aggregation_in_the_layer_calls_no_llm(persona_home: Path) -> None:
         layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
         layer.learn_from_edit("alice", NEWS2, "a b", "- a b")
         layer.learn_from_edit("alice", EMAIL, "hey", "Dear landlord,")
+        # each learned phrase's clauses were embedded when it was learned, off the request path
+        assert set(layer.cipher._vectors) == {"bullet points", "no emojis", "formal greeting"}
         calls = len(layer.llm.seen)  # type: ignore[attr-defined]
         cond = layer.condition("alice", NEWS)
         assert len(cond.preferences) == 3
