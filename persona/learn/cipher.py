@@ -311,7 +311,6 @@ class CipherLearner:
         self._llm = llm  # loaded on first use: most requests never need it
         self._search = search
         self._embed = embed  # "vote" compares the retrieved clauses with it
-        self._voted: OrderedDict[tuple[str, ...], str] = OrderedDict()  # same texts, same vote
         # clause -> its vector: a stored preference's clauses are embedded once, not per request
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self.config = config or CipherConfig()
@@ -398,18 +397,8 @@ class CipherLearner:
                     'cipher_aggregate="vote" needs an embedder: build CipherLearner with embed='
                     "(the layer passes its own)."
                 )
-            kept = tuple(t.strip() for t in texts if t.strip())  # a repeat is a vote
-            with self._lock:
-                voted = self._voted.get(kept)
-                if voted is not None:
-                    self._voted.move_to_end(kept)
-            if voted is None:
-                voted = vote(kept, self._clause_vectors, self.config.same_preference)
-                with self._lock:
-                    self._voted[kept] = voted
-                    while len(self._voted) > self.config.cache_size:
-                        self._voted.popitem(last=False)
-            return voted
+            kept = [t.strip() for t in texts if t.strip()]  # a repeat is a vote
+            return vote(kept, self._clause_vectors, self.config.same_preference)
         if self.config.aggregate == "sync":
             return self.cipher.aggregate(distinct)
         listed = "; ".join(distinct)
@@ -426,7 +415,7 @@ class CipherLearner:
         """The embedder's vectors for ``texts``, each clause embedded once (an LRU of
         ``cache_size`` × 16 clauses): a user's stored preferences come back request after
         request, in new combinations."""
-        assert self._embed is not None  # describe() checked
+        assert self._embed is not None  # its callers check
         with self._lock:
             known = {t: self._vectors[t] for t in texts if t in self._vectors}
             for t in known:

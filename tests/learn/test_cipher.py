@@ -365,7 +365,7 @@ def test_inference_guidance_leaves_other_models_alone(persona_home: Path) -> Non
             open_layer(persona_home, ["x"], cipher_infer_guidance=bad)
 
 
-def test_the_vote_and_the_clause_vectors_are_memoized() -> None:
+def test_each_clause_is_embedded_once() -> None:
     from persona.learn.cipher import CipherLearner
 
     calls: list[list[str]] = []
@@ -378,7 +378,7 @@ def test_the_vote_and_the_clause_vectors_are_memoized() -> None:
     learner = CipherLearner(lambda: ScriptedChatModel(responses=[]), lambda *a: [], config, embed)
     texts = ["bullets", "no emojis", "bullet points"]
     assert learner.describe(texts) == learner.describe(texts) == "bullets"
-    assert calls == [texts]  # one embedding for the first vote, none for the memoized one
+    assert calls == [texts]  # one embedding for the first vote, none for the same texts again
     # a new set of known clauses embeds nothing; a new clause is embedded alone
     assert learner.describe(texts[:2]) == "bullets"  # 1 of 2 is no majority: the nearest
     assert learner.describe(["a formal tone; no emojis", "no emojis", "bullets"]) == "no emojis"
