@@ -221,6 +221,7 @@ class Cipher:
         self.tokens_out = 0
         self._cache: OrderedDict[tuple[str, ...], str] = OrderedDict()
         self._cache_lock = threading.Lock()  # aggregate() may run in a background worker
+        self._generation = 0  # bumped by clear(): an aggregation begun before it is not kept
         self._guided = guided(llm, self.config.infer_guidance)
 
     def _ask(self, prompt: str, max_tokens: int, negative: str | None = None) -> str:
@@ -269,6 +270,7 @@ class Cipher:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
+            generation = self._generation
         listing = "\n".join(f"- {t}" for t in distinct)
         try:
             raw = self._ask(
@@ -289,10 +291,18 @@ class Cipher:
             # unflagged ones, so this is the nearest one unless the detector has since grown).
             summary = next((t for t in distinct if not looks_like_injection(t)), distinct[0])
         with self._cache_lock:
-            self._cache[key] = summary
-            if len(self._cache) > self.config.cache_size:
-                self._cache.popitem(last=False)
+            if generation == self._generation:
+                self._cache[key] = summary
+                if len(self._cache) > self.config.cache_size:
+                    self._cache.popitem(last=False)
         return summary
+
+    def clear(self) -> None:
+        """Drop every aggregate kept (their words are users' preferences); one still being
+        computed is returned to its caller but not kept."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._generation += 1
 
 
 Used = tuple[str, tuple[int, ...]]  # the description an answer was conditioned on, its rows
@@ -313,6 +323,7 @@ class CipherLearner:
         self._embed = embed  # "vote" compares the retrieved clauses with it
         # clause -> its vector: a stored preference's clauses are embedded once, not per request
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._forgotten = 0  # bumped by forget(): vectors embedded before it are not kept
         self.config = config or CipherConfig()
         self._cipher: Cipher | None = None
         self._lock = threading.Lock()
@@ -420,14 +431,16 @@ class CipherLearner:
             known = {t: self._vectors[t] for t in texts if t in self._vectors}
             for t in known:
                 self._vectors.move_to_end(t)
+            generation = self._forgotten
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             fresh = np.asarray(self._embed(missing), dtype=np.float32)
             known.update(zip(missing, fresh, strict=True))
             with self._lock:
-                self._vectors.update(zip(missing, fresh, strict=True))
-                while len(self._vectors) > 16 * self.config.cache_size:
-                    self._vectors.popitem(last=False)
+                if generation == self._forgotten:  # else a forget() ran meanwhile: keep none
+                    self._vectors.update(zip(missing, fresh, strict=True))
+                    while len(self._vectors) > 16 * self.config.cache_size:
+                        self._vectors.popitem(last=False)
         return np.stack([known[t] for t in texts])
 
     def _aggregate_later(self, key: tuple[str, ...]) -> None:
@@ -480,9 +493,17 @@ class CipherLearner:
         return (part.summary, tuple(p.id for p in part.preferences)) if part.summary else None
 
     def forget(self, user_id: str) -> None:
+        """Drop what this process keeps of the user's words: the remembered conditioning,
+        and (keyed by text, not user) every clause vector and aggregate, which the next
+        requests rebuild. A deleted user's preferences leave no copy in memory."""
         with self._lock:
             for key in [k for k in self._used if k[0] == user_id]:
                 del self._used[key]
+            self._vectors.clear()
+            self._forgotten += 1
+            cipher = self._cipher
+        if cipher is not None:
+            cipher.clear()
 
     def close(self) -> None:
         with self._lock:

@@ -387,3 +387,51 @@ def test_each_clause_is_embedded_once() -> None:
     many = [f"clause {i}" for i in range(40)]
     learner.describe(many)
     assert len(learner._vectors) == 16 and "bullets" not in learner._vectors
+
+
+@pytest.mark.parametrize("mode", ["vote", "background"])
+def test_deleting_a_user_leaves_no_copy_of_their_words_in_memory(
+    persona_home: Path, mode: str
+) -> None:
+    replies = ["bullet points; no emojis", "short sentences", "bullets, short sentences"]
+    with open_layer(persona_home, replies, cipher_k=2, cipher_aggregate=mode) as layer:
+        layer.learn_from_edit("alice", NEWS, "x y z", "- x y z")
+        layer.learn_from_edit("alice", NEWS2, "long one", "Short.")
+        layer.condition("alice", NEWS)
+        layer.cipher.drain()
+        layer.condition("alice", NEWS)
+        held = (layer.cipher._vectors, layer.cipher._cipher._cache if layer.cipher._cipher else {})
+        assert any(held), "the caches held the user's words before the deletion"
+        layer.delete_user("alice")
+        assert not layer.cipher._vectors and not layer.cipher._used
+        assert layer.cipher._cipher is None or not layer.cipher._cipher._cache
+
+
+def test_an_aggregate_begun_before_a_forget_is_not_kept() -> None:
+    from persona.learn.cipher import Cipher
+
+    cipher = Cipher(ScriptedChatModel(responses=["bullets; short"]))
+
+    class Clearing(ScriptedChatModel):
+        def _generate(self, *args: Any, **kwargs: Any) -> Any:
+            cipher.clear()  # the user is deleted while the model is answering
+            return super()._generate(*args, **kwargs)
+
+    cipher.llm = Clearing(responses=["bullets; short"])
+    assert cipher.aggregate(["bullets", "short"]) == "bullets; short"  # still served once
+    assert cipher.cached(("bullets", "short")) is None
+
+
+def test_clause_vectors_embedded_across_a_forget_are_not_kept() -> None:
+    from persona.learn.cipher import CipherLearner
+
+    learner: CipherLearner
+
+    def embed(texts: list[str]) -> np.ndarray:
+        learner.forget("alice")  # the user is deleted while their clauses are embedded
+        return keyword_embed(texts)
+
+    config = CipherConfig(aggregate="vote")
+    learner = CipherLearner(lambda: ScriptedChatModel(responses=[]), lambda *a: [], config, embed)
+    assert learner.describe(["bullets", "bullet points"]) == "bullets"
+    assert not learner._vectors
