@@ -451,6 +451,11 @@ def bench_edits(
         help="CIPHER's inference with the local model, guided away from what it names for an "
         "unchanged answer (1: off).",
     ),
+    infer_candidates: int = typer.Option(
+        1,
+        help="CIPHER's inference with the local model: write N phrases and keep the one under "
+        "which the user's revision is likeliest (1: the greedy phrase).",
+    ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
     from concurrent.futures import ThreadPoolExecutor
@@ -475,7 +480,9 @@ def bench_edits(
     concurrent_tasks = len(tasks) if jobs == 0 else 1
     callers = (jobs or len(learners)) * concurrent_tasks
     with errors():
-        LayerOptions(cipher_infer_guidance=infer_guidance)  # checked before any round
+        LayerOptions(  # checked before any round
+            cipher_infer_guidance=infer_guidance, cipher_infer_candidates=infer_candidates
+        )
         base = batched(load_chat_model(llm, follow_adapter=follow_adapter), callers)
         agent = decoding(base, repetition_penalty, no_repeat_ngram, guidance, rerank)
         judge = batched(load_chat_model(user_llm), callers) if user_llm else base
@@ -494,6 +501,7 @@ def bench_edits(
                     user=user,
                     jobs=jobs,
                     cipher_infer_guidance=infer_guidance,
+                    cipher_infer_candidates=infer_candidates,
                 )
                 return run_edits(
                     learners,

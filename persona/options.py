@@ -25,6 +25,10 @@ class LayerOptions:
     # from what the model would say had the user changed nothing (1: off). Other models: no
     # effect. Costs a second forward pass per inferred token.
     cipher_infer_guidance: float = 1.0
+    # CIPHER's inference with the local model: it writes this many phrases (its greedy one and
+    # samples) and keeps the one under which the user's revision is likeliest against the
+    # original answer (1: the greedy phrase alone). Other models: no effect.
+    cipher_infer_candidates: int = 1
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True
@@ -83,6 +87,12 @@ class LayerOptions:
             raise InvalidInputError(
                 f"cipher_infer_guidance={g!r:.40} must be a number from 0 to 10, e.g. 2 "
                 "(1: no guidance)."
+            )
+        n = self.cipher_infer_candidates
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 16:
+            raise InvalidInputError(
+                f"cipher_infer_candidates={n!r:.40} must be a whole number from 1 to 16, e.g. 6 "
+                "(1: the greedy phrase alone)."
             )
         if self.guidance_scale is not None:
             g = self.guidance_scale

@@ -195,3 +195,12 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     # ... and a bad scale is refused before any round
     bad = CliRunner().invoke(app, [*guided, "--infer-guidance", "-1", "--embedder", "hash"])
     assert bad.exit_code == 1 and "cipher_infer_guidance" in bad.output
+    # so does the number of phrases CIPHER's inference chooses among, checked the same way
+    out = tmp_path / "channel"
+    result = CliRunner().invoke(
+        app, [*guided, "--infer-candidates", "4", "--embedder", "hash", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "email.json").read_text())["config"]["cipher_infer_candidates"] == 4
+    bad = CliRunner().invoke(app, [*guided, "--infer-candidates", "0", "--embedder", "hash"])
+    assert bad.exit_code == 1 and "cipher_infer_candidates" in bad.output

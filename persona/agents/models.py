@@ -365,12 +365,43 @@ class LocalChatModel(BaseChatModel):
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(model.device)
 
-    def _rerank(self, model: Any, tokenizer: Any, gen: dict[str, Any], negative: Any) -> list[int]:
-        """The token ids of the best of :attr:`rerank` candidates (see
-        :mod:`persona.agents.rerank`)."""
+    @staticmethod
+    def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+        """The token ids that end an answer (end of turn, padding)."""
         eos = model.generation_config.eos_token_id
         stop_ids = {*([eos] if isinstance(eos, int) else list(eos or []))}
         stop_ids |= {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        return sorted(stop_ids)
+
+    def candidates(
+        self, messages: list[BaseMessage], n: int, *, temperature: float = 1.0, **kwargs: Any
+    ) -> list[str]:
+        """This model's greedy answer to ``messages``, then ``n - 1`` samples at
+        ``temperature`` (nucleus 0.95), for a caller that chooses among them itself (CIPHER's
+        inference does). Sampling is seeded by the prompt: the same call gets the same
+        candidates. ``max_tokens=`` and ``stop=`` as in a call; never guided or reranked."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 16:
+            raise InvalidInputError(f"n={n!r:.40} must be a whole number of candidates, 1 to 16.")
+        if not 0 < temperature <= 2:
+            raise InvalidInputError(
+                f"temperature={temperature!r:.40} must be above 0 and at most 2, e.g. 1."
+            )
+        if self._adapter(kwargs) is not None:
+            raise InvalidInputError(
+                "candidates() runs the shared model only; call it without adapter=."
+            )
+        stop = self._stops(kwargs.pop("stop", None))
+        kwargs.pop("negative_messages", None)
+        model, tokenizer, gen, _, _ = self._prepare(messages, stop, **{**kwargs, "temperature": 0})
+        rows = rerank_.candidates(
+            model, gen, n, self._stop_ids(model, tokenizer), temperature=temperature
+        )
+        return [cut_at_stop(tokenizer.decode(r, skip_special_tokens=True), stop) for r in rows]
+
+    def _rerank(self, model: Any, tokenizer: Any, gen: dict[str, Any], negative: Any) -> list[int]:
+        """The token ids of the best of :attr:`rerank` candidates (see
+        :mod:`persona.agents.rerank`)."""
+        stop_ids = self._stop_ids(model, tokenizer)
         samples = None
         if self.guidance_scale != 1.0:
             rows = self.rerank - 1
@@ -380,7 +411,7 @@ class LocalChatModel(BaseChatModel):
                 negative["attention_mask"].repeat(rows, 1),
                 self.guidance_scale,
             )
-        answers = rerank_.candidates(model, gen, self.rerank, sorted(stop_ids), samples)
+        answers = rerank_.candidates(model, gen, self.rerank, stop_ids, samples)
         prompt_ids = gen["input_ids"][0].tolist()
         negative_ids = negative["input_ids"][0].tolist()
         return answers[rerank_.best(rerank_.pmi(model, prompt_ids, negative_ids, answers))]

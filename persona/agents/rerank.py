@@ -39,11 +39,13 @@ def candidates(
     n: int,
     stop_ids: Sequence[int],
     sample_processor: Any | None = None,
+    temperature: float = TEMPERATURE,
 ) -> list[list[int]]:
     """The call's own answer (``gen`` as ``generate`` takes it, one prompt) and ``n - 1``
     samples, as token ids without the prompt, cut before the first of ``stop_ids`` (end of
     turn, padding). ``sample_processor``: the ``logits_processor`` for the samples' rows (the
-    call's own, if any, is in ``gen`` and holds one row)."""
+    call's own, if any, is in ``gen`` and holds one row); the samples are drawn at
+    ``temperature`` (or the call's own, when higher)."""
     import torch
 
     n_in = int(gen["input_ids"].shape[1])
@@ -52,7 +54,7 @@ def candidates(
         settings = {
             **gen,
             "do_sample": True,
-            "temperature": max(float(gen.get("temperature", 0.0)), TEMPERATURE),
+            "temperature": max(float(gen.get("temperature", 0.0)), temperature),
             "top_p": TOP_P,
             "num_return_sequences": n - 1,
         }

@@ -50,6 +50,7 @@ class EditsConfig:
     min_similarity: float = 0.25  # the layer's default threshold (manual/feedback preferences)
     cipher_min_similarity: float = 0.0  # the layer's default for CIPHER: plain k nearest
     cipher_infer_guidance: float = 1.0  # CIPHER's inference guided by the unchanged prompt
+    cipher_infer_candidates: int = 1  # CIPHER's inference: the phrase, of N, explaining the edit
     user: str = "scripted"  # scripted | llm
     # learners run at once (threads; the local model batches their calls); 0: all. 1 (in turn)
     # is faster on a small CPU, where long padded prompts cost more than batching saves.
@@ -256,6 +257,7 @@ def run_edits(
                 min_similarity=config.min_similarity,
                 cipher_min_similarity=config.cipher_min_similarity,
                 cipher_infer_guidance=config.cipher_infer_guidance,
+                cipher_infer_candidates=config.cipher_infer_candidates,
                 adapter_config=adapter_config,
             )
             try:

@@ -301,6 +301,7 @@ def make_learner(
     cipher_min_similarity: float = 0.0,
     adapter_config: dict[str, Any] | None = None,
     cipher_infer_guidance: float = 1.0,
+    cipher_infer_candidates: int = 1,
 ) -> Learner:
     """Build a learner by name (see :data:`LEARNERS`)."""
     from persona.errors import InvalidInputError
@@ -341,6 +342,7 @@ def make_learner(
             min_similarity=min_similarity,
             cipher_min_similarity=cipher_min_similarity,
             cipher_infer_guidance=cipher_infer_guidance,
+            cipher_infer_candidates=cipher_infer_candidates,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
             # "cipher-K-vote": the layer's default request path (the clauses most of the k
             # state; no LLM); "cipher-K-list": the deduplicated list (no LLM)

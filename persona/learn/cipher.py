@@ -81,6 +81,11 @@ class CipherConfig:
     # each token is pushed away from the same prompt with the revision equal to the answer
     # (what the model would name with no edit to go on), at this scale. 1: off.
     infer_guidance: float = 1.0
+    # With the local model: write this many phrases (the greedy one, then samples at
+    # temperature 1) and keep the one that best explains the edit: the largest
+    # log p(revision | request + phrase) - log p(original | request + phrase), scored by the
+    # model that answers (the noisy channel; see explains()). 1: the greedy phrase alone.
+    infer_candidates: int = 1
     aggregate_tokens: int = 60  # generation budget for aggregation
     cache_size: int = 512  # aggregations memoized on their exact inputs (greedy: same result)
 
@@ -234,17 +239,53 @@ class Cipher:
         self.tokens_out += tout
         return msg.text
 
-    def infer(self, output: str, edited: str) -> str:
-        """The user's preference behind ``output`` → ``edited``, as a short phrase."""
+    def infer(self, output: str, edited: str, context: str | None = None) -> str:
+        """The user's preference behind ``output`` → ``edited``, as a short phrase.
+
+        Given the ``context`` (the request answered) and ``infer_candidates`` > 1, a local
+        model chooses among its own phrases the one that best explains the edit
+        (:meth:`explains`)."""
         prompt = prompts.CIPHER_INFER.format(
             output=output.strip(),
             edited=edited.strip(),
             diff=word_diff(output, edited, max_words=self.config.max_diff_words),
         )
+        n = self.config.infer_candidates
+        if n > 1 and context is not None and hasattr(self.llm, "candidates"):
+            raws = self.llm.candidates(
+                [HumanMessage(prompt)], n, max_tokens=self.config.infer_tokens
+            )
+            phrases = [p for p in map(self._phrase_or_none, raws) if p is not None]
+            if phrases:
+                return self.explains(phrases, context, output, edited)
+            return self._phrase(raws[0])  # raises the error below
         unchanged = prompts.CIPHER_INFER.format(
             output=output.strip(), edited=output.strip(), diff=word_diff(output, output)
         )
-        raw = self._ask(prompt, self.config.infer_tokens, negative=unchanged)
+        return self._phrase(self._ask(prompt, self.config.infer_tokens, negative=unchanged))
+
+    def explains(self, phrases: Sequence[str], context: str, output: str, edited: str) -> str:
+        """The phrase under which the user's revision is likeliest against the original
+        answer, as the answer to ``context`` with the phrase stated the way the layer states
+        preferences to the local model: ``log p(edited | ·) - log p(output | ·)``, summed over
+        tokens. The first phrase wins ties."""
+        distinct = list(dict.fromkeys(phrases))
+        if len(distinct) == 1:
+            return distinct[0]
+        scores = []
+        for phrase in distinct:
+            turn = prompts.USER_TURN.format(message=context.rstrip(), preferences=phrase)
+            revised, original = self.llm.loglikelihood(turn, [edited.strip(), output.strip()])  # type: ignore[attr-defined]
+            scores.append(revised - original)
+        return distinct[max(range(len(distinct)), key=lambda i: (scores[i], -i))]
+
+    def _phrase_or_none(self, raw: str) -> str | None:
+        try:
+            return clean_phrase(raw, max_words=self.config.max_words)
+        except LearningError:
+            return None
+
+    def _phrase(self, raw: str) -> str:
         try:
             return clean_phrase(raw, max_words=self.config.max_words)
         except LearningError as err:
@@ -368,7 +409,7 @@ class CipherLearner:
                         text, "edit", context=context, embedding=embedding, provenance=prov
                     )
                 ]
-        phrase = self.cipher.infer(output, edited)
+        phrase = self.cipher.infer(output, edited, context)
         if self.config.aggregate == "vote" and self._embed is not None:
             # embedded now, beside the LLM's inference, not on a later request's path
             self._clause_vectors(clauses(phrase) or [phrase])

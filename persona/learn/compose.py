@@ -56,6 +56,7 @@ def make_learners(
                 min_similarity=opts.cipher_min_similarity,
                 aggregate=cast(Aggregate, opts.cipher_aggregate),
                 infer_guidance=float(opts.cipher_infer_guidance),
+                infer_candidates=opts.cipher_infer_candidates,
             ),
             embedder.embed,
         ),

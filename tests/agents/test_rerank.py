@@ -16,6 +16,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from persona.agents import rerank
 from persona.agents.likelihood import full_pass
 from persona.agents.models import LocalChatModel
+from persona.errors import InvalidInputError
 
 REQUEST = "Summarize: the meeting moved to Friday because the room was booked."
 STATED = f"{REQUEST}\n\nThe user prefers: start with 'TL;DR:'"
@@ -116,3 +117,24 @@ def test_the_choice_rules() -> None:
     assert rerank.best([float("-inf"), -5.0]) == 1  # an empty answer never wins
     assert rerank._until([5, 6, 2, 7], [2]) == [5, 6]
     assert rerank._until([5, 6], [2]) == [5, 6]
+
+
+def test_candidates_are_the_greedy_answer_then_seeded_samples(tiny_local: LocalChatModel) -> None:
+    """``LocalChatModel.candidates``: what CIPHER's inference chooses among."""
+    tiny = tiny_local.model_copy(update={"max_new_tokens": 8})
+    texts = tiny.candidates(MESSAGES, 4)
+    assert len(texts) == 4 and texts[0] == tiny.invoke(MESSAGES).text
+    assert len(set(texts)) > 1
+    assert tiny.candidates(MESSAGES, 4) == texts  # seeded by the prompt
+    assert tiny.candidates(MESSAGES, 1) == texts[:1]
+    # the samples' temperature is theirs alone (the tiny model's logits are nearly flat, so
+    # even a low one samples other words)
+    cold = tiny.candidates(MESSAGES, 4, temperature=0.01)
+    assert cold[0] == texts[0] and cold != texts
+    for bad in (0, 17, True, 2.0):
+        with pytest.raises(InvalidInputError, match="whole number of candidates"):
+            tiny.candidates(MESSAGES, bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="temperature"):
+        tiny.candidates(MESSAGES, 2, temperature=0)
+    with pytest.raises(InvalidInputError, match="adapter"):
+        tiny.candidates(MESSAGES, 2, adapter="/nowhere")

@@ -9,11 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.messages import HumanMessage
+from pydantic import Field
 
 from persona import InvalidInputError, LearningError, ModelError, PreferenceLayer
 from persona.agents.fakes import FailingChatModel, ScriptedChatModel
 from persona.agents.models import LocalChatModel
 from persona.config import MAX_TEXT_CHARS
+from persona.learn import prompts
 from persona.learn.cipher import (
     Cipher,
     CipherConfig,
@@ -435,3 +438,89 @@ def test_clause_vectors_embedded_across_a_forget_are_not_kept() -> None:
     learner = CipherLearner(lambda: ScriptedChatModel(responses=[]), lambda *a: [], config, embed)
     assert learner.describe(["bullets", "bullet points"]) == "bullets"
     assert not learner._vectors
+
+
+class Channel(ScriptedChatModel):
+    """A local model's two ways in for CIPHER's choice among phrases: ``candidates`` (the
+    scripted replies) and ``loglikelihood``, under which the revision is likelier than the
+    original only when the prompt states ``explains``."""
+
+    explains: str = ""
+    scored: list[str] = Field(default_factory=list)
+
+    def candidates(self, messages: list[Any], n: int, **kwargs: Any) -> list[str]:
+        self.seen.append(messages[0].text)
+        return self.responses[:n]
+
+    def loglikelihood(self, prompt: str, answers: list[str]) -> list[float]:
+        self.scored.append(prompt)
+        return [-5.0 if self.explains in prompt else -9.0, -7.0]
+
+
+def test_inference_keeps_the_candidate_that_explains_the_edit(persona_home: Path) -> None:
+    llm = Channel(
+        responses=["bullet points", "Original answer: blah", "no emojis", "bullet points"],
+        explains="prefers the following style: no emojis",
+    )
+    layer = PreferenceLayer.open(
+        persona_home, llm=llm, embedder=HashEmbedder(64), cipher_infer_candidates=4
+    )
+    with layer:
+        [pref] = layer.learn_from_edit("alice", NEWS, "Great news 🎉 for cyclists", "News.")
+    assert pref.text == "no emojis"
+    assert "Great news" in llm.seen[0] and "+ News." in llm.seen[0]  # CIPHER's inference prompt
+    # each distinct usable phrase scored once, stated after the request as the layer states it
+    assert llm.scored == [
+        f"{NEWS}\n\nWrite it for a user who prefers the following style: {p}."
+        for p in ("bullet points", "no emojis")
+    ]
+
+
+def test_inference_candidates_tie_junk_and_off(persona_home: Path) -> None:
+    cipher = Cipher(Channel(responses=["bullets", "short"]), CipherConfig(infer_candidates=2))
+    assert cipher.infer("a b", "a b c", NEWS) == "bullets"  # a tie: the greedy phrase
+    assert cipher.infer("a b", "a b c") == "bullets"  # no request to score against: greedy
+    junk = Cipher(Channel(responses=["12345 !!!", ""]), CipherConfig(infer_candidates=2))
+    with pytest.raises(LearningError, match="stronger model"):
+        junk.infer("a b", "a b c", NEWS)
+    llm = Channel(responses=["bullets", "short"], explains="short")
+    assert Cipher(llm, CipherConfig(infer_candidates=1)).infer("a b", "a b c", NEWS) == "bullets"
+    assert llm.scored == []  # one candidate: nothing to choose, the model is asked as usual
+    for bad in (0, 17, 2.5, True):
+        with pytest.raises(InvalidInputError, match="cipher_infer_candidates"):
+            open_layer(persona_home, ["x"], cipher_infer_candidates=bad)
+
+
+def test_inference_candidates_on_the_local_model(
+    tiny_local: LocalChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the tiny Llama: its own candidates are scored by its own log-likelihoods."""
+    scored: list[tuple[str, list[str]]] = []
+    real = LocalChatModel.loglikelihood
+
+    def spy(self: LocalChatModel, prompt: str, answers: Any, **kwargs: Any) -> list[float]:
+        scored.append((prompt, list(answers)))
+        return real(self, prompt, answers, **kwargs)
+
+    monkeypatch.setattr(LocalChatModel, "loglikelihood", spy)
+    monkeypatch.setattr("persona.learn.cipher.clean_phrase", lambda raw, max_words=25: raw[:20])
+    cipher = Cipher(tiny_local, CipherConfig(infer_candidates=3, infer_tokens=6))
+    phrase = cipher.infer(OUT, EDITED, NEWS)
+    options = list(
+        dict.fromkeys(
+            t[:20]
+            for t in tiny_local.candidates(
+                [
+                    HumanMessage(
+                        prompts.CIPHER_INFER.format(
+                            output=OUT, edited=EDITED, diff=word_diff(OUT, EDITED)
+                        )
+                    )
+                ],
+                3,
+                max_tokens=6,
+            )
+        )
+    )
+    assert phrase in options and len(scored) == len(options) > 1
+    assert all(answers == [EDITED, OUT] for _, answers in scored)
