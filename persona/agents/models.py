@@ -375,11 +375,12 @@ class LocalChatModel(BaseChatModel):
 
     def candidates(
         self, messages: list[BaseMessage], n: int, *, temperature: float = 1.0, **kwargs: Any
-    ) -> list[str]:
+    ) -> list[AIMessage]:
         """This model's greedy answer to ``messages``, then ``n - 1`` samples at
         ``temperature`` (nucleus 0.95), for a caller that chooses among them itself (CIPHER's
         inference does). Sampling is seeded by the prompt: the same call gets the same
-        candidates. ``max_tokens=`` and ``stop=`` as in a call; never guided or reranked."""
+        candidates. ``max_tokens=`` and ``stop=`` as in a call; never guided or reranked. Each
+        message's ``usage_metadata`` counts the prompt it read and the tokens it wrote."""
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 16:
             raise InvalidInputError(f"n={n!r:.40} must be a whole number of candidates, 1 to 16.")
         if not 0 < temperature <= 2:
@@ -392,11 +393,20 @@ class LocalChatModel(BaseChatModel):
             )
         stop = self._stops(kwargs.pop("stop", None))
         kwargs.pop("negative_messages", None)
-        model, tokenizer, gen, _, _ = self._prepare(messages, stop, **{**kwargs, "temperature": 0})
+        model, tokenizer, gen, n_in, _ = self._prepare(
+            messages, stop, **{**kwargs, "temperature": 0}
+        )
         rows = rerank_.candidates(
             model, gen, n, self._stop_ids(model, tokenizer), temperature=temperature
         )
-        return [cut_at_stop(tokenizer.decode(r, skip_special_tokens=True), stop) for r in rows]
+        return [
+            AIMessage(
+                content=cut_at_stop(tokenizer.decode(row, skip_special_tokens=True), stop),
+                usage_metadata=_usage(n_in, len(row)),
+                response_metadata={"model_name": self.model_name},
+            )
+            for row in rows
+        ]
 
     def _rerank(self, model: Any, tokenizer: Any, gen: dict[str, Any], negative: Any) -> list[int]:
         """The token ids of the best of :attr:`rerank` candidates (see

@@ -252,13 +252,17 @@ class Cipher:
         )
         n = self.config.infer_candidates
         if n > 1 and context is not None and hasattr(self.llm, "candidates"):
-            raws = self.llm.candidates(
+            written = self.llm.candidates(
                 [HumanMessage(prompt)], n, max_tokens=self.config.infer_tokens
             )
-            phrases = [p for p in map(self._phrase_or_none, raws) if p is not None]
+            for msg in written:
+                tin, tout = usage(msg)
+                self.tokens_in += tin
+                self.tokens_out += tout
+            phrases = [p for p in (self._phrase_or_none(m.text) for m in written) if p]
             if phrases:
                 return self.explains(phrases, context, output, edited)
-            return self._phrase(raws[0])  # raises the error below
+            return self._phrase(written[0].text)  # raises the error below
         unchanged = prompts.CIPHER_INFER.format(
             output=output.strip(), edited=output.strip(), diff=word_diff(output, output)
         )

@@ -122,14 +122,17 @@ def test_the_choice_rules() -> None:
 def test_candidates_are_the_greedy_answer_then_seeded_samples(tiny_local: LocalChatModel) -> None:
     """``LocalChatModel.candidates``: what CIPHER's inference chooses among."""
     tiny = tiny_local.model_copy(update={"max_new_tokens": 8})
-    texts = tiny.candidates(MESSAGES, 4)
-    assert len(texts) == 4 and texts[0] == tiny.invoke(MESSAGES).text
+    written = tiny.candidates(MESSAGES, 4)
+    texts = [m.text for m in written]
+    own = tiny.invoke(MESSAGES)
+    assert len(texts) == 4 and texts[0] == own.text
+    assert written[0].usage_metadata == own.usage_metadata  # the prompt read, the tokens written
     assert len(set(texts)) > 1
-    assert tiny.candidates(MESSAGES, 4) == texts  # seeded by the prompt
-    assert tiny.candidates(MESSAGES, 1) == texts[:1]
+    assert [m.text for m in tiny.candidates(MESSAGES, 4)] == texts  # seeded by the prompt
+    assert [m.text for m in tiny.candidates(MESSAGES, 1)] == texts[:1]
     # the samples' temperature is theirs alone (the tiny model's logits are nearly flat, so
     # even a low one samples other words)
-    cold = tiny.candidates(MESSAGES, 4, temperature=0.01)
+    cold = [m.text for m in tiny.candidates(MESSAGES, 4, temperature=0.01)]
     assert cold[0] == texts[0] and cold != texts
     for bad in (0, 17, True, 2.0):
         with pytest.raises(InvalidInputError, match="whole number of candidates"):

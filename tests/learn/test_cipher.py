@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
 from pydantic import Field
 
 from persona import InvalidInputError, LearningError, ModelError, PreferenceLayer
@@ -440,6 +441,14 @@ def test_clause_vectors_embedded_across_a_forget_are_not_kept() -> None:
     assert not learner._vectors
 
 
+def usage_of(tokens_in: int, tokens_out: int) -> UsageMetadata:
+    return {
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "total_tokens": tokens_in + tokens_out,
+    }
+
+
 class Channel(ScriptedChatModel):
     """A local model's two ways in for CIPHER's choice among phrases: ``candidates`` (the
     scripted replies) and ``loglikelihood``, under which the revision is likelier than the
@@ -448,9 +457,9 @@ class Channel(ScriptedChatModel):
     explains: str = ""
     scored: list[str] = Field(default_factory=list)
 
-    def candidates(self, messages: list[Any], n: int, **kwargs: Any) -> list[str]:
+    def candidates(self, messages: list[Any], n: int, **kwargs: Any) -> list[AIMessage]:
         self.seen.append(messages[0].text)
-        return self.responses[:n]
+        return [AIMessage(r, usage_metadata=usage_of(10, 2)) for r in self.responses[:n]]
 
     def loglikelihood(self, prompt: str, answers: list[str]) -> list[float]:
         self.scored.append(prompt)
@@ -479,6 +488,7 @@ def test_inference_keeps_the_candidate_that_explains_the_edit(persona_home: Path
 def test_inference_candidates_tie_junk_and_off(persona_home: Path) -> None:
     cipher = Cipher(Channel(responses=["bullets", "short"]), CipherConfig(infer_candidates=2))
     assert cipher.infer("a b", "a b c", NEWS) == "bullets"  # a tie: the greedy phrase
+    assert (cipher.tokens_in, cipher.tokens_out) == (20, 4)  # every candidate's tokens count
     assert cipher.infer("a b", "a b c") == "bullets"  # no request to score against: greedy
     junk = Cipher(Channel(responses=["12345 !!!", ""]), CipherConfig(infer_candidates=2))
     with pytest.raises(LearningError, match="stronger model"):
@@ -506,21 +516,8 @@ def test_inference_candidates_on_the_local_model(
     monkeypatch.setattr("persona.learn.cipher.clean_phrase", lambda raw, max_words=25: raw[:20])
     cipher = Cipher(tiny_local, CipherConfig(infer_candidates=3, infer_tokens=6))
     phrase = cipher.infer(OUT, EDITED, NEWS)
-    options = list(
-        dict.fromkeys(
-            t[:20]
-            for t in tiny_local.candidates(
-                [
-                    HumanMessage(
-                        prompts.CIPHER_INFER.format(
-                            output=OUT, edited=EDITED, diff=word_diff(OUT, EDITED)
-                        )
-                    )
-                ],
-                3,
-                max_tokens=6,
-            )
-        )
-    )
+    asked = prompts.CIPHER_INFER.format(output=OUT, edited=EDITED, diff=word_diff(OUT, EDITED))
+    written = tiny_local.candidates([HumanMessage(asked)], 3, max_tokens=6)
+    options = list(dict.fromkeys(m.text[:20] for m in written))
     assert phrase in options and len(scored) == len(options) > 1
     assert all(answers == [EDITED, OUT] for _, answers in scored)
