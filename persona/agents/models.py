@@ -383,7 +383,8 @@ class LocalChatModel(BaseChatModel):
         message's ``usage_metadata`` counts the prompt it read and the tokens it wrote."""
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 16:
             raise InvalidInputError(f"n={n!r:.40} must be a whole number of candidates, 1 to 16.")
-        if not 0 < temperature <= 2:
+        number = isinstance(temperature, int | float) and not isinstance(temperature, bool)
+        if not number or not 0 < temperature <= 2:
             raise InvalidInputError(
                 f"temperature={temperature!r:.40} must be above 0 and at most 2, e.g. 1."
             )

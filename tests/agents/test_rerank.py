@@ -137,7 +137,8 @@ def test_candidates_are_the_greedy_answer_then_seeded_samples(tiny_local: LocalC
     for bad in (0, 17, True, 2.0):
         with pytest.raises(InvalidInputError, match="whole number of candidates"):
             tiny.candidates(MESSAGES, bad)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="temperature"):
-        tiny.candidates(MESSAGES, 2, temperature=0)
+    for hot in (0, 2.5, "1", True):
+        with pytest.raises(InvalidInputError, match="temperature"):
+            tiny.candidates(MESSAGES, 2, temperature=hot)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="adapter"):
         tiny.candidates(MESSAGES, 2, adapter="/nowhere")
