@@ -204,3 +204,12 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     assert json.loads((out / "email.json").read_text())["config"]["cipher_infer_candidates"] == 4
     bad = CliRunner().invoke(app, [*guided, "--infer-candidates", "0", "--embedder", "hash"])
     assert bad.exit_code == 1 and "cipher_infer_candidates" in bad.output
+
+
+def test_train_follow_refuses_a_folder_that_is_no_adapter(tmp_path: Path) -> None:
+    args = ["train", "follow", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "a")]
+    bad = CliRunner().invoke(app, [*args, "--init-adapter", str(tmp_path)])
+    assert bad.exit_code == 1 and "no adapter_config.json" in bad.output
+    assert not (tmp_path / "w" / "answers.jsonl").exists()  # refused before any work
+    negative = CliRunner().invoke(app, [*args, "--infer-per-input", "-2"])
+    assert negative.exit_code == 1 and "infer_per_input" in negative.output

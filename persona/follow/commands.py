@@ -31,20 +31,31 @@ def train_follow_cmd(
     max_steps: int = typer.Option(-1, help="> 0: stop after this many optimizer steps."),
     batch_size: int = typer.Option(8, help="Examples per optimizer step."),
     follow_per_input: int = typer.Option(5, help="Stated-preference examples per input."),
+    infer_per_input: int = typer.Option(
+        2, help="CIPHER inference examples per input (name the preference behind an edit)."
+    ),
     aggregate: int = typer.Option(160, help="CIPHER aggregation examples."),
     atoms: str = typer.Option(
         "all", help="Training atom types: all (45) | benchmark (the edit benchmark's 13)."
     ),
     seed: int = typer.Option(0, help="Seed of the data and of training."),
+    init_adapter: Path | None = typer.Option(
+        None,
+        help="Continue training this LoRA adapter folder ('shipped': the one persona ships) "
+        "instead of a new one; its rank, alpha and targets are kept.",
+    ),
     torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
 ) -> None:
     """Train the follow adapter: the local model applies a stated preference, names the one
     behind an edit and aggregates several (data generated from persona's own corpus)."""
     from rich.progress import Progress
 
-    from persona.agents.models import ensure_local_model
+    from persona.agents.models import ensure_local_model, follow_adapter_path
     from persona.follow.data import load_inputs
     from persona.follow.train import Recipe, train_follow
+
+    if init_adapter is not None and str(init_adapter) == "shipped":
+        init_adapter = Path(follow_adapter_path(True))
 
     if torch_threads:
         import torch
@@ -59,8 +70,10 @@ def train_follow_cmd(
         max_steps=max_steps,
         batch_size=batch_size,
         follow_per_input=follow_per_input,
+        infer_per_input=infer_per_input,
         aggregate=aggregate,
         atoms=atoms,
+        init_adapter=str(init_adapter) if init_adapter else "",
         seed=seed,
         extra={"command": "persona " + " ".join(sys.argv[1:])},
     )

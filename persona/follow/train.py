@@ -61,6 +61,7 @@ class Recipe:
     atoms: str = "all"  # all: the 45 training types | benchmark: the edit benchmark's 13 only
     infer_per_input: int = 2
     aggregate: int = 200
+    init_adapter: str = ""  # LoRA only: continue training this adapter instead of a new one
     save_steps: int = 20
     bf16: bool | None = None  # None: where the CPU/GPU computes bfloat16 natively
     eval_examples: int = 96
@@ -77,6 +78,21 @@ class Recipe:
             raise InvalidInputError(f"learning_rate={self.learning_rate!r}; use e.g. 3e-4.")
         if self.atoms not in ("all", "benchmark"):
             raise InvalidInputError(f"atoms={self.atoms!r}; use 'all' or 'benchmark'.")
+        for name in ("follow_per_input", "infer_per_input", "aggregate"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"{name} must be an int >= 0, got {value!r}.")
+        if self.init_adapter:
+            if self.method != "lora":
+                raise InvalidInputError(
+                    f"init_adapter={self.init_adapter!r} continues a LoRA; use method='lora' "
+                    "or leave init_adapter empty."
+                )
+            if not (Path(self.init_adapter) / "adapter_config.json").is_file():
+                raise InvalidInputError(
+                    f"init_adapter={self.init_adapter!r} is not a peft adapter folder (no "
+                    "adapter_config.json); pass the folder `persona train follow` wrote."
+                )
 
 
 def answers_for(
@@ -200,7 +216,13 @@ def train_follow(
     bf16 = cpu_has_bf16() or torch.cuda.is_available() if recipe.bf16 is None else recipe.bf16
     model, tokenizer = load_base(model_dir, dtype="float32")
     peft_config = None
-    if recipe.method == "lora":
+    if recipe.init_adapter:
+        from peft import PeftModel
+
+        # Continue the given adapter: its rank, alpha and targets are kept (the recipe's are not
+        # used), and only its LoRA weights train.
+        model = PeftModel.from_pretrained(model, recipe.init_adapter, is_trainable=True)
+    elif recipe.method == "lora":
         from peft import LoraConfig
 
         peft_config = LoraConfig(
@@ -265,6 +287,7 @@ def train_follow(
         "eval_examples": len(evals),
         "inputs": {"train": sum(not is_eval(i) for i in items), "eval": len(held)},
         "base_model": _base_name(model_dir),
+        "lora": _lora_shape(trained) if recipe.method == "lora" else None,
         "bf16_autocast": bf16,
         "eval_loss": {"base": before, "trained": after},
         "train_loss": [
@@ -280,6 +303,12 @@ def train_follow(
     }
     (out / RECIPE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+def _lora_shape(model: Any) -> dict[str, Any]:
+    """The trained LoRA's rank and alpha (those of ``init_adapter`` when it was continued)."""
+    config = model.peft_config["default"]
+    return {"rank": int(config.r), "alpha": int(config.lora_alpha)}
 
 
 def _eval_loss(trainer: Any) -> float:

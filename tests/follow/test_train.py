@@ -77,6 +77,30 @@ def test_a_rerun_resumes_from_the_last_checkpoint(
     assert again["data_sha256"] == first["data_sha256"]  # same seed, same data
 
 
+def test_training_can_continue_an_existing_adapter(
+    tiny_dir: Path, trained: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    _, first, _ = trained
+    work, out = tmp_path / "work", tmp_path / "continued"
+    recipe = Recipe(
+        **{**RECIPE.__dict__, "init_adapter": str(first), "rank": 8, "infer_per_input": 3}
+    )
+    record = train_follow(
+        work, out, recipe, model_dir=str(tiny_dir), inputs=_inputs_and_answers(work)
+    )
+    assert record["lora"] == {"rank": 4, "alpha": 8}  # the continued adapter's, not the recipe's
+    assert record["recipe"]["init_adapter"] == str(first)
+    assert record["examples"]["infer"] > 0
+    before = load_file(str(first / "adapter_model.safetensors"))
+    after = load_file(str(out / "adapter_model.safetensors"))
+    assert before.keys() == after.keys()
+    assert any(not (before[k] == after[k]).all() for k in before)  # it trained further
+    a_weights = [k for k in before if "lora_A" in k]
+    assert a_weights and all(before[k].shape == after[k].shape for k in a_weights)
+
+
 def test_the_adapter_loads_merged_and_the_option_turns_it_off(
     tiny_dir: Path, trained: tuple[Path, Path, dict]
 ) -> None:
@@ -120,6 +144,12 @@ def test_recipe_is_checked() -> None:
         Recipe(rank=0).check()
     with pytest.raises(InvalidInputError, match="atoms"):
         Recipe(atoms="some").check()
+    with pytest.raises(InvalidInputError, match="infer_per_input"):
+        Recipe(infer_per_input=-1).check()
+    with pytest.raises(InvalidInputError, match="method='lora'"):
+        Recipe(method="full", init_adapter=follow_adapter_path(True)).check()
+    with pytest.raises(InvalidInputError, match="no adapter_config.json"):
+        Recipe(init_adapter="/nowhere").check()
 
 
 def test_the_benchmark_types_alone_can_be_chosen() -> None:
