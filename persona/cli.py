@@ -25,7 +25,7 @@ from persona.adapters.fspo_cmd import train_fspo_cmd
 from persona.bench.adapters_cmd import bench_adapters
 from persona.bench.feedback_cmd import bench_feedback
 from persona.bench.labels_cmd import bench_labels
-from persona.cli_common import err, errors, fail, out
+from persona.cli_common import err, errors, fail, follow_choice, out
 from persona.config import HOME_ENV, default_home
 from persona.follow.commands import bench_follow, train_follow_cmd
 from persona.store.migrate_cmd import migrate_cmd
@@ -145,6 +145,10 @@ def ui(
         "--follow-adapter/--no-follow-adapter",
         help="Run the local model with persona's follow adapter (default) or without it.",
     ),
+    follow_adapter_dir: Path | None = typer.Option(
+        None,
+        help="A follow adapter folder (from `persona train follow`) instead of the shipped one.",
+    ),
     guidance: float | None = typer.Option(
         None,
         help="The local model's classifier-free guidance toward the preferences (1: off; "
@@ -177,7 +181,7 @@ def ui(
             host=host,
             port=port,
             block=True,
-            follow_adapter=follow_adapter,
+            follow_adapter=follow_choice(follow_adapter, follow_adapter_dir),
             guidance_scale=guidance,
             rerank=rerank,
             auth=auth,
@@ -436,6 +440,10 @@ def bench_edits(
     follow_adapter: bool = typer.Option(
         True, "--follow-adapter/--no-follow-adapter", help="The local model's follow adapter."
     ),
+    follow_adapter_dir: Path | None = typer.Option(
+        None,
+        help="A follow adapter folder (from `persona train follow`) instead of the shipped one.",
+    ),
     guidance: float | None = typer.Option(
         None,
         help="The local model's classifier-free guidance toward the preferences (1: off; "
@@ -483,7 +491,8 @@ def bench_edits(
         LayerOptions(  # checked before any round
             cipher_infer_guidance=infer_guidance, cipher_infer_candidates=infer_candidates
         )
-        base = batched(load_chat_model(llm, follow_adapter=follow_adapter), callers)
+        follow = follow_choice(follow_adapter, follow_adapter_dir)
+        base = batched(load_chat_model(llm, follow_adapter=follow), callers)
         agent = decoding(base, repetition_penalty, no_repeat_ngram, guidance, rerank)
         judge = batched(load_chat_model(user_llm), callers) if user_llm else base
         emb = load_embedder(embedder)

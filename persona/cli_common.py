@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from persona.errors import PersonaError
+from persona.errors import InvalidInputError, PersonaError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -27,3 +28,16 @@ def errors() -> Iterator[None]:
         yield
     except PersonaError as exc:
         raise fail(str(exc)) from None
+
+
+def follow_choice(enabled: bool, folder: Path | None) -> bool | str:
+    """The local model's ``follow_adapter`` from ``--[no-]follow-adapter`` and
+    ``--follow-adapter-dir`` (a folder written by ``persona train follow``)."""
+    if folder is None:
+        return enabled
+    if not enabled:
+        raise InvalidInputError(
+            f"--follow-adapter-dir {folder} and --no-follow-adapter contradict each other; "
+            "drop one of them."
+        )
+    return str(folder)

@@ -213,3 +213,19 @@ def test_train_follow_refuses_a_folder_that_is_no_adapter(tmp_path: Path) -> Non
     assert not (tmp_path / "w" / "answers.jsonl").exists()  # refused before any work
     negative = CliRunner().invoke(app, [*args, "--infer-per-input", "-2"])
     assert negative.exit_code == 1 and "infer_per_input" in negative.output
+
+
+def test_a_follow_adapter_folder_can_replace_the_shipped_one(tmp_path: Path) -> None:
+    from persona.cli_common import follow_choice
+    from persona.errors import InvalidInputError
+
+    assert follow_choice(True, None) is True and follow_choice(False, None) is False
+    assert follow_choice(True, tmp_path) == str(tmp_path)
+    with pytest.raises(InvalidInputError, match="contradict"):
+        follow_choice(False, tmp_path)
+    args = ["bench", "edits", "--task", "email", "--rounds", "1", "--llm", "fake"]
+    both = ["--no-follow-adapter", "--follow-adapter-dir", str(tmp_path)]
+    bad = CliRunner().invoke(app, [*args, *both, "--out", str(tmp_path)])
+    assert bad.exit_code == 1 and "contradict" in bad.output
+    ui = CliRunner().invoke(app, ["ui", "--llm", "fake", *both, "--path", str(tmp_path)])
+    assert ui.exit_code == 1 and "contradict" in ui.output

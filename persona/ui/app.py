@@ -359,7 +359,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
     block: bool = True,
-    follow_adapter: bool = True,
+    follow_adapter: bool | str = True,
     guidance_scale: float | None = None,
     auth: "str | Path | None" = None,
     rerank: int | None = None,
