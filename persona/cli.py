@@ -534,6 +534,7 @@ def bench_edits(
                 "Δ/round vs no-learning [95% CI]",
                 "pref. acc.",
                 "retrieval acc.",
+                "answers < 12 words",
                 "s",
             ):
                 table.add_column(col)
@@ -550,6 +551,7 @@ def bench_edits(
                     delta,
                     "-" if acc is None else f"{acc:.2f}",
                     "-" if ret is None else f"{ret:.2f}",
+                    f"{r['short_answer_rate']:.0%}",
                     f"{r['wall_s']:.0f}",
                 )
             out.print(table)

@@ -34,7 +34,7 @@ from persona.bench.env import (
     sample_rounds,
 )
 from persona.bench.learners import LEARNERS, Learner, make_learner
-from persona.bench.metrics import edit_distance, paired_difference, repeats
+from persona.bench.metrics import edit_distance, is_short, paired_difference, repeats
 from persona.bench.users import LLMUser, ScriptedUser, SimulatedUser
 from persona.errors import InvalidInputError
 from persona.llm import complete, describe, usage
@@ -98,12 +98,14 @@ class Run:
         descriptions: list[str | None] = []  # what conditioned each round's answer, in words
         learned: list[str | None] = []  # what the learner stored from each round's edit
         looped = 0  # answers with a repeated 6-word run
+        answers: list[str] = []  # each round's answer, as the user saw it
         accurate: list[bool] = []
         retrieved_same = retrieved_all = 0
         start = time.perf_counter()
         for ctx in rounds:
             output, prepared = self._answer(ctx)
             looped += repeats(output)
+            answers.append(output)
             edited = self.user.edit(ctx, output)
             costs.append(edit_distance(output, edited))
             descriptions.append(prepared.description)
@@ -125,6 +127,9 @@ class Run:
             **({"learned": learned} if hasattr(self.learner, "last_learned") else {}),
             "zero_cost_rounds": sum(c == 0 for c in costs),
             "repetition_rate": looped / len(costs) if costs else None,
+            "short_answer_rate": (
+                sum(is_short(a) for a in answers) / len(answers) if answers else None
+            ),
             "preference_accuracy": float(np.mean(accurate)) if accurate else None,
             "rounds_with_description": len(accurate),
             "retrieval_accuracy": retrieved_same / retrieved_all if retrieved_all else None,
@@ -140,6 +145,7 @@ class Run:
             },
             "wall_s": round(time.perf_counter() - start, 2),
             **self._trainings(),
+            "answers": answers,
         }
 
     def _trainings(self) -> dict[str, Any]:

@@ -90,3 +90,19 @@ def repeats(text: str, n: int = 6) -> bool:
             return True
         seen.add(gram)
     return False
+
+
+#: An answer with fewer words than this is too short to be a summary or an email.
+SHORT_WORDS = 12
+
+
+def content_words(text: str) -> int:
+    """Words of ``text`` that hold a letter or a digit (markup such as ``#`` or ``-`` is not
+    counted)."""
+    return sum(any(ch.isalnum() for ch in word) for word in text.split())
+
+
+def is_short(text: str) -> bool:
+    """True for an answer under :data:`SHORT_WORDS` words: it costs few edits because it says
+    almost nothing, so the edit cost alone would count it as a good answer."""
+    return content_words(text) < SHORT_WORDS

@@ -59,6 +59,9 @@ def test_every_learner_runs_the_same_rounds(tmp_path: Path) -> None:
     assert sum(d is not None for d in cipher["descriptions"]) == cipher["rounds_with_description"]
     assert any(cipher["learned"]) and all(t is None or t.strip() for t in cipher["learned"])
     assert doc["llm"] and doc["embedder"] == "hash:64"
+    # each round's answer is kept, and a 12-word answer is not a short one
+    assert by["no-learning"]["answers"] == [AGENT_ANSWER] * 8
+    assert by["no-learning"]["short_answer_rate"] == 0.0
     comparisons = doc["comparisons"]
     assert set(comparisons) == {f"{n} vs no-learning" for n in LEARNERS[1:]} | {
         "cipher-5 vs icl-edit-5"
@@ -73,6 +76,21 @@ def test_every_learner_runs_the_same_rounds(tmp_path: Path) -> None:
     pairs = zip(doc["rounds_sources"], by["cipher-5"]["costs"], strict=True)
     firsts = [c for s, c in pairs if s == first]
     assert by_source[first] == round(sum(firsts) / len(firsts), 2)
+
+
+def test_answers_that_say_almost_nothing_are_counted() -> None:
+    agent = ScriptedChatModel(responses=["# # #\n\n# # #", AGENT_ANSWER, "# A title only"])
+    doc = run_edits(
+        ["no-learning"],
+        agent=agent,
+        learner_llm=agent,
+        user_llm=agent,
+        embedder=HashEmbedder(64),
+        config=EditsConfig(task="email", rounds=3, seed=1),
+    )
+    (res,) = doc["results"]
+    assert res["answers"] == ["# # #\n\n# # #", AGENT_ANSWER, "# A title only"]
+    assert res["short_answer_rate"] == pytest.approx(2 / 3)
 
 
 def test_learners_run_at_once_give_what_they_give_one_after_another(tmp_path: Path) -> None:

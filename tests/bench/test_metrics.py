@@ -86,3 +86,12 @@ def test_repeats_finds_a_looping_answer() -> None:
     assert not repeats("Dear Ms. Lee, the trip is booked for Monday and the budget is approved.")
     assert not repeats("one two three four five")  # shorter than a run
     assert repeats("a b c d e f x a b c d e f")
+
+
+def test_short_answers_count_words_not_markup() -> None:
+    from persona.bench.metrics import content_words, is_short
+
+    assert content_words("# # #\n- \n**") == 0
+    assert content_words("# Title: 3 things, done.") == 4
+    assert is_short("# The plan") and is_short("")
+    assert not is_short(" ".join(["word"] * 12))
