@@ -419,7 +419,11 @@ def bench_edits(
     rounds: int = typer.Option(200, help="Rounds per learner (PRELUDE: 200)."),
     seed: int = typer.Option(0, help="Seed of the rounds (same rounds for every learner)."),
     llm: str = typer.Option("local", help="The agent's and learners' LLM (a model spec)."),
-    user: str = typer.Option("scripted", help="scripted | llm (PRELUDE's LLM user)."),
+    user: str = typer.Option(
+        "scripted",
+        help="scripted (atoms; writes the content itself when an answer says almost nothing) "
+        "| scripted-atoms-only (atoms only: the tables before session 18) | llm (PRELUDE's).",
+    ),
     user_llm: str | None = typer.Option(None, help="The LLM user's model (default: --llm)."),
     embedder: str = typer.Option("minilm", help="Context embedder: minilm | hash."),
     max_tokens: int = typer.Option(128, help="Answer budget in tokens."),

@@ -51,7 +51,7 @@ class EditsConfig:
     cipher_min_similarity: float = 0.0  # the layer's default for CIPHER: plain k nearest
     cipher_infer_guidance: float = 1.0  # CIPHER's inference guided by the unchanged prompt
     cipher_infer_candidates: int = 1  # CIPHER's inference: the phrase, of N, explaining the edit
-    user: str = "scripted"  # scripted | llm
+    user: str = "scripted"  # scripted | scripted-atoms-only | llm
     # learners run at once (threads; the local model batches their calls); 0: all. 1 (in turn)
     # is faster on a small CPU, where long padded prompts cost more than batching saves.
     jobs: int = 1
@@ -129,6 +129,11 @@ class Run:
             "repetition_rate": looped / len(costs) if costs else None,
             "short_answer_rate": (
                 sum(is_short(a) for a in answers) / len(answers) if answers else None
+            ),
+            **(
+                {"user_rewrote": self.user.rewritten}
+                if isinstance(self.user, ScriptedUser) and self.user.rewrite_short
+                else {}
             ),
             "preference_accuracy": float(np.mean(accurate)) if accurate else None,
             "rounds_with_description": len(accurate),
@@ -224,9 +229,13 @@ def model_label(model: BaseChatModel) -> str:
 def make_user(kind: str, llm: BaseChatModel) -> SimulatedUser:
     if kind == "scripted":
         return ScriptedUser()
+    if kind == "scripted-atoms-only":  # the scripted user of the tables before session 18
+        return ScriptedUser(rewrite_short=False)
     if kind == "llm":
         return LLMUser(llm)
-    raise InvalidInputError(f"unknown user {kind!r}; use 'scripted' or 'llm'.")
+    raise InvalidInputError(
+        f"unknown user {kind!r}; use 'scripted', 'scripted-atoms-only' or 'llm'."
+    )
 
 
 def run_edits(

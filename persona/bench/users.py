@@ -1,6 +1,7 @@
 """Simulated users: they hold a latent preference per context and edit answers towards it.
 
-:class:`ScriptedUser` edits with the source's executable atoms (deterministic, free, exact);
+:class:`ScriptedUser` edits with the source's executable atoms (deterministic, free, exact),
+after writing the content itself when the answer says almost nothing;
 :class:`LLMUser` follows PRELUDE's protocol with a chat model: ask whether the answer suits
 the latent preference, and if not, ask for a revision that does.
 """
@@ -16,6 +17,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from persona.bench.atoms import apply_atoms
 from persona.bench.env import Context, get_source, instruction
+from persona.bench.metrics import is_short
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,11 @@ _PREAMBLE = re.compile(
 )
 _FENCE = re.compile(r"^```[a-z]*\n(.*?)\n?```$", re.DOTALL)
 _QUOTES = {'"': '"', "'": "'", "“": "”", "«": "»"}
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+#: When an answer says almost nothing, the scripted user writes the content: the document's
+#: leading sentences, at least this many words.
+OWN_TEXT_WORDS = 40
 
 
 @runtime_checkable
@@ -57,14 +64,44 @@ class SimulatedUser(Protocol):
     def edit(self, context: Context, output: str) -> str: ...  # unchanged if satisfied
 
 
+def own_text(context: Context, words: int = OWN_TEXT_WORDS) -> str:
+    """What a user writes in place of an answer that does not do the task: the document's
+    leading sentences, whole, until they hold at least ``words`` words (the whole document
+    when it is shorter)."""
+    taken: list[str] = []
+    count = 0
+    for sentence in _SENTENCE.split(context.text.strip()):
+        taken.append(sentence)
+        count += len(sentence.split())
+        if count >= words:
+            break
+    return " ".join(taken)
+
+
 class ScriptedUser:
-    """Applies the context source's atoms; returns the answer unchanged when it satisfies them."""
+    """Applies the context source's atoms; returns the answer unchanged when it satisfies them.
+
+    An answer under :data:`~persona.bench.metrics.SHORT_WORDS` words (a title line, ``"# # #"``)
+    does not do the task, however well it fits the preference: the user writes the content
+    (:func:`own_text`) and applies the atoms to that, so the edit costs about as much as
+    writing the answer. Without this, the cheapest answer is the emptiest one, and a learner
+    that makes the agent say less looks like one that learned the preference.
+    ``rewrite_short=False`` is the user of the tables before session 18 (atoms only).
+    """
+
+    def __init__(self, *, rewrite_short: bool = True) -> None:
+        self.rewrite_short = rewrite_short
+        self.rewritten = 0  # answers the user wrote in place of the agent's
 
     def latent(self, context: Context) -> str:
         return get_source(context.task, context.source).latent
 
     def edit(self, context: Context, output: str) -> str:
-        return apply_atoms(get_source(context.task, context.source).atoms, output)
+        atoms = get_source(context.task, context.source).atoms
+        if self.rewrite_short and is_short(output):
+            self.rewritten += 1
+            return apply_atoms(atoms, own_text(context))
+        return apply_atoms(atoms, output)
 
 
 def clean_revision(text: str) -> str:

@@ -78,7 +78,7 @@ def test_every_learner_runs_the_same_rounds(tmp_path: Path) -> None:
     assert by_source[first] == round(sum(firsts) / len(firsts), 2)
 
 
-def test_answers_that_say_almost_nothing_are_counted() -> None:
+def short_answers_run(user: str) -> dict:
     agent = ScriptedChatModel(responses=["# # #\n\n# # #", AGENT_ANSWER, "# A title only"])
     doc = run_edits(
         ["no-learning"],
@@ -86,11 +86,22 @@ def test_answers_that_say_almost_nothing_are_counted() -> None:
         learner_llm=agent,
         user_llm=agent,
         embedder=HashEmbedder(64),
-        config=EditsConfig(task="email", rounds=3, seed=1),
+        config=EditsConfig(task="email", rounds=3, seed=1, user=user),
     )
     (res,) = doc["results"]
+    return res
+
+
+def test_answers_that_say_almost_nothing_are_counted_and_rewritten() -> None:
+    res = short_answers_run("scripted")
     assert res["answers"] == ["# # #\n\n# # #", AGENT_ANSWER, "# A title only"]
     assert res["short_answer_rate"] == pytest.approx(2 / 3)
+    assert res["user_rewrote"] == 2  # the user wrote those two answers themselves
+    lenient = short_answers_run("scripted-atoms-only")  # the user of the older tables
+    assert "user_rewrote" not in lenient
+    assert lenient["costs"][1] == res["costs"][1]  # a real answer costs the same with both
+    for short in (0, 2):  # an empty answer costs what writing one costs, not less
+        assert res["costs"][short] >= 25 and res["costs"][short] > lenient["costs"][short]
 
 
 def test_learners_run_at_once_give_what_they_give_one_after_another(tmp_path: Path) -> None:

@@ -15,11 +15,13 @@ from persona.bench.env import SOURCES, TASKS, Context, instruction, load_corpus
 from persona.bench.metrics import edit_distance
 from persona.bench.users import (
     JUDGE_PROMPT,
+    OWN_TEXT_WORDS,
     REVISE_PROMPT,
     LLMUser,
     ScriptedUser,
     SimulatedUser,
     clean_revision,
+    own_text,
 )
 from persona.errors import InvalidInputError
 
@@ -84,6 +86,34 @@ def test_scripted_user_costs_nothing_when_satisfied(task: str) -> None:
         assert edited == apply_atoms(source.atoms, ctx.text)
         assert user.edit(ctx, edited) == edited  # satisfied: no edit, cost 0
         assert edit_distance(edited, user.edit(ctx, edited)) == 0
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_own_text_is_the_document_s_lead_in_whole_sentences(task: str) -> None:
+    for ctx in load_corpus(task):
+        text = own_text(ctx)
+        assert ctx.text.startswith(text)
+        assert len(text.split()) >= OWN_TEXT_WORDS and text[-1] in ".!?"
+    short = Context(task, "x", "One sentence. And a second one.")
+    assert own_text(short) == short.text  # shorter than the floor: all of it
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("answer", ["# # #", "", "# A title\n\nPlease reply to confirm."])
+def test_scripted_user_writes_the_content_when_the_answer_says_almost_nothing(
+    task: str, answer: str
+) -> None:
+    user, lenient = ScriptedUser(), ScriptedUser(rewrite_short=False)
+    for ctx in load_corpus(task)[:12]:
+        atoms = SOURCES[task][ctx.source].atoms
+        edited = user.edit(ctx, answer)
+        assert edited == apply_atoms(atoms, own_text(ctx))
+        # the cost is about that of writing the answer, not that of fixing its form
+        assert edit_distance(answer, edited) >= 25
+        assert edit_distance(answer, edited) > edit_distance(answer, lenient.edit(ctx, answer))
+        assert user.edit(ctx, edited) == edited  # what the user wrote satisfies them
+        assert lenient.edit(ctx, answer) == apply_atoms(atoms, answer)  # atoms only
+    assert (user.rewritten, lenient.rewritten) == (12, 0)
 
 
 def test_scripted_user_rejects_an_unknown_source() -> None:
