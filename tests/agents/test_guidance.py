@@ -210,13 +210,19 @@ def test_the_edit_benchmark_guides_toward_the_learned_preference(
         assert plain.text in call["messages"][-1].text != plain.text
 
 
-def test_the_edit_benchmark_guides_and_says_so(tmp_path: Path) -> None:
+def test_the_edit_benchmark_guides_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     local = LocalChatModel(model_dir=str(tmp_path))
     guided = decoding(local, guidance_scale=2.0)
     assert guided.guidance_scale == 2.0  # type: ignore[attr-defined]
     assert decoding(local) is local
     assert "classifier-free guidance 2" in model_label(guided)
     assert "guidance" not in model_label(local)
+    # the dtype the weights run in is part of the label: greedy answers differ between them
+    assert "transformers, float32)" in model_label(local.model_copy(update={"dtype": "float32"}))
+    monkeypatch.setenv("PERSONA_DTYPE", "bfloat16")
+    assert "transformers, bfloat16)" in model_label(local)
     with pytest.raises(InvalidInputError, match="--guidance"):
         decoding(load_chat_model("fake"), guidance_scale=2.0)
     reranked = decoding(local, rerank=4)
