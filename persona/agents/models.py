@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, SecretStr
 from persona.agents import rerank as rerank_
 from persona.agents.batching import Batcher
 from persona.agents.guidance import guidance_processor
+from persona.agents.norepeat import answer_no_repeat
 from persona.agents.streaming import abort_criteria, until_stop
 from persona.agents.weights import FOLLOW_ADAPTER_DIR as FOLLOW_ADAPTER_DIR
 from persona.agents.weights import LOCAL_DIR_NAME as LOCAL_DIR_NAME
@@ -168,8 +169,9 @@ class LocalChatModel(BaseChatModel):
     #: > 1 discourages tokens already in the prompt or answer (transformers' CTRL penalty);
     #: greedy 135M decoding otherwise loops ("Subject: ..." eight times over).
     repetition_penalty: float = 1.0
-    #: > 0: never repeat a token n-gram of this size (prompt included). 6 cut looping answers
-    #: from 19-56 % to 0-13 % on the edit benchmark without raising its costs (0: off).
+    #: > 0: the answer never repeats one of its own token n-grams of this size (0: off); it may
+    #: copy its prompt (:mod:`persona.agents.norepeat`). 6 cut looping answers from 19-56 % to
+    #: 0-13 % on the edit benchmark without raising its costs.
     no_repeat_ngram_size: int = 6
     #: Seconds one generation may take; past it the answer is cut short (transformers'
     #: ``max_time``), not an error. None: no limit.
@@ -336,18 +338,21 @@ class LocalChatModel(BaseChatModel):
             gen["temperature"] = temperature
         if self.repetition_penalty != 1.0:
             gen["repetition_penalty"] = float(self.repetition_penalty)
-        if self.no_repeat_ngram_size > 0:
-            gen["no_repeat_ngram_size"] = int(self.no_repeat_ngram_size)
         if self.timeout is not None:
             gen["max_time"] = float(self.timeout)
         if stop:
             gen["stop_strings"] = list(stop)
             gen["tokenizer"] = tokenizer
+        processors: list[Any] = answer_no_repeat(int(self.no_repeat_ngram_size), n_in)
         negative = self._negative(messages, model, tokenizer, **kwargs)
         if negative is not None and self.guidance_scale != 1.0:
-            gen["logits_processor"] = guidance_processor(
+            processors += guidance_processor(
                 model, negative["input_ids"], negative["attention_mask"], self.guidance_scale
             )
+        if processors:
+            from transformers import LogitsProcessorList
+
+            gen["logits_processor"] = LogitsProcessorList(processors)
         return model, tokenizer, gen, n_in, negative
 
     def _negative(
@@ -449,7 +454,9 @@ class LocalChatModel(BaseChatModel):
             out = self._rerank(model, tokenizer, gen, negative)
         elif self.batch_size > 1 and not stop and negative is None:
             keys = ("do_sample", "temperature", "max_time", "repetition_penalty")
-            settings = {k: gen[k] for k in (*keys, "no_repeat_ngram_size") if k in gen}
+            settings = {k: gen[k] for k in keys if k in gen}
+            if self.no_repeat_ngram_size > 0:  # the batcher builds the processor per batch
+                settings["no_repeat_ngram_size"] = int(self.no_repeat_ngram_size)
             pool = self.adapter_pool() if adapter is not None else None
             out = self._batcher(model, tokenizer, pool).generate(
                 gen["input_ids"][0].tolist(), gen["max_new_tokens"], adapter=adapter, **settings

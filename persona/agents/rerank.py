@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from persona.agents.likelihood import mean_logprobs
+from persona.agents.norepeat import AnswerNoRepeat
 
 #: The samples' temperature and nucleus (the call's own temperature when it is higher).
 TEMPERATURE = 0.7
@@ -58,9 +59,15 @@ def candidates(
             "top_p": TOP_P,
             "num_return_sequences": n - 1,
         }
-        settings.pop("logits_processor", None)
-        if sample_processor is not None:
-            settings["logits_processor"] = sample_processor
+        # the call's own processors hold one row, except the no-repeat rule, which holds none
+        own = [
+            p for p in settings.pop("logits_processor", None) or [] if isinstance(p, AnswerNoRepeat)
+        ]
+        processors = own + list(sample_processor or [])
+        if processors:
+            from transformers import LogitsProcessorList
+
+            settings["logits_processor"] = LogitsProcessorList(processors)
         seed = zlib.crc32(repr(gen["input_ids"][0].tolist()).encode())
         devices = [model.device] if model.device.type == "cuda" else []
         with _SAMPLING, torch.random.fork_rng(devices=devices):

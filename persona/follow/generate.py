@@ -12,6 +12,7 @@ from typing import Any
 
 from persona.agents.guidance import guidance_processor
 from persona.agents.models import LocalChatModel
+from persona.agents.norepeat import answer_no_repeat
 
 NO_REPEAT = LocalChatModel.model_fields["no_repeat_ngram_size"].default
 
@@ -35,6 +36,7 @@ def generate(
     :attr:`LocalChatModel.guidance_scale <persona.agents.models.LocalChatModel.guidance_scale>`
     does in the layer."""
     import torch
+    from transformers import LogitsProcessorList
 
     guided = negatives is not None and guidance_scale != 1.0
     if negatives is not None and len(negatives) != len(prompts):
@@ -49,17 +51,18 @@ def generate(
             ids = order[start : start + batch_size]
             enc = _encode(tokenizer, [prompts[i] for i in ids]).to(model.device)
             settings: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False}
-            if no_repeat_ngram_size > 0:
-                settings["no_repeat_ngram_size"] = no_repeat_ngram_size
+            n_in = enc["input_ids"].shape[1]
+            processors: list[Any] = answer_no_repeat(no_repeat_ngram_size, n_in)
             if guided:
                 assert negatives is not None
                 neg = _encode(tokenizer, [negatives[i] for i in ids]).to(model.device)
-                settings["logits_processor"] = guidance_processor(
+                processors += guidance_processor(
                     model, neg["input_ids"], neg["attention_mask"], guidance_scale
                 )
+            if processors:
+                settings["logits_processor"] = LogitsProcessorList(processors)
             with torch.inference_mode():
                 seqs = model.generate(**enc, **settings, pad_token_id=pad)
-            n_in = enc["input_ids"].shape[1]
             for i, row in zip(ids, seqs, strict=True):
                 out[i] = tokenizer.decode(row[n_in:], skip_special_tokens=True).strip()
             if tick:

@@ -292,11 +292,13 @@ def test_local_anti_repetition_settings_reach_generate(local: LocalChatModel) ->
     )
     question = [HumanMessage("List the days of the week, twice.")]
     model, _, gen, n_in, _ = strict._prepare(question, [])
-    assert gen["no_repeat_ngram_size"] == 2 and gen["repetition_penalty"] == 1.3
+    assert gen["repetition_penalty"] == 1.3 and "no_repeat_ngram_size" not in gen
+    (rule,) = gen["logits_processor"]  # the answer's own n-grams only (persona.agents.norepeat)
+    assert (rule.size, rule.prompt_len) == (2, n_in)
     ids = model.generate(**gen)[0].tolist()
-    assert len(ids) > n_in
-    for j in range(n_in, len(ids)):  # no generated token completes a pair seen before it
-        earlier = set(zip(ids[: j - 1], ids[1:j], strict=True))
+    assert len(ids) > n_in + 2
+    for j in range(n_in + 2, len(ids)):  # no answer token completes a pair the answer holds
+        earlier = set(zip(ids[n_in : j - 1], ids[n_in + 1 : j], strict=True))
         assert (ids[j - 1], ids[j]) not in earlier
     assert models.LocalChatModel.model_fields["no_repeat_ngram_size"].default == 6
 
