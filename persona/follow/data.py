@@ -38,7 +38,7 @@ from persona.learn import prompts
 from persona.learn.cipher import word_diff
 
 #: Bumped whenever the generator's output changes for the same inputs and seed.
-DATA_VERSION = "follow-data-2"
+DATA_VERSION = "follow-data-3"  # 3: base answers under the answer-only no-repeat rule
 Kind = Literal["document", "notes", "question"]
 ExampleKind = Literal["follow", "plain", "infer", "aggregate"]
 #: Inputs numbered above this (per kind) are evaluation inputs, never trained on.
