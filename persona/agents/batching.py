@@ -145,13 +145,12 @@ class Batcher:
         ids = [[self.pad] * (width - len(r.input_ids)) + r.input_ids for r in group]
         mask = [[0] * (width - len(r.input_ids)) + [1] * len(r.input_ids) for r in group]
         device = self.model.device
-        settings = dict(group[0].settings)
         kwargs: dict[str, Any] = {
             "input_ids": torch.tensor(ids, device=device),
             "attention_mask": torch.tensor(mask, device=device),
             "max_new_tokens": max(r.max_new for r in group),
             "pad_token_id": self.pad,
-            **settings,
+            **dict(group[0].settings),
         }
         no_repeat = int(kwargs.pop("no_repeat_ngram_size", 0))
         if no_repeat > 0:  # within each answer only: the prompts end at the padded width
