@@ -3,7 +3,8 @@
 Three resumable stages under a work folder:
 
 1. ``answers.jsonl``: the base model's own answer to every corpus input (batched greedy);
-   an interrupted run keeps what it wrote and continues;
+   an interrupted run keeps what it wrote and continues; ``answers.json`` stamps the data
+   version, base model and token budget they were made with, and a different run is refused;
 2. ``examples.jsonl`` / ``eval.jsonl``: the training and evaluation examples (:mod:`.data`),
    deterministic for a seed, with their sha256 as the data version;
 3. ``checkpoints/``: trl ``SFTTrainer`` (loss on the answer only) with a LoRA from peft, or a
@@ -38,6 +39,7 @@ from persona.follow.phrases import training_atoms
 #: The linear layers of a Llama block; LoRA on all of them.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 RECIPE_FILE = "follow.json"
+ANSWERS_STAMP = "answers.json"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,34 @@ class Recipe:
                 )
 
 
+def answers_stamp(model_dir: str, max_new_tokens: int) -> dict[str, Any]:
+    """What the cached base answers depend on; kept in ``work/answers.json`` beside them."""
+    return {
+        "data_version": DATA_VERSION,
+        "base_model": _base_name(model_dir),
+        "answer_tokens": max_new_tokens,
+    }
+
+
+def check_answers_stamp(work: Path, stamp: dict[str, Any]) -> None:
+    """Refuse to mix base answers made another way (an older generator, model or budget)
+    with this run's; a work folder with no answers yet gets the stamp."""
+    path, meta = work / "answers.jsonl", work / ANSWERS_STAMP
+    if not path.is_file():
+        meta.write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+        return
+    try:
+        found = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+    except ValueError:
+        found = None
+    if found != stamp:
+        raise InvalidInputError(
+            f"{path} holds base answers made with {found or 'an older generator (no stamp)'}, "
+            f"and this run needs {stamp}: pass a new --work folder, or delete answers.jsonl "
+            "and examples.jsonl there and train again (checkpoints/ too if the recipe changed)."
+        )
+
+
 def answers_for(
     work: Path,
     inputs: Sequence[Input],
@@ -104,8 +134,10 @@ def answers_for(
     batch_size: int = 8,
     tick: Callable[[int], None] | None = None,
 ) -> dict[str, str]:
-    """The base model's answer to each input, cached in ``work/answers.jsonl`` (resumable)."""
+    """The base model's answer to each input, cached in ``work/answers.jsonl`` (resumable;
+    refused when :func:`answers_stamp` differs from the one the cache was made with)."""
     path = work / "answers.jsonl"
+    check_answers_stamp(work, answers_stamp(model_dir, max_new_tokens))
     done: dict[str, str] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():

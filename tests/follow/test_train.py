@@ -11,15 +11,17 @@ import pytest
 from persona.agents.models import LocalChatModel, follow_adapter_path
 from persona.errors import InvalidInputError, ModelError
 from persona.follow.data import load_inputs
-from persona.follow.train import Recipe, train_follow
+from persona.follow.train import ANSWERS_STAMP, Recipe, answers_for, answers_stamp, train_follow
 
 
-def _inputs_and_answers(work: Path) -> list[Any]:
+def _inputs_and_answers(work: Path, model_dir: Path, answer_tokens: int = 160) -> list[Any]:
     inputs = [i for i in load_inputs() if i.id.endswith(("-01", "-02"))]
     work.mkdir(parents=True, exist_ok=True)
     with (work / "answers.jsonl").open("w") as fh:  # stand-in answers: no generation needed
         for item in inputs:
             fh.write(json.dumps({"id": item.id, "answer": item.text}) + "\n")
+    stamp = answers_stamp(str(model_dir), answer_tokens)
+    (work / ANSWERS_STAMP).write_text(json.dumps(stamp))
     return inputs
 
 
@@ -43,7 +45,7 @@ def trained(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     work = tmp_path_factory.mktemp("follow-work")
     out = work / "adapter"
     record = train_follow(
-        work, out, RECIPE, model_dir=str(tiny_dir), inputs=_inputs_and_answers(work)
+        work, out, RECIPE, model_dir=str(tiny_dir), inputs=_inputs_and_answers(work, tiny_dir)
     )
     return work, out, record
 
@@ -71,7 +73,7 @@ def test_a_rerun_resumes_from_the_last_checkpoint(
         out,
         Recipe(**{**RECIPE.__dict__, "max_steps": 3}),
         model_dir=str(tiny_dir),
-        inputs=_inputs_and_answers(work),
+        inputs=_inputs_and_answers(work, tiny_dir),
     )
     assert again["resumed"] is True and again["steps"] == 3
     assert again["data_sha256"] == first["data_sha256"]  # same seed, same data
@@ -88,7 +90,7 @@ def test_training_can_continue_an_existing_adapter(
         **{**RECIPE.__dict__, "init_adapter": str(first), "rank": 8, "infer_per_input": 3}
     )
     record = train_follow(
-        work, out, recipe, model_dir=str(tiny_dir), inputs=_inputs_and_answers(work)
+        work, out, recipe, model_dir=str(tiny_dir), inputs=_inputs_and_answers(work, tiny_dir)
     )
     assert record["lora"] == {"rank": 4, "alpha": 8}  # the continued adapter's, not the recipe's
     assert record["recipe"]["init_adapter"] == str(first)
@@ -160,3 +162,30 @@ def test_the_benchmark_types_alone_can_be_chosen() -> None:
     every = {atom_type(a) for a in training_atoms()}
     assert len(few) == 13 and few <= {atom_type(a) for a in A.ATOMS.values()}
     assert few < every and len(every) == 45
+
+
+def test_cached_answers_made_another_way_are_refused_and_kept(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    inputs = _inputs_and_answers(work, tmp_path / "base", answer_tokens=160)
+    before = (work / "answers.jsonl").read_text()
+    done = answers_for(work, inputs, str(tmp_path / "base"), max_new_tokens=160)
+    assert len(done) == len(inputs)  # same stamp: every answer comes from the cache
+    with pytest.raises(InvalidInputError, match="answer_tokens.: 96.*new --work folder"):
+        answers_for(work, inputs, str(tmp_path / "base"), max_new_tokens=96)
+    stamp = json.loads((work / ANSWERS_STAMP).read_text())
+    (work / ANSWERS_STAMP).write_text(json.dumps({**stamp, "data_version": "follow-data-2"}))
+    with pytest.raises(InvalidInputError, match="follow-data-2"):
+        answers_for(work, inputs, str(tmp_path / "base"), max_new_tokens=160)
+    (work / ANSWERS_STAMP).unlink()  # a work folder from before the stamp existed
+    with pytest.raises(InvalidInputError, match="older generator"):
+        answers_for(work, inputs, str(tmp_path / "base"), max_new_tokens=160)
+    assert (work / "answers.jsonl").read_text() == before  # nothing lost
+
+
+def test_a_new_work_folder_is_stamped(tmp_path: Path) -> None:
+    work = tmp_path / "fresh"
+    work.mkdir()
+    assert answers_for(work, [], str(tmp_path / "base"), max_new_tokens=64) == {}
+    assert json.loads((work / ANSWERS_STAMP).read_text()) == answers_stamp(
+        str(tmp_path / "base"), 64
+    )
