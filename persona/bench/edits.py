@@ -140,6 +140,11 @@ class Run:
             "retrieval_accuracy": retrieved_same / retrieved_all if retrieved_all else None,
             "retrieved_items": retrieved_all,
             "learn_failures": self.learner.failures,
+            **(
+                {"aggregate_served": served}
+                if (served := getattr(self.learner, "aggregated", None)) is not None
+                else {}
+            ),
             "tokens": {
                 "agent_in": self.tokens_in,
                 "agent_out": self.tokens_out,

@@ -11,6 +11,8 @@ learns from the user's edit (:meth:`learn`):
   LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-vote`` — the same
   layer on its default request path (the clauses most of the 5 retrieved preferences state,
   no LLM at request time); ``cipher-5-list`` — the deduplicated preferences (no LLM either);
+  ``cipher-5-background`` — the vote, or the LLM's aggregate once a set comes back (the
+  aggregation runs between rounds, as it would while the user reads and edits);
 * ``cipher-5+truth``, ``cipher-5-vote+truth`` (any CIPHER learner ``+truth``) — the same,
   with inference replaced by the round's true preference: what perfect inference would give
   (a diagnostic bound).
@@ -170,6 +172,9 @@ class CipherLearner(NoLearning):
         self.name = name
         self.source_of: dict[int, str] = {}
         self.last_learned: str | None = None  # the preference stored from the last edit
+        # "background" only: the rounds served the LLM's aggregate (the others got the vote)
+        background = layer.cipher.config.aggregate == "background"
+        self.aggregated: int | None = 0 if background else None
 
     @property
     def tokens_in(self) -> int:  # type: ignore[override]
@@ -180,8 +185,15 @@ class CipherLearner(NoLearning):
         return self.layer.cipher.cipher.tokens_out
 
     def prepare(self, ctx: Context) -> Prepared:
+        # "background": the aggregation queued last round ran while the user read and edited
+        self.layer.cipher.drain()
         cond = self.layer.condition(USER_ID, instruction(ctx))
         learned = [p for p in cond.preferences if p.id in self.source_of]
+        if self.aggregated is not None and cond.summary:
+            distinct = tuple(dict.fromkeys(p.text.strip() for p in learned if p.text.strip()))
+            self.aggregated += len(distinct) > 1 and (
+                self.layer.cipher.cipher.cached(distinct) == cond.summary
+            )
         return Prepared(cond, cond.summary, [self.source_of[p.id] for p in learned])
 
     def learn(self, ctx: Context, output: str, edited: str) -> None:
@@ -327,7 +339,7 @@ def make_learner(
         return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
     base, plus, truth = name.partition("+")
     k, _, mode = base[7:].partition("-")
-    if base.startswith("cipher-") and k.isdigit() and mode in ("", "list", "vote"):
+    if base.startswith("cipher-") and k.isdigit() and mode in ("", "list", "vote", "background"):
         if plus and truth != "truth":
             raise InvalidInputError(
                 f"learner {name!r}: after '+' only 'truth' (inference replaced by the true "
@@ -345,11 +357,13 @@ def make_learner(
             cipher_infer_candidates=cipher_infer_candidates,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
             # "cipher-K-vote": the layer's default request path (the clauses most of the k
-            # state; no LLM); "cipher-K-list": the deduplicated list (no LLM)
+            # state; no LLM); "cipher-K-list": the deduplicated list (no LLM);
+            # "cipher-K-background": the vote, or the LLM's aggregate of a set seen before
             cipher_aggregate=mode or "sync",
         )
         return TruthLearner(layer, name, told) if told else CipherLearner(layer, name)
     raise InvalidInputError(
         f"unknown learner {name!r}; use one of {', '.join(LEARNERS)} (icl-edit-K, cipher-K, "
-        "cipher-K-list, cipher-K-vote, cipher-K[-mode]+truth, adapter-R, cipher-5+adapter-R)."
+        "cipher-K-list, cipher-K-vote, cipher-K-background, cipher-K[-mode]+truth, adapter-R, "
+        "cipher-5+adapter-R)."
     )

@@ -16,7 +16,7 @@ it waits on no LLM by default (``aggregate="vote"``): it keeps the clauses that 
 retrieved preferences state (:func:`vote`), which is what the paper asks its LLM to do, and a
 small model cannot garble it. ``"list"`` serves the deduplicated preferences, nearest first;
 ``"sync"`` is the paper's aggregation by the LLM on every new set (the edit benchmark's
-faithful CIPHER); ``"background"`` serves the list now and aggregates in a worker thread, so
+faithful CIPHER); ``"background"`` serves the vote now and aggregates in a worker thread, so
 the same set is served aggregated next time.
 
 LLM output is parsed defensively: quotes, preambles and lists are stripped; an empty, over-long
@@ -66,7 +66,7 @@ class CipherConfig:
     # "vote": the clauses most of the k state, by embedding (no LLM; see vote(); the default);
     # "list": deduplicated, nearest first (no LLM on the request path);
     # "sync": the LLM aggregates every new set before answering (faithful CIPHER);
-    # "background": "list" now, the aggregate of the same set next time (a worker thread).
+    # "background": "vote" now, the LLM's aggregate of the same set next time (a worker thread).
     aggregate: Aggregate = "vote"
     # "vote": two clauses state the same preference at this cosine or above (MiniLM). Chosen
     # on the follow generator's wordings (45 types, 4-6 ways each), not on the edit benchmark:
@@ -447,25 +447,26 @@ class CipherLearner:
         distinct = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
         if len(distinct) <= 1 or self.config.k == 1:
             return distinct[0] if distinct else ""
-        if self.config.aggregate == "vote":
-            if self._embed is None:
-                raise InvalidInputError(
-                    'cipher_aggregate="vote" needs an embedder: build CipherLearner with embed='
-                    "(the layer passes its own)."
-                )
-            kept = [t.strip() for t in texts if t.strip()]  # a repeat is a vote
-            return vote(kept, self._clause_vectors, self.config.same_preference)
-        if self.config.aggregate == "sync":
+        mode = self.config.aggregate
+        if mode == "sync":
             return self.cipher.aggregate(distinct)
-        listed = "; ".join(distinct)
-        if self.config.aggregate == "list":
-            return listed
-        key = tuple(distinct)
-        cached = self.cipher.cached(key) if self._cipher is not None else None
-        if cached is not None:
-            return cached
-        self._aggregate_later(key)
-        return listed
+        if mode == "list":
+            return "; ".join(distinct)
+        if mode == "background":
+            key = tuple(distinct)
+            cached = self.cipher.cached(key) if self._cipher is not None else None
+            if cached is not None:
+                return cached
+            self._aggregate_later(key)
+            if self._embed is None:  # nothing to vote with: the list until the aggregate is in
+                return "; ".join(distinct)
+        elif self._embed is None:
+            raise InvalidInputError(
+                'cipher_aggregate="vote" needs an embedder: build CipherLearner with embed='
+                "(the layer passes its own)."
+            )
+        kept = [t.strip() for t in texts if t.strip()]  # a repeat is a vote
+        return vote(kept, self._clause_vectors, self.config.same_preference)
 
     def _clause_vectors(self, texts: list[str]) -> np.ndarray:
         """The embedder's vectors for ``texts``, each clause embedded once (an LRU of

@@ -172,6 +172,22 @@ def test_truth_learner_with_llm_aggregation_asks_the_llm_only_to_aggregate(
     assert aggregated and set(aggregated) == {"short sentences and a question at the end"}
 
 
+def test_background_aggregation_serves_the_llm_aggregate_once_a_set_comes_back(
+    tmp_path: Path,
+) -> None:
+    doc = fake_run(tmp_path, ["cipher-5-background+truth"], rounds=12)
+    [res] = doc["results"]
+    latents = set(latent_preferences("summarization").values())
+    aggregate = "short sentences and a question at the end"  # the fake LLM's every answer
+    served = [d for d in res["descriptions"] if d]
+    # each round: the vote of true preferences, or the LLM's aggregate of a set seen before
+    assert all(
+        d == aggregate or set(clauses(d)) <= set(clauses("; ".join(latents))) for d in served
+    )
+    assert res["aggregate_served"] == served.count(aggregate) > 0
+    assert served[0] != aggregate  # a new set is never waited for
+
+
 @pytest.mark.parametrize("name", ["cipher-5-vote+oracle", "cipher-5-list+", "cipher-5+truth+"])
 def test_only_truth_follows_a_plus(tmp_path: Path, name: str) -> None:
     with pytest.raises(InvalidInputError, match="cipher-5-vote\\+truth"):
