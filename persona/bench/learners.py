@@ -11,8 +11,9 @@ learns from the user's edit (:meth:`learn`):
   LLM aggregating the k retrieved preferences as in the paper); ``cipher-5-vote`` — the same
   layer on its default request path (the clauses most of the 5 retrieved preferences state,
   no LLM at request time); ``cipher-5-list`` — the deduplicated preferences (no LLM either);
-  ``cipher-5-background`` — the vote, or the LLM's aggregate once a set comes back (the
-  aggregation runs between rounds, as it would while the user reads and edits);
+  ``cipher-5-background`` — the LLM's aggregate of this set or of one differing by a single
+  preference when one is made, else the vote (the aggregation runs between rounds, as it
+  would while the user reads and edits);
 * ``cipher-5+truth``, ``cipher-5-vote+truth`` (any CIPHER learner ``+truth``) — the same,
   with inference replaced by the round's true preference: what perfect inference would give
   (a diagnostic bound).
@@ -172,9 +173,6 @@ class CipherLearner(NoLearning):
         self.name = name
         self.source_of: dict[int, str] = {}
         self.last_learned: str | None = None  # the preference stored from the last edit
-        # "background" only: the rounds served the LLM's aggregate (the others got the vote)
-        background = layer.cipher.config.aggregate == "background"
-        self.aggregated: int | None = 0 if background else None
 
     @property
     def tokens_in(self) -> int:  # type: ignore[override]
@@ -189,12 +187,15 @@ class CipherLearner(NoLearning):
         self.layer.cipher.drain()
         cond = self.layer.condition(USER_ID, instruction(ctx))
         learned = [p for p in cond.preferences if p.id in self.source_of]
-        if self.aggregated is not None and cond.summary:
-            distinct = tuple(dict.fromkeys(p.text.strip() for p in learned if p.text.strip()))
-            self.aggregated += len(distinct) > 1 and (
-                self.layer.cipher.cipher.cached(distinct) == cond.summary
-            )
         return Prepared(cond, cond.summary, [self.source_of[p.id] for p in learned])
+
+    @property
+    def aggregated(self) -> dict[str, int] | None:
+        """``"background"``: how many rounds were served this set's LLM aggregate, a
+        neighbouring set's, or the vote; None in the other modes."""
+        if self.layer.cipher.config.aggregate != "background":
+            return None
+        return {k: self.layer.cipher.served[k] for k in ("aggregate", "neighbour", "vote")}
 
     def learn(self, ctx: Context, output: str, edited: str) -> None:
         self.last_learned = None

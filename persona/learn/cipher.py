@@ -31,7 +31,7 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +46,7 @@ from persona.learn import prompts
 from persona.learn.base import Contribution, Request, Search, Writing
 from persona.learn.guard import looks_like_injection, until_template_token
 from persona.llm import complete, describe, usage
-from persona.types import Preference
+from persona.types import AppliedPreference, Preference
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 Aggregate = Literal["list", "background", "sync", "vote"]
 AGGREGATE_MODES: tuple[str, ...] = ("list", "background", "sync", "vote")
 Embed = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
+Members = frozenset[tuple[int, str]]  # a retrieved set: its preferences' (id, text)
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,12 @@ class CipherConfig:
     # "vote": the clauses most of the k state, by embedding (no LLM; see vote(); the default);
     # "list": deduplicated, nearest first (no LLM on the request path);
     # "sync": the LLM aggregates every new set before answering (faithful CIPHER);
-    # "background": "vote" now, the LLM's aggregate of the same set next time (a worker thread).
+    # "background": the LLM aggregates each new set in a worker thread; until it is done the
+    # request gets the aggregate already made for a set that differs from it by at most
+    # ``reuse_differing`` preferences (this user's, every one still stored as it was), else
+    # the vote.
     aggregate: Aggregate = "vote"
+    reuse_differing: int = 1
     # "vote": two clauses state the same preference at this cosine or above (MiniLM). Chosen
     # on the follow generator's wordings (45 types, 4-6 ways each), not on the edit benchmark:
     # same-type pairs reach it 90% of the time, different-type pairs 7%; balanced accuracy is
@@ -375,6 +380,11 @@ class CipherLearner:
         self._used: OrderedDict[tuple[str, str], Used] = OrderedDict()
         self._worker: ThreadPoolExecutor | None = None
         self._pending: dict[tuple[str, ...], Future[str]] = {}
+        # "background": per user, the sets queued for aggregation (their (id, text) members)
+        # -> the texts their aggregate is cached under, most recent last
+        self._sets: dict[str, OrderedDict[Members, tuple[str, ...]]] = {}
+        # "background": what each request was served ("aggregate", "neighbour", "vote")
+        self.served: Counter[str] = Counter()
 
     @property
     def cipher(self) -> Cipher:
@@ -437,7 +447,10 @@ class CipherLearner:
         if not applied:
             return Contribution()
         t0 = time.perf_counter()
-        summary = self.describe([p.text for p in applied])
+        if cfg.aggregate == "background":
+            summary = self._background(request, applied)
+        else:
+            summary = self.describe([p.text for p in applied])
         timings = {"llm_ms": (time.perf_counter() - t0) * 1e3} if cfg.aggregate == "sync" else {}
         self._remember(request.user_id, request.context, summary, tuple(p.id for p in applied))
         return Contribution(preferences=applied, summary=summary, timings=timings)
@@ -467,6 +480,51 @@ class CipherLearner:
             )
         kept = [t.strip() for t in texts if t.strip()]  # a repeat is a vote
         return vote(kept, self._clause_vectors, self.config.same_preference)
+
+    def _background(self, request: Request, applied: Sequence[AppliedPreference]) -> str:
+        """``"background"``: this set's aggregate if made, else a neighbouring set's, else the
+        vote; a set not aggregated yet is queued."""
+        texts = [p.text for p in applied]
+        distinct = tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
+        if len(distinct) <= 1 or self.config.k == 1:
+            return distinct[0] if distinct else ""
+        cipher = self.cipher
+        cached = cipher.cached(distinct)
+        if cached is not None:
+            self.served["aggregate"] += 1
+            return cached
+        members: Members = frozenset((p.id, p.text.strip()) for p in applied)
+        self._aggregate_later(distinct)
+        with self._lock:
+            sets = self._sets.setdefault(request.user_id, OrderedDict())
+            sets[members] = distinct
+            sets.move_to_end(members)
+            while len(sets) > self.config.cache_size // 8:
+                sets.popitem(last=False)
+            # every member of a neighbour must still be stored, with the same text: a deleted
+            # or edited preference's words are never served
+            alive = {(h.preference.id, h.preference.text.strip()) for h in request.nearest}
+            near = [
+                (len(members & other), key)
+                for other, key in reversed(sets.items())
+                if other != members
+                and other <= alive
+                and len(members - other) <= self.config.reuse_differing
+                and len(other - members) <= self.config.reuse_differing
+            ]
+        for _, key in sorted(near, key=lambda n: -n[0]):  # stable: most overlap, then recent
+            text = cipher.cached(key)
+            if text is not None:
+                self.served["neighbour"] += 1
+                return text
+        self.served["vote"] += 1
+        if self._embed is None:
+            return "; ".join(distinct)
+        return vote(
+            [t.strip() for t in texts if t.strip()],
+            self._clause_vectors,
+            self.config.same_preference,
+        )
 
     def _clause_vectors(self, texts: list[str]) -> np.ndarray:
         """The embedder's vectors for ``texts``, each clause embedded once (an LRU of
@@ -545,6 +603,7 @@ class CipherLearner:
         with self._lock:
             for key in [k for k in self._used if k[0] == user_id]:
                 del self._used[key]
+            self._sets.pop(user_id, None)
             self._vectors.clear()
             self._forgotten += 1
             cipher = self._cipher

@@ -240,6 +240,74 @@ def test_background_aggregation_serves_the_vote_then_the_aggregate(persona_home:
         assert len(layer.llm.seen) == calls  # type: ignore[attr-defined]  # memoized
 
 
+def _hits(*prefs: tuple[int, str], user: str = "alice") -> tuple[Any, ...]:
+    from persona.learn.base import Hit
+    from persona.types import Preference
+
+    return tuple(Hit(Preference(i, user, t, "edit"), 0.9 - i / 100) for i, t in prefs)
+
+
+class Aggregates(ScriptedChatModel):
+    """Aggregation: the texts it was given, sorted and joined with ' + ' (so a test can tell
+    which set an aggregate was made for)."""
+
+    def _reply(self, messages: list[Any]) -> str:  # type: ignore[override]
+        prompt = str(messages[-1].content)
+        got = [t for t in ("bullets", "short", "no emojis", "a title", "formal") if t in prompt]
+        return " + ".join(sorted(got))
+
+
+def _background_learner() -> Any:
+    from persona.learn.cipher import CipherLearner
+
+    config = CipherConfig(k=3, aggregate="background")
+    return CipherLearner(lambda: Aggregates(responses=[]), lambda *a: [], config, keyword_embed)
+
+
+def _serve(learner: Any, hits: tuple[Any, ...], user: str = "alice") -> str:
+    from persona.learn.base import Request
+
+    part = learner.contribute(Request(user, "ctx", np.zeros(4, np.float32), hits))
+    return str(part.summary)
+
+
+def test_background_serves_a_neighbouring_sets_aggregate_until_its_own_is_made() -> None:
+    learner = _background_learner()
+    first = _hits((1, "bullets"), (2, "short"), (3, "no emojis"))
+    assert _serve(learner, first) == vote(["bullets", "short", "no emojis"], keyword_embed)
+    learner.drain()
+    assert _serve(learner, first) == "bullets + no emojis + short"  # its own aggregate
+    # one preference differs: the first set's aggregate, while this one's is made
+    second = _hits((1, "bullets"), (2, "short"), (4, "a title"), (3, "no emojis"))
+    assert _serve(learner, second) == "bullets + no emojis + short"
+    learner.drain()
+    assert _serve(learner, second) == "a title + bullets + short"
+    # two differ: no neighbour, the vote
+    third = _hits((1, "bullets"), (5, "formal"), (6, "no emojis again"), (2, "short"))
+    assert _serve(learner, third) == vote(["bullets", "formal", "no emojis again"], keyword_embed)
+    assert learner.served == {"vote": 2, "aggregate": 2, "neighbour": 1}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "deleted",  # the neighbour's third preference is no longer stored
+        "edited",  # it is stored with other words
+        "other user",  # the request is another user's
+    ],
+)
+def test_background_never_serves_a_neighbour_with_words_no_longer_stored(change: str) -> None:
+    learner = _background_learner()
+    first = _hits((1, "bullets"), (2, "short"), (3, "no emojis"))
+    _serve(learner, first)
+    learner.drain()
+    user = "bob" if change == "other user" else "alice"
+    last = {"deleted": (), "edited": ((3, "formal"),), "other user": ((3, "no emojis"),)}[change]
+    near = _hits((1, "bullets"), (2, "short"), (4, "a title"), *last, user=user)
+    served = _serve(learner, near, user=user)
+    assert "no emojis" not in served and learner.served["neighbour"] == 0
+
+
 def test_unknown_aggregate_mode_is_refused(persona_home: Path) -> None:
     with pytest.raises(InvalidInputError, match="cipher_aggregate"):
         open_layer(persona_home, ["x"], cipher_aggregate="later")
