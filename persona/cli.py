@@ -160,6 +160,13 @@ def ui(
         help="The local model writes N answers to a stated preference and keeps the one the "
         "preference explains best (1: off; default: the model's own).",
     ),
+    cipher_aggregate: str = typer.Option(
+        "sync",
+        help="How CIPHER turns the preferences of the 5 nearest edited contexts into one: "
+        "sync (the LLM aggregates them before answering; fewest edits in the benchmark), "
+        "background (the vote, or an aggregate made off the request path), vote (the "
+        "clauses most of them state; no LLM), list (all of them).",
+    ),
     auth: Path | None = typer.Option(
         None,
         "--auth",
@@ -186,6 +193,7 @@ def ui(
             guidance_scale=guidance,
             rerank=rerank,
             auth=auth,
+            cipher_aggregate=cipher_aggregate,
         )
 
 

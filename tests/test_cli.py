@@ -229,3 +229,24 @@ def test_a_follow_adapter_folder_can_replace_the_shipped_one(tmp_path: Path) -> 
     assert bad.exit_code == 1 and "contradict" in bad.output
     ui = CliRunner().invoke(app, ["ui", "--llm", "fake", *both, "--path", str(tmp_path)])
     assert ui.exit_code == 1 and "contradict" in ui.output
+
+
+def test_the_app_aggregates_cipher_with_the_llm_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import persona.ui.app
+
+    seen: list[str] = []
+    monkeypatch.setattr(persona.ui.app, "serve", lambda **kw: seen.append(kw["cipher_aggregate"]))
+    base = ["ui", "--llm", "fake", "--path", str(tmp_path)]
+    assert CliRunner().invoke(app, base).exit_code == 0
+    assert CliRunner().invoke(app, [*base, "--cipher-aggregate", "vote"]).exit_code == 0
+    assert seen == ["sync", "vote"]
+
+
+def test_the_app_refuses_an_unknown_aggregation_by_name(tmp_path: Path) -> None:
+    from persona.errors import InvalidInputError
+    from persona.ui.app import serve
+
+    with pytest.raises(InvalidInputError, match="cipher_aggregate='later'.*sync"):
+        serve(path=tmp_path, llm="fake", embedder="hash", block=False, cipher_aggregate="later")

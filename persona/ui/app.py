@@ -104,6 +104,7 @@ def build_app(
     auth: bool = False,
     warmup: Any = None,
     adapter_config: dict[str, Any] | None = None,
+    cipher_aggregate: str = "sync",
 ) -> "gr.Blocks":
     """The app for ``layer`` and ``assistant``; launch it with ``.launch(css=CSS, ...)``
     (never share).
@@ -364,6 +365,7 @@ def serve(
     auth: "str | Path | None" = None,
     rerank: int | None = None,
     adapter_config: dict[str, Any] | None = None,
+    cipher_aggregate: str = "sync",
 ) -> "gr.Blocks":
     """Open the layer at ``path`` with ``llm`` and serve the app on ``host:port`` (no share link).
 
@@ -372,6 +374,10 @@ def serve(
     of :class:`~persona.adapters.train.AdapterConfig`). ``block=True`` serves until
     interrupted, then closes the layer.
     ``block=False`` returns the running app at once (``app.close()`` stops it).
+    ``cipher_aggregate``: how CIPHER's retrieved preferences become one description; the app
+    has the LLM aggregate them before answering ("sync", the paper's CIPHER), since it waits
+    on the LLM for the answer anyway and that is what cost fewest edits in the edit benchmark
+    (the library's default, "vote", keeps ``condition()`` free of LLM calls).
     """
     from persona.assistant import Assistant
     from persona.layer import PreferenceLayer
@@ -385,6 +391,7 @@ def serve(
         follow_adapter=follow_adapter,
         guidance_scale=guidance_scale,
         rerank=rerank,
+        cipher_aggregate=cipher_aggregate,
     )
     try:
         app = build_app(
