@@ -491,7 +491,7 @@ class CipherLearner:
         cipher = self.cipher
         cached = cipher.cached(distinct)
         if cached is not None:
-            self.served["aggregate"] += 1
+            self._count("aggregate")
             return cached
         members: Members = frozenset((p.id, p.text.strip()) for p in applied)
         self._aggregate_later(distinct)
@@ -515,9 +515,9 @@ class CipherLearner:
         for _, key in sorted(near, key=lambda n: -n[0]):  # stable: most overlap, then recent
             text = cipher.cached(key)
             if text is not None:
-                self.served["neighbour"] += 1
+                self._count("neighbour")
                 return text
-        self.served["vote"] += 1
+        self._count("vote")
         if self._embed is None:
             return "; ".join(distinct)
         return vote(
@@ -525,6 +525,10 @@ class CipherLearner:
             self._clause_vectors,
             self.config.same_preference,
         )
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.served[kind] += 1
 
     def _clause_vectors(self, texts: list[str]) -> np.ndarray:
         """The embedder's vectors for ``texts``, each clause embedded once (an LRU of
