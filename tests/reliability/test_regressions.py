@@ -359,3 +359,63 @@ def test_background_aggregation_under_threads_never_hangs(tmp_path: Path) -> Non
     assert run_threads([learn(0), learn(1), condition, condition], timeout=90) == []
     layer.cipher.drain()
     layer.close()
+
+
+def test_background_aggregates_never_bring_back_deleted_or_edited_words(tmp_path: Path) -> None:
+    """Threads learn, condition, delete and reword preferences while the worker aggregates;
+    afterwards no request is served a word of a preference that is gone or was reworded,
+    through its own set's aggregate or a neighbouring set's."""
+    import itertools
+
+    from langchain_core.messages import BaseMessage
+
+    from persona.agents.fakes import ScriptedChatModel
+
+    marks = itertools.count()
+
+    class Echo(ScriptedChatModel):
+        """Inference: a fresh marked phrase; aggregation: every listed preference, joined."""
+
+        def _reply(self, messages: list[BaseMessage]) -> str:
+            prompt = str(messages[-1].content)
+            if prompt.startswith("Preferences this user showed"):
+                lines = [ln[2:] for ln in prompt.splitlines() if ln.startswith("- ")]
+                return "; ".join(lines)
+            return f"tidy mark{next(marks)}"
+
+    layer = PreferenceLayer.open(
+        tmp_path / "home",
+        llm=Echo(responses=["-"]),
+        embedder=HashEmbedder(dim=64),
+        cipher_aggregate="background",
+    )
+    gone: set[str] = set()
+
+    def learn(t: int) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(15):
+                layer.learn_from_edit("alice", f"email {t} {i % 4}", "a b c", f"A b c {i}.")
+
+        return run
+
+    def condition() -> None:
+        for i in range(40):
+            layer.condition("alice", f"email {i % 2} {i % 4}")
+
+    def forget() -> None:
+        for _ in range(10):
+            prefs = [p for p in layer.preferences("alice") if p.source == "edit"]
+            if len(prefs) > 3:
+                gone.add(prefs[0].text.split()[-1])
+                layer.delete_preference("alice", prefs[0].id)
+                gone.add(prefs[1].text.split()[-1])
+                layer.update_preference("alice", prefs[1].id, text="reworded plainly")
+            time.sleep(0.01)
+
+    assert run_threads([learn(0), learn(1), condition, condition, forget], timeout=120) == []
+    layer.cipher.drain()
+    assert gone and layer.cipher.served["vote"] > 0
+    for t, i in itertools.product(range(2), range(4)):
+        summary = layer.condition("alice", f"email {t} {i}").summary or ""
+        assert not set(summary.replace(";", " ").split()) & gone, summary
+    layer.close()
