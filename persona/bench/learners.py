@@ -21,6 +21,8 @@ learns from the user's edit (:meth:`learn`):
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -173,6 +175,7 @@ class CipherLearner(NoLearning):
         self.name = name
         self.source_of: dict[int, str] = {}
         self.last_learned: str | None = None  # the preference stored from the last edit
+        self.background_served: Counter[str] = Counter()  # each round's request got
 
     @property
     def tokens_in(self) -> int:  # type: ignore[override]
@@ -185,7 +188,10 @@ class CipherLearner(NoLearning):
     def prepare(self, ctx: Context) -> Prepared:
         # "background": the aggregation queued last round ran while the user read and edited
         self.layer.cipher.drain()
+        before = self.layer.cipher.served.copy()
         cond = self.layer.condition(USER_ID, instruction(ctx))
+        # this request's own (the accept rule may also retrieve, when learning)
+        self.background_served.update(self.layer.cipher.served - before)
         learned = [p for p in cond.preferences if p.id in self.source_of]
         return Prepared(cond, cond.summary, [self.source_of[p.id] for p in learned])
 
@@ -195,7 +201,7 @@ class CipherLearner(NoLearning):
         neighbouring set's, or the vote; None in the other modes."""
         if self.layer.cipher.config.aggregate != "background":
             return None
-        return {k: self.layer.cipher.served[k] for k in ("aggregate", "neighbour", "vote")}
+        return {k: self.background_served[k] for k in ("aggregate", "neighbour", "vote")}
 
     def learn(self, ctx: Context, output: str, edited: str) -> None:
         self.last_learned = None
@@ -215,6 +221,7 @@ class Told(ReplyChatModel):
 
     inner: BaseChatModel | None = None
     told: str | None = None
+    told_thread: int | None = None  # only this thread is told (a background aggregation is not)
 
     @property
     def _llm_type(self) -> str:
@@ -227,7 +234,9 @@ class Told(ReplyChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.told is None and self.inner is not None:
+        if self.inner is not None and (
+            self.told is None or threading.get_ident() != self.told_thread
+        ):
             reply = self.inner.invoke(messages, stop=stop, **kwargs)
             return ChatResult(generations=[ChatGeneration(message=reply)])
         return super()._generate(messages, stop, run_manager, **kwargs)
@@ -246,11 +255,11 @@ class TruthLearner(CipherLearner):
         self.told = told
 
     def learn(self, ctx: Context, output: str, edited: str) -> None:
-        self.told.told = latent(ctx)
+        self.told.told, self.told.told_thread = latent(ctx), threading.get_ident()
         try:
             super().learn(ctx, output, edited)
         finally:
-            self.told.told = None
+            self.told.told = self.told.told_thread = None
 
 
 class AdapterLearner(CipherLearner):
