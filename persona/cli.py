@@ -26,7 +26,16 @@ from persona.bench.adapters_cmd import bench_adapters
 from persona.bench.edits_cmd import bench_edits
 from persona.bench.feedback_cmd import bench_feedback
 from persona.bench.labels_cmd import bench_labels
-from persona.cli_common import err, errors, fail, follow_choice, out
+from persona.cli_common import (
+    FOLLOW_ADAPTER_DIR,
+    GUIDANCE,
+    RERANK,
+    err,
+    errors,
+    fail,
+    follow_choice,
+    out,
+)
 from persona.config import HOME_ENV, default_home
 from persona.follow.commands import bench_follow, train_follow_cmd
 from persona.store.migrate_cmd import migrate_cmd
@@ -146,20 +155,9 @@ def ui(
         "--follow-adapter/--no-follow-adapter",
         help="Run the local model with persona's follow adapter (default) or without it.",
     ),
-    follow_adapter_dir: Path | None = typer.Option(
-        None,
-        help="A follow adapter folder (from `persona train follow`) instead of the shipped one.",
-    ),
-    guidance: float | None = typer.Option(
-        None,
-        help="The local model's classifier-free guidance toward the preferences (1: off; "
-        "default: the model's own).",
-    ),
-    rerank: int | None = typer.Option(
-        None,
-        help="The local model writes N answers to a stated preference and keeps the one the "
-        "preference explains best (1: off; default: the model's own).",
-    ),
+    follow_adapter_dir: Path | None = FOLLOW_ADAPTER_DIR,
+    guidance: float | None = GUIDANCE,
+    rerank: int | None = RERANK,
     cipher_aggregate: str = typer.Option(
         "sync",
         help="How CIPHER turns the preferences of the 5 nearest edited contexts into one: "

@@ -15,6 +15,23 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+# Options of the local model that `persona ui` and `persona bench edits` share.
+FOLLOW_ADAPTER_DIR = typer.Option(
+    None,
+    help="A follow adapter folder (from `persona train follow`) instead of the shipped one.",
+)
+GUIDANCE = typer.Option(
+    None,
+    help="The local model's classifier-free guidance toward the preferences (1: off; "
+    "default: the model's own).",
+)
+RERANK = typer.Option(
+    None,
+    help="The local model writes N answers to a stated preference and keeps the one the "
+    "preference explains best (1: off; default: the model's own).",
+)
+
+
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as one red line on stderr; return the Exit(1) to raise."""
     err.print(f"error: {' '.join(message.splitlines())}", style="red", markup=False, soft_wrap=True)

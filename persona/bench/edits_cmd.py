@@ -9,7 +9,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from persona.cli_common import err, errors, follow_choice, out
+from persona.cli_common import (
+    FOLLOW_ADAPTER_DIR,
+    GUIDANCE,
+    RERANK,
+    err,
+    errors,
+    follow_choice,
+    out,
+)
 
 
 def bench_edits(
@@ -48,20 +56,9 @@ def bench_edits(
     follow_adapter: bool = typer.Option(
         True, "--follow-adapter/--no-follow-adapter", help="The local model's follow adapter."
     ),
-    follow_adapter_dir: Path | None = typer.Option(
-        None,
-        help="A follow adapter folder (from `persona train follow`) instead of the shipped one.",
-    ),
-    guidance: float | None = typer.Option(
-        None,
-        help="The local model's classifier-free guidance toward the preferences (1: off; "
-        "default: the model's own).",
-    ),
-    rerank: int | None = typer.Option(
-        None,
-        help="The local model writes N answers to a stated preference and keeps the one the "
-        "preference explains best (1: off; default: the model's own).",
-    ),
+    follow_adapter_dir: Path | None = FOLLOW_ADAPTER_DIR,
+    guidance: float | None = GUIDANCE,
+    rerank: int | None = RERANK,
     infer_guidance: float = typer.Option(
         1.0,
         help="CIPHER's inference with the local model, guided away from what it names for an "
