@@ -35,7 +35,7 @@ from persona.bench.metrics import repeats
 from persona.follow.more_atoms import TYPES
 from persona.follow.phrases import atom_type, join, phrase, training_atoms
 from persona.learn import prompts
-from persona.learn.cipher import word_diff
+from persona.learn.cipher_text import word_diff
 
 #: Bumped whenever the generator's output changes for the same inputs and seed.
 DATA_VERSION = "follow-data-3"  # 3: base answers under the answer-only no-repeat rule

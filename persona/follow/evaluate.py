@@ -27,7 +27,7 @@ from persona.errors import InvalidInputError, LearningError
 from persona.follow.data import Input, applicable, follow_prompt, is_eval, load_inputs
 from persona.follow.phrases import HELD_OUT, atom_type
 from persona.learn import prompts
-from persona.learn.cipher import clean_phrase, word_diff
+from persona.learn.cipher_text import clean_phrase, word_diff
 from persona.store.embed import Embedder
 
 #: An answer to a stated-preference request with fewer words than this is not an answer to

@@ -12,7 +12,7 @@ from persona.bench.edits import EditsConfig, run_edits, write_results
 from persona.bench.env import latent_preferences
 from persona.bench.learners import LEARNERS, make_learner
 from persona.errors import InvalidInputError
-from persona.learn.cipher import clauses
+from persona.learn.cipher_text import clauses
 from persona.store.embed import HashEmbedder
 
 AGENT_ANSWER = "The council approved the plan after a long debate on Monday night!"

@@ -18,15 +18,8 @@ from persona.agents.fakes import FailingChatModel, ScriptedChatModel
 from persona.agents.models import LocalChatModel
 from persona.config import MAX_TEXT_CHARS
 from persona.learn import prompts
-from persona.learn.cipher import (
-    Cipher,
-    CipherConfig,
-    clauses,
-    clean_phrase,
-    guided,
-    vote,
-    word_diff,
-)
+from persona.learn.cipher import Cipher, CipherConfig, guided
+from persona.learn.cipher_text import clauses, clean_phrase, vote, word_diff
 from persona.store.embed import HashEmbedder
 
 NEWS = "Summarize this news article about the city council vote on the new bike lanes"

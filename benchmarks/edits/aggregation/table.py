@@ -1,10 +1,10 @@
 """The aggregation modes side by side, per task and seed, from the runs in this folder.
 
 Costs of no-learning, oracle, CIPHER-5 with the LLM's aggregate on the request path
-(``cipher-5``, "sync") and the vote (``cipher-5-vote``) come from ``seed-N/`` (seed 2) or
+(``cipher-5``, "sync") and the vote (``cipher-5-vote``) come from ``seed-N/`` (seeds 2, 3) or
 ``../no-repeat/`` (seeds 0 and 1): the same rounds, the same code for those learners.
-``cipher-5-background`` comes from ``background/seed-N/``. Per task, the three seeds' 72
-rounds are also pooled for paired comparisons (mean difference per round with a 95 %
+``cipher-5-background`` comes from ``background/seed-N/`` (seeds 0-2) or ``seed-3/``. Per
+task, the four seeds' 96 rounds are also pooled for paired comparisons (mean difference per round with a 95 %
 bootstrap interval; negative: fewer edits). Writes ``table.json``.
 
     python benchmarks/edits/aggregation/table.py
@@ -18,7 +18,12 @@ from pathlib import Path
 from persona.bench.metrics import paired_difference
 
 HERE = Path(__file__).parent
-BASE = {0: HERE.parent / "no-repeat", 1: HERE.parent / "no-repeat" / "seed-1", 2: HERE / "seed-2"}
+BASE = {
+    0: HERE.parent / "no-repeat",
+    1: HERE.parent / "no-repeat" / "seed-1",
+    2: HERE / "seed-2",
+    3: HERE / "seed-3",
+}
 ROWS = ("no-learning", "oracle", "cipher-5", "cipher-5-vote", "cipher-5-background")
 
 
@@ -33,8 +38,9 @@ def main() -> None:
         rounds = pooled.setdefault(task, {name: [] for name in ROWS})
         for seed, folder in BASE.items():
             got = results(folder / f"{task}.json")
-            got.pop("cipher-5-background", None)  # seed 2's first run: exact sets only
-            got.update(results(HERE / "background" / f"seed-{seed}" / f"{task}.json"))
+            later = HERE / "background" / f"seed-{seed}" / f"{task}.json"
+            if later.is_file():  # seed 2's own background row predates the neighbour reuse
+                got.update(results(later))
             costs = {name: got[name]["cumulative_cost"] for name in ROWS}
             for name in ROWS:
                 rounds[name] += got[name]["costs"]
@@ -65,7 +71,7 @@ def main() -> None:
     }
     doc = {
         "per_seed": table,
-        "pooled_72_rounds": compared,
+        "pooled_96_rounds": compared,
         "command": __doc__.split("\n")[-2].strip(),
     }
     (HERE / "table.json").write_text(json.dumps(doc, indent=2) + "\n")

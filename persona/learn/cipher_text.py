@@ -1,0 +1,132 @@
+"""CIPHER's text: the edit's compact word diff, the LLM's answer cleaned into a preference
+phrase, a description split into clauses, and the vote that aggregates without an LLM."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from persona.errors import LearningError
+from persona.learn.guard import looks_like_injection, until_template_token
+
+Embed = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
+
+
+def word_diff(output: str, edited: str, *, max_words: int = 60) -> str:
+    """A compact word-level diff: ``- removed words`` / ``+ added words`` lines."""
+    a, b = output.split(), edited.split()
+    lines: list[str] = []
+    budget = max_words
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        for sign, words in (("-", a[i1:i2]), ("+", b[j1:j2])):
+            if words and budget > 0:
+                shown = words[:budget]
+                budget -= len(shown)
+                lines.append(
+                    f"{sign} {' '.join(shown)}" + (" ..." if len(shown) < len(words) else "")
+                )
+    return "\n".join(lines) if lines else "(no change)"
+
+
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:the|this)\s+)?(?:user(?:'s)?\s+)?(?:generic\s+)?(?:preference|preferences|"
+    r"answer|phrase|style)(?:\s+(?:is\s+)?in\s+terms\s+of\s+writing\s+style\s+and\s+"
+    r"formatting)?\s*(?:is|are|:)\s*:?\s*",
+    re.IGNORECASE,
+)
+# The question echoed back instead of answered: not a preference.
+_ECHO = re.compile(r"(?:in\s+terms\s+of\s+writing\s+style|generic\s+preference)", re.I)
+# A refusal or a disclaimer is not a preference.
+_REFUSAL = re.compile(
+    r"^\W*(?:i'?m\s+sorry|sorry\b|i\s+(?:cannot|can't|can\s+not|am\s+unable|won't|apologi[sz]e)"
+    r"|as\s+an?\s+(?:ai|language\s+model)|unfortunately\b)",
+    re.IGNORECASE,
+)
+_LEAD = re.compile(r"^\s*(?:[-*•>#]+|\d+[.)])\s*")
+_JUNK = re.compile(
+    r"(?:original answer|revised answer|word-level changes|<\|im_|\bassistant\b:)", re.I
+)
+
+
+def clean_phrase(raw: str, *, max_words: int = 25) -> str:
+    """Turn an LLM answer into a short preference phrase, or raise :class:`LearningError`."""
+    text = until_template_token(raw).strip()  # the answer ends at a special token
+    if not text:
+        raise LearningError("the LLM returned an empty preference; nothing was stored.")
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    phrase = _LEAD.sub("", first)
+    phrase = _PREAMBLE.sub("", phrase).strip().strip("\"'`“”").strip()
+    phrase = phrase.rstrip(".;:,").strip()
+    if (
+        not phrase
+        or _JUNK.search(phrase)
+        or _ECHO.search(phrase)
+        or _REFUSAL.search(phrase)
+        or not re.search(r"[A-Za-z]{2,}", phrase)
+    ):
+        raise LearningError(f"the LLM answered {raw[:80]!r}, not a preference; nothing was stored.")
+    if looks_like_injection(phrase):
+        raise LearningError(
+            f"the LLM answered {raw[:80]!r}, which reads as an instruction, not a preference; "
+            "nothing was stored."
+        )
+    words = phrase.split()
+    if len(words) > max_words:
+        # Rambling: keep the first clause when it is short enough, else reject.
+        clause = re.split(r"[.;:]\s", phrase, maxsplit=1)[0].split()
+        if len(clause) > max_words:
+            raise LearningError(
+                f"the LLM answered {len(words)} words ({raw[:60]!r}...); a preference is a short "
+                "phrase, so nothing was stored."
+            )
+        words = clause
+    return " ".join(words)
+
+
+def clauses(text: str) -> list[str]:
+    """The separate preferences in one description: split at ``; `` and ``, `` and line ends,
+    but not inside brackets or double quotes (``TL;DR`` and ``('Dear …,' / 'Best,')`` stay
+    whole)."""
+    out: list[str] = []
+    depth, quoted, start = 0, False, 0
+    for i, ch in enumerate(text):
+        if ch in '"“”':
+            quoted = not quoted if ch == '"' else ch == "“"
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        nxt = text[i + 1 : i + 2]
+        if ch == "\n" or (ch in ";," and nxt.isspace() and not depth and not quoted):
+            out.append(text[start:i])
+            start = i + 1
+    out.append(text[start:])
+    return [c.strip(" .;,-*•\t") for c in out if c.strip(" .;,-*•\t")]
+
+
+def vote(texts: Sequence[str], embed: Embed, same: float = 0.4) -> str:
+    """CIPHER's aggregation without an LLM: the clauses that a strict majority of ``texts``
+    state (two clauses are the same preference at cosine ``same`` or more), each once, nearest
+    first, joined with ``; ``. When no clause has a majority, the nearest text as it is.
+
+    ``texts`` are the retrieved preferences, nearest first, repeats included: a repeat is a
+    vote."""
+    split = [clauses(t) for t in texts]
+    flat = [(owner, c) for owner, cs in enumerate(split) for c in cs]
+    if not flat:
+        return texts[0].strip() if texts else ""
+    vecs = np.asarray(embed([c for _, c in flat]), dtype=np.float32)
+    sims = vecs @ vecs.T
+    owners = np.array([owner for owner, _ in flat])
+    kept: list[int] = []
+    for a in range(len(flat)):
+        close = sims[a] >= same
+        support = len(set(owners[close].tolist()))
+        if 2 * support > len(texts) and not any(close[b] for b in kept):
+            kept.append(a)
+    return "; ".join(flat[a][1] for a in kept) if kept else texts[0].strip()
