@@ -16,8 +16,8 @@ it waits on no LLM by default (``aggregate="vote"``): it keeps the clauses that 
 retrieved preferences state (:func:`vote`), which is what the paper asks its LLM to do, and a
 small model cannot garble it. ``"list"`` serves the deduplicated preferences, nearest first;
 ``"sync"`` is the paper's aggregation by the LLM on every new set (the edit benchmark's
-faithful CIPHER); ``"background"`` serves the vote now and aggregates in a worker thread, so
-the same set is served aggregated next time.
+faithful CIPHER); ``"background"`` aggregates in a worker thread and, until the set's own
+aggregate is made, serves that of a set differing by one preference, else the vote.
 
 LLM output is parsed defensively: quotes, preambles and lists are stripped; an empty, over-long
 or rambling answer is rejected (:class:`LearningError`), never stored raw.
