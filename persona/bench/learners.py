@@ -368,7 +368,8 @@ def make_learner(
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
             # "cipher-K-vote": the layer's default request path (the clauses most of the k
             # state; no LLM); "cipher-K-list": the deduplicated list (no LLM);
-            # "cipher-K-background": the vote, or the LLM's aggregate of a set seen before
+            # "cipher-K-background": the LLM's aggregate of this set or of one differing by a
+            # single preference when made, else the vote
             cipher_aggregate=mode or "sync",
         )
         return TruthLearner(layer, name, told) if told else CipherLearner(layer, name)

@@ -350,8 +350,10 @@ class CipherLearner:
             key = tuple(distinct)
             cached = self.cipher.cached(key) if self._cipher is not None else None
             if cached is not None:
+                self._count("aggregate")
                 return cached
             self._aggregate_later(key)
+            self._count("vote")
             if self._embed is None:  # nothing to vote with: the list until the aggregate is in
                 return "; ".join(distinct)
         elif self._embed is None:
@@ -363,19 +365,25 @@ class CipherLearner:
         return vote(kept, self._clause_vectors, self.config.same_preference)
 
     def _background(self, request: Request, applied: Sequence[AppliedPreference]) -> str:
-        """``"background"``: this set's aggregate if made, else a neighbouring set's, else the
-        vote; a set not aggregated yet is queued."""
+        """``"background"``: as :meth:`describe` (this set's aggregate if made, else queued
+        and the vote), but a set not aggregated yet gets a neighbouring set's aggregate when
+        one is made."""
         texts = [p.text for p in applied]
         distinct = tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
-        if len(distinct) <= 1 or self.config.k == 1:
-            return distinct[0] if distinct else ""
-        cipher = self.cipher
-        cached = cipher.cached(distinct)
-        if cached is not None:
-            self._count("aggregate")
-            return cached
+        if len(distinct) > 1 and self.config.k > 1 and self.cipher.cached(distinct) is None:
+            near = self._neighbour(request, applied, distinct)
+            if near is not None:
+                self._aggregate_later(distinct)
+                self._count("neighbour")
+                return near
+        return self.describe(texts)
+
+    def _neighbour(
+        self, request: Request, applied: Sequence[AppliedPreference], distinct: tuple[str, ...]
+    ) -> str | None:
+        """Remember this set for the user; the aggregate made for one of their sets that differs
+        by at most ``reuse_differing`` preferences, most overlap then most recent first."""
         members: Members = frozenset((p.id, p.text.strip()) for p in applied)
-        self._aggregate_later(distinct)
         with self._lock:
             sets = self._sets.setdefault(request.user_id, OrderedDict())
             sets[members] = distinct
@@ -394,18 +402,10 @@ class CipherLearner:
                 and len(other - members) <= self.config.reuse_differing
             ]
         for _, key in sorted(near, key=lambda n: -n[0]):  # stable: most overlap, then recent
-            text = cipher.cached(key)
+            text = self.cipher.cached(key)
             if text is not None:
-                self._count("neighbour")
                 return text
-        self._count("vote")
-        if self._embed is None:
-            return "; ".join(distinct)
-        return vote(
-            [t.strip() for t in texts if t.strip()],
-            self._clause_vectors,
-            self.config.same_preference,
-        )
+        return None
 
     def _count(self, kind: str) -> None:
         with self._lock:
