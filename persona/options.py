@@ -29,6 +29,10 @@ class LayerOptions:
     # samples) and keeps the one under which the user's revision is likeliest against the
     # original answer (1: the greedy phrase alone). Other models: no effect.
     cipher_infer_candidates: int = 1
+    # CIPHER's inference prompt also shows the edit's counted changes (line starts, words
+    # added at either end, letter case, length, punctuation): edit_facts(). False: the
+    # texts and their word diff only.
+    cipher_edit_facts: bool = True
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True
@@ -93,6 +97,11 @@ class LayerOptions:
             raise InvalidInputError(
                 f"cipher_infer_candidates={n!r:.40} must be a whole number from 1 to 16, e.g. 6 "
                 "(1: the greedy phrase alone)."
+            )
+        if not isinstance(self.cipher_edit_facts, bool):
+            raise InvalidInputError(
+                f"cipher_edit_facts={self.cipher_edit_facts!r:.40} must be True or False "
+                "(True: CIPHER's inference prompt shows the edit's counted changes)."
             )
         if self.guidance_scale is not None:
             g = self.guidance_scale

@@ -119,6 +119,11 @@ def bench_follow(
         help="Also measure the adapter with classifier-free guidance at this scale (the "
         "layer's guidance_scale), against the request without its preference.",
     ),
+    edit_facts: bool = typer.Option(
+        True,
+        help="CIPHER's inference prompt shows the edit's counted changes (the layer's "
+        "cipher_edit_facts); --no-edit-facts: the texts and their word diff only.",
+    ),
 ) -> None:
     """Base local model vs base + follow adapter: satisfaction of stated preferences (training
     and held-out atom types), CIPHER inference accuracy, and plain answers (side effects)."""
@@ -168,6 +173,7 @@ def bench_follow(
                 on_total=lambda n: progress.update(bar, total=n),
                 previous=previous,
                 reuse=[m for m, on in (("base", reuse_base), ("adapter", reuse_adapter)) if on],
+                edit_facts=edit_facts,
             )
         result = {
             "benchmark": "follow",

@@ -9,8 +9,9 @@ Four kinds of example come out, all in the placements the layer uses:
 - ``follow``: the request with a stated preference in the user turn
   (:data:`~persona.learn.prompts.USER_TURN`) → the model's answer edited by those atoms;
 - ``plain``: the request alone → the model's own answer (keeps plain answers as they were);
-- ``infer``: CIPHER's inference prompt on (answer, edited answer) → the preference behind
-  the edit, naming only the atoms the edit shows;
+- ``infer``: CIPHER's inference prompt on (answer, edited answer), with its counted changes
+  (:mod:`persona.learn.edit_facts`) → the preference behind the edit, naming only the atoms
+  the edit shows;
 - ``aggregate``: CIPHER's aggregation prompt on the preferences of several similar contexts
   → the ones most of them share.
 
@@ -35,10 +36,12 @@ from persona.bench.metrics import repeats
 from persona.follow.more_atoms import TYPES
 from persona.follow.phrases import atom_type, join, phrase, training_atoms
 from persona.learn import prompts
-from persona.learn.cipher_text import word_diff
+from persona.learn.cipher_text import infer_prompt
 
 #: Bumped whenever the generator's output changes for the same inputs and seed.
-DATA_VERSION = "follow-data-3"  # 3: base answers under the answer-only no-repeat rule
+# 3: base answers under the answer-only no-repeat rule; 4: inference prompts show the edit's
+# counted changes (persona.learn.edit_facts), as CIPHER's does by default.
+DATA_VERSION = "follow-data-4"
 Kind = Literal["document", "notes", "question"]
 ExampleKind = Literal["follow", "plain", "infer", "aggregate"]
 #: Inputs numbered above this (per kind) are evaluation inputs, never trained on.
@@ -231,9 +234,7 @@ def build_examples(
             shown = [a for a in pref if not a.check(answer)]  # what the edit changed
             if edited == answer or not shown:
                 continue
-            prompt = prompts.CIPHER_INFER.format(
-                output=answer, edited=edited, diff=word_diff(answer, edited)
-            )
+            prompt = infer_prompt(answer, edited)
             target = (
                 _preference_text(shown, rng)
                 if rng.random() < 0.5

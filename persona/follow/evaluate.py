@@ -26,8 +26,7 @@ from persona.bench.metrics import repeats
 from persona.errors import InvalidInputError, LearningError
 from persona.follow.data import Input, applicable, follow_prompt, is_eval, load_inputs
 from persona.follow.phrases import HELD_OUT, atom_type
-from persona.learn import prompts
-from persona.learn.cipher_text import clean_phrase, word_diff
+from persona.learn.cipher_text import clean_phrase, infer_prompt
 from persona.store.embed import Embedder
 
 #: An answer to a stated-preference request with fewer words than this is not an answer to
@@ -71,13 +70,15 @@ def run_follow_bench(
     on_total: Callable[[int], None] | None = None,
     previous: dict[str, Any] | None = None,
     reuse: Sequence[str] = (),
+    edit_facts: bool = True,
 ) -> dict[str, Any]:
     """Every measurement for every model, on the evaluation inputs (``on_total``: told how
     many prompts will be generated, for a progress bar that ``tick`` advances).
 
     Models named in ``reuse`` keep their figures from ``previous`` (an earlier result of this
     function on the same inputs, atoms and answer budget: checked) and only answer the plain
-    requests again (the first model's plain answers are what inference edits)."""
+    requests again (the first model's plain answers are what inference edits). ``edit_facts``:
+    CIPHER's inference prompt shows the counted changes, as the layer's does by default."""
     from persona.follow.generate import generate
 
     items = [i for i in (inputs if inputs is not None else load_inputs()) if is_eval(i)]
@@ -89,7 +90,7 @@ def run_follow_bench(
         for atom in atoms
         if applicable(atom, item.kind)
     ]
-    kept = _reusable(previous, reuse, len(items), sets, max_tokens)
+    kept = _reusable(previous, reuse, len(items), sets, max_tokens, edit_facts)
     pairs = _inference_pairs(items, sets)
     if on_total:
         measured = [m for m in models if m.name not in kept]
@@ -104,6 +105,7 @@ def run_follow_bench(
         "inputs": len(items),
         "atoms": {k: [a.name for a in v] for k, v in sets.items()},
         "max_tokens": max_tokens,
+        "edit_facts": edit_facts,
         "models": {},
     }
 
@@ -159,10 +161,7 @@ def run_follow_bench(
             "guidance_scale": m.guidance,
         }
     pairs = _inference_pairs(items, sets, plain_by_model[models[0].name])
-    infer_prompts = [
-        prompts.CIPHER_INFER.format(output=a, edited=e, diff=word_diff(a, e))
-        for _, _, a, e in pairs
-    ]
+    infer_prompts = [infer_prompt(a, e, facts=edit_facts) for _, _, a, e in pairs]
     for m in (m for m in models if m.name not in kept and m.guidance != 1.0):
         # CIPHER's inference prompt states no preference: guidance has nothing to act on, and
         # the answers are the unguided model's.
@@ -206,6 +205,7 @@ def _reusable(
     inputs: int,
     sets: dict[str, list[A.Atom]],
     max_tokens: int,
+    edit_facts: bool,
 ) -> dict[str, dict[str, Any]]:
     """The blocks of ``previous`` for the models in ``reuse``, once it is shown comparable."""
     if not reuse:
@@ -217,10 +217,12 @@ def _reusable(
         previous.get("inputs") == inputs
         and previous.get("atoms") == atoms
         and previous.get("max_tokens") == max_tokens
+        and previous.get("edit_facts", False) == edit_facts  # before session 20: no facts
     )
     if not same:
         raise InvalidInputError(
-            "the earlier follow result was measured on other inputs, atoms or --max-tokens; "
+            "the earlier follow result was measured on other inputs, atoms, --max-tokens or "
+            "--edit-facts; "
             "measure every model again (drop --reuse-base)."
         )
     missing = [m for m in reuse if m not in previous.get("models", {})]

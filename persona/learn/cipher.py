@@ -42,7 +42,7 @@ from langchain_core.messages import HumanMessage
 from persona.errors import InvalidInputError, LearningError, ModelError
 from persona.learn import prompts
 from persona.learn.base import Contribution, Request, Search, Writing
-from persona.learn.cipher_text import Embed, clauses, clean_phrase, vote, word_diff
+from persona.learn.cipher_text import Embed, clauses, clean_phrase, infer_prompt, vote
 from persona.learn.guard import looks_like_injection
 from persona.llm import complete, describe, usage
 from persona.types import AppliedPreference, Preference
@@ -80,6 +80,10 @@ class CipherConfig:
     max_words: int = 25  # a preference is a short phrase; longer answers are cut to a clause
     max_diff_words: int = 60  # the diff shown to the LLM is kept compact
     infer_tokens: int = 40  # generation budget for inference (a short phrase)
+    # Show the inference prompt the counted changes of edit_facts() beside the diff (line
+    # starts, words added at either end, letter case, length, punctuation counts): a small
+    # model reads them where it misreads the diff. False: PRELUDE's prompt plus the diff.
+    edit_facts: bool = True
     # Context-aware decoding of the inference (Shi et al. 2023), with the local model only:
     # each token is pushed away from the same prompt with the revision equal to the answer
     # (what the model would name with no edit to go on), at this scale. 1: off.
@@ -131,10 +135,11 @@ class Cipher:
         Given the ``context`` (the request answered) and ``infer_candidates`` > 1, a local
         model chooses among its own phrases the one that best explains the edit
         (:meth:`explains`)."""
-        prompt = prompts.CIPHER_INFER.format(
-            output=output.strip(),
-            edited=edited.strip(),
-            diff=word_diff(output, edited, max_words=self.config.max_diff_words),
+        prompt = infer_prompt(
+            output,
+            edited,
+            max_diff_words=self.config.max_diff_words,
+            facts=self.config.edit_facts,
         )
         n = self.config.infer_candidates
         if n > 1 and context is not None and hasattr(self.llm, "candidates"):
@@ -149,9 +154,7 @@ class Cipher:
             if phrases:
                 return self.explains(phrases, context, output, edited)
             return self._phrase(written[0].text)  # raises the error below
-        unchanged = prompts.CIPHER_INFER.format(
-            output=output.strip(), edited=output.strip(), diff=word_diff(output, output)
-        )
+        unchanged = infer_prompt(output, output, facts=self.config.edit_facts)
         return self._phrase(self._ask(prompt, self.config.infer_tokens, negative=unchanged))
 
     def explains(self, phrases: Sequence[str], context: str, output: str, edited: str) -> str:

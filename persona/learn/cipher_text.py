@@ -10,9 +10,23 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from persona.errors import LearningError
+from persona.learn import prompts
+from persona.learn.edit_facts import facts_block
 from persona.learn.guard import looks_like_injection, until_template_token
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
+
+
+def infer_prompt(output: str, edited: str, *, max_diff_words: int = 60, facts: bool = True) -> str:
+    """CIPHER's inference prompt for the edit ``output`` → ``edited``: both texts, their word
+    diff and (``facts``) the counted changes of :func:`~persona.learn.edit_facts.edit_facts`."""
+    shown = prompts.CIPHER_FACTS.format(facts=facts_block(output, edited)) if facts else ""
+    return prompts.CIPHER_INFER.format(
+        output=output.strip(),
+        edited=edited.strip(),
+        diff=word_diff(output, edited, max_words=max_diff_words),
+        facts=shown,
+    )
 
 
 def word_diff(output: str, edited: str, *, max_words: int = 60) -> str:

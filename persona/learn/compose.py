@@ -57,6 +57,7 @@ def make_learners(
                 aggregate=cast(Aggregate, opts.cipher_aggregate),
                 infer_guidance=float(opts.cipher_infer_guidance),
                 infer_candidates=opts.cipher_infer_candidates,
+                edit_facts=opts.cipher_edit_facts,
             ),
             embedder.embed,
         ),

@@ -25,6 +25,7 @@ USER_TURN = "{message}\n\nWrite it for a user who prefers the following style: {
 
 # -- CIPHER ------------------------------------------------------------------------------------
 
+#: ``{facts}`` is :data:`CIPHER_FACTS` filled in, or empty (the prompt as PRELUDE's, plus the diff).
 CIPHER_INFER = """\
 Original answer:
 {output}
@@ -34,10 +35,13 @@ Revised answer by the user:
 
 Word-level changes (- removed, + added):
 {diff}
-
+{facts}
 Based on the user's revision of the original answer, what is this user's generic preference \
 in terms of writing style and formatting? Answer with a short phrase only (at most 15 words), \
 for example: "bullet points and a one-line TL;DR first"."""
+
+#: The counted changes of :func:`persona.learn.edit_facts.edit_facts`, one ``- `` line each.
+CIPHER_FACTS = "\nWhat changed, counted:\n{facts}\n"
 
 CIPHER_AGGREGATE = """\
 Preferences this user showed on similar requests:

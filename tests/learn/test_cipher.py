@@ -17,9 +17,8 @@ from persona import InvalidInputError, LearningError, ModelError, PreferenceLaye
 from persona.agents.fakes import FailingChatModel, ScriptedChatModel
 from persona.agents.models import LocalChatModel
 from persona.config import MAX_TEXT_CHARS
-from persona.learn import prompts
 from persona.learn.cipher import Cipher, CipherConfig, guided
-from persona.learn.cipher_text import clauses, clean_phrase, vote, word_diff
+from persona.learn.cipher_text import clauses, clean_phrase, infer_prompt, vote, word_diff
 from persona.store.embed import HashEmbedder
 
 NEWS = "Summarize this news article about the city council vote on the new bike lanes"
@@ -579,7 +578,7 @@ def test_inference_candidates_on_the_local_model(
     monkeypatch.setattr("persona.learn.cipher.clean_phrase", lambda raw, max_words=25: raw[:20])
     cipher = Cipher(tiny_local, CipherConfig(infer_candidates=3, infer_tokens=6))
     phrase = cipher.infer(OUT, EDITED, NEWS)
-    asked = prompts.CIPHER_INFER.format(output=OUT, edited=EDITED, diff=word_diff(OUT, EDITED))
+    asked = infer_prompt(OUT, EDITED)
     written = tiny_local.candidates([HumanMessage(asked)], 3, max_tokens=6)
     options = list(dict.fromkeys(m.text[:20] for m in written))
     assert phrase in options and len(scored) == len(options) > 1

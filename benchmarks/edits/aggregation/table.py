@@ -4,8 +4,8 @@ Costs of no-learning, oracle, CIPHER-5 with the LLM's aggregate on the request p
 (``cipher-5``, "sync") and the vote (``cipher-5-vote``) come from ``seed-N/`` (seeds 2, 3) or
 ``../no-repeat/`` (seeds 0 and 1): the same rounds, the same code for those learners.
 ``cipher-5-background`` comes from ``background/seed-N/`` (seeds 0-2) or ``seed-3/``. Per
-task, the four seeds' 96 rounds are also pooled for paired comparisons (mean difference per round with a 95 %
-bootstrap interval; negative: fewer edits). Writes ``table.json``.
+task, the four seeds' 96 rounds are also pooled for paired comparisons (mean difference per
+round with a 95 % bootstrap interval; negative: fewer edits). Writes ``table.json``.
 
     python benchmarks/edits/aggregation/table.py
 """

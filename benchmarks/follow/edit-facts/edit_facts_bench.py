@@ -1,0 +1,127 @@
+"""Counted edit facts in CIPHER's inference prompt: do they help the local model name the
+preference behind an edit? (session 20)
+
+CIPHER's inference prompt shows the original answer, the user's revision, a word diff and,
+since session 20, "What changed, counted": :func:`persona.learn.edit_facts.edit_facts`, a
+few generic measurements of the two texts that changed (length, sentences, line starts,
+words added at either end, letter case, punctuation and symbol counts). This script asks the
+same edits with and without that section, base model and shipped follow adapter, and judges
+each inferred phrase by its nearest atom-type description (MiniLM), as ``persona bench
+follow`` does.
+
+Splits:
+- ``train``, ``held_out``: the follow bench's edits (13 bench training types, 5 held-out
+  types), judged among those 18 types' descriptions;
+- ``more``: the 32 further types of :mod:`persona.follow.more_atoms` (never in the shipped
+  adapter's training data; written before the facts and not looked at while writing them
+  beyond a sanity print), one atom each, on the first 9 evaluation inputs, judged among all
+  50 types.
+
+Usage, from the repository root (about 35 minutes on 2 cores)::
+
+    python benchmarks/follow/edit-facts/edit_facts_bench.py
+
+It writes ``result.json`` beside itself. The ``result.json`` committed was made with the
+facts as first written; three changes came after it, all made before the follow adapter was
+trained with facts: a list mark alone ("1.") is no longer reported as words added at the
+start, one word added at either end is reported (it took two), and "the first line now starts
+with X" was added. A list mark is no longer counted as a word.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from persona.agents.models import LocalChatModel, ensure_local_model
+from persona.bench.edits import model_label
+from persona.bench.machine import machine_info
+from persona.errors import LearningError
+from persona.follow.data import applicable, is_eval, load_inputs
+from persona.follow.evaluate import _inference_pairs, eval_atoms
+from persona.follow.generate import generate
+from persona.follow.more_atoms import TYPES
+from persona.follow.phrases import atom_type
+from persona.learn.cipher_text import clean_phrase, infer_prompt
+from persona.learn.edit_facts import facts_block
+from persona.store.embed import embedder_id, load_embedder
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    folder = str(ensure_local_model())
+    items = [i for i in load_inputs() if is_eval(i)]
+    base = LocalChatModel(model_dir=folder, follow_adapter=False)
+    plain = generate(*base.load(), [i.request for i in items], max_new_tokens=128)
+    sets = eval_atoms()
+    pairs = _inference_pairs(items, sets, plain)
+    more = [t.atoms[0] for t in TYPES]
+    for n, item in enumerate(items[:9]):
+        for atom in more:
+            if applicable(atom, item.kind):
+                edited = atom.edit(plain[n])
+                if edited != plain[n]:
+                    pairs.append(("more", atom, plain[n], edited))
+    embedder = load_embedder()
+    bench_types = {atom_type(a): a.description for s in sets.values() for a in s}
+    all_types = {**bench_types, **{atom_type(a): a.description for a in more}}
+    judges = {}
+    for name, types in (("bench", bench_types), ("all", all_types)):
+        judges[name] = (list(types), embedder.embed(list(types.values())))
+    adapter = LocalChatModel(model_dir=folder, follow_adapter=True)
+    models = {"base": base.load(), "adapter": adapter.load()}
+    results: dict = {}
+    bar = tqdm(total=len(models) * 2 * len(pairs), desc="inferring")
+    for mname, (model, tokenizer) in models.items():
+        for facts in (False, True):
+            start = time.perf_counter()
+            asked = [infer_prompt(a, e, facts=facts) for _, _, a, e in pairs]
+            raws = []
+            for i in range(0, len(asked), 8):
+                raws += generate(model, tokenizer, asked[i : i + 8], max_new_tokens=40)
+                bar.update(len(asked[i : i + 8]))
+            hits: dict[str, list[bool]] = {}
+            per_atom: dict[str, list[bool]] = {}
+            samples: list[list[str]] = []
+            for (split, atom, _, _), raw in zip(pairs, raws, strict=True):
+                try:
+                    phrase = clean_phrase(raw)
+                except LearningError:
+                    phrase = ""
+                names, vecs = judges["all" if split == "more" else "bench"]
+                right = bool(phrase) and names[
+                    int(np.argmax(vecs @ embedder.embed([phrase])[0]))
+                ] == atom_type(atom)
+                hits.setdefault(split, []).append(right)
+                per_atom.setdefault(atom.name, []).append(right)
+                samples.append([split, atom.name, phrase or raw[:60]])
+            key = f"{mname}, {'facts' if facts else 'no facts'}"
+            results[key] = {
+                "accuracy": {k: round(float(np.mean(v)), 3) for k, v in hits.items()},
+                "per_atom": {k: round(float(np.mean(v)), 3) for k, v in per_atom.items()},
+                "seconds": round(time.perf_counter() - start, 1),
+                "samples": samples,
+            }
+            print(key, results[key]["accuracy"], flush=True)  # noqa: T201
+    doc = {
+        "pairs": {s: sum(p[0] == s for p in pairs) for s in ("train", "held_out", "more")},
+        "llm": model_label(adapter),
+        "edited_answers_by": model_label(base),
+        "embedder": embedder_id(embedder),
+        "facts_example": {p[1].name: facts_block(p[2], p[3]) for p in pairs if p[0] == "held_out"},
+        "results": results,
+        "machine": machine_info(),
+        "command": " ".join(["python", "benchmarks/follow/edit-facts/edit_facts_bench.py"]),
+    }
+    (HERE / "result.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

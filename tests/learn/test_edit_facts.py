@@ -1,0 +1,128 @@
+"""The counted changes CIPHER's inference prompt shows beside the word diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from persona import InvalidInputError, PreferenceLayer
+from persona.agents.fakes import ScriptedChatModel
+from persona.bench import atoms as A
+from persona.follow.data import load_inputs
+from persona.follow.more_atoms import TYPES
+from persona.learn import prompts
+from persona.learn.cipher_text import infer_prompt, word_diff
+from persona.learn.edit_facts import edit_facts, facts_block
+from persona.store.embed import HashEmbedder
+
+TEXT = (
+    "The council met on Monday to vote on the new bike lanes. After a long debate, the plan "
+    "passed with a clear majority!\n\nWork starts in spring and should take three months. "
+    "Residents can send comments to the council (by email or post) until the end of March."
+)
+
+
+def test_nothing_changed_is_no_fact() -> None:
+    assert edit_facts(TEXT, TEXT) == []
+    assert edit_facts(TEXT, TEXT.replace("  ", " ") + "\n") == []
+    assert facts_block(TEXT, TEXT) == "(none)"
+    assert edit_facts("", "") == []
+
+
+def test_line_starts_are_counted() -> None:
+    numbered = "1. The council met on Monday.\n2. The plan passed.\n3. Work starts in spring."
+    dashed = numbered.replace("1.", "-").replace("2.", "-").replace("3.", "-")
+    assert "3 lines now start with a number (before: 0)" in edit_facts(TEXT, numbered)
+    assert "3 lines now start with '-' (before: 0)" in edit_facts(TEXT, dashed)
+    assert "no line starts with '-' any more (before: 3)" in edit_facts(dashed, TEXT)
+    titled = "# The council met on Monday\n" + TEXT
+    assert "the first line now starts with '#'" in edit_facts(
+        "The council met on Monday\n" + TEXT, titled
+    )
+    emoji = "✅ The council met.\n✅ The plan passed."
+    assert "2 lines now start with an emoji (before: 0)" in edit_facts(TEXT, emoji)
+
+
+def test_words_added_or_removed_at_either_end() -> None:
+    framed = "Hi Sam,\n\n" + TEXT + "\n\nLet me know what you think."
+    facts = edit_facts(TEXT, framed)
+    assert facts[0] == 'added at the start: "Hi Sam,"'
+    assert 'added at the end: "Let me know what you think."' in facts
+    assert 'removed from the start: "Hi Sam,"' in edit_facts(framed, TEXT)
+    long = "In short: " + " ".join(["word"] * 20) + " " + TEXT
+    assert 'added at the start: "In short: word word word word word word ..."' in edit_facts(
+        TEXT, long
+    )
+
+
+def test_case_length_sentences_and_symbols() -> None:
+    lower = edit_facts(TEXT, TEXT.lower())
+    assert lower[0] == "no capital letters at all (every letter lower case)"
+    assert "written in capital letters" in edit_facts(TEXT, TEXT.upper())
+    short = "The council met on Monday. The plan passed."
+    facts = edit_facts(TEXT, short)
+    assert any(f.startswith("shorter: 8 words instead of") for f in facts)
+    choppy = TEXT.replace(", ", ". ").replace(" and ", ". ").replace(" to ", ". ")
+    assert any(f.startswith("shorter sentences:") for f in edit_facts(TEXT, choppy))
+    calm = TEXT.replace("!", ".").replace("(by email or post) ", "")
+    facts = edit_facts(TEXT, calm)
+    assert "exclamation marks: 0 instead of 1" in facts and "brackets: 0 instead of 2" in facts
+    tagged = TEXT + " #bikes #city"
+    assert "words starting with #: 2 instead of 0" in edit_facts(TEXT, tagged)
+    asked = TEXT + " Will you come?"
+    assert "now ends with '?'" in edit_facts(TEXT, asked)
+    assert "now ends with an emoji" in edit_facts(TEXT, TEXT + " 🚲")
+    assert not any("ends with" in f for f in edit_facts(TEXT, TEXT + " #bikes"))  # a letter
+
+
+def test_largest_changes_first_and_the_limit_holds() -> None:
+    rewritten = "hello!!\n1. " + TEXT.lower().replace(",", "") + "\n2. more? #tag 🙂"
+    facts = edit_facts(TEXT, rewritten)
+    assert len(facts) == 6
+    assert facts[0].startswith("added at the start") or facts[0].startswith("no capital")
+    assert len(edit_facts(TEXT, rewritten, limit=2)) == 2
+    assert facts_block(TEXT, rewritten, limit=2).count("\n- ") == 1
+
+
+def test_every_atom_edit_of_the_corpus_is_described_without_error() -> None:
+    """Generic: any editor's output on any real text gives short facts (most of them some)."""
+    atoms = list(A.ATOMS.values()) + [a for t in TYPES for a in t.atoms[:1]]
+    texts = [i.request for i in load_inputs()[:12]]
+    described = changed = 0
+    for text in texts:
+        for atom in atoms:
+            edited = atom.edit(text)
+            if edited == text:
+                continue
+            facts = edit_facts(text, edited)
+            changed += 1
+            described += bool(facts)
+            assert len(facts) <= 6 and all(0 < len(f) < 120 for f in facts)
+    assert changed > 200 and described / changed > 0.6
+
+
+def test_the_prompt_with_and_without_facts() -> None:
+    edited = TEXT.lower()
+    with_facts = infer_prompt(TEXT, edited)
+    assert "What changed, counted:\n- no capital letters at all" in with_facts
+    without = infer_prompt(TEXT, edited, facts=False)
+    assert "What changed" not in without
+    # Without facts the prompt is PRELUDE's with the diff, as before the facts existed.
+    assert without == (
+        f"Original answer:\n{TEXT}\n\nRevised answer by the user:\n{edited}\n\n"
+        f"Word-level changes (- removed, + added):\n{word_diff(TEXT, edited)}\n\n"
+        + prompts.CIPHER_INFER.split("{facts}\n")[-1]
+    )
+
+
+def test_the_layer_shows_facts_unless_told_not_to(persona_home: Path) -> None:
+    for option, shown in ((True, True), (False, False)):
+        llm = ScriptedChatModel(responses=["all lower case"])
+        with PreferenceLayer.open(
+            persona_home / str(option), llm=llm, embedder=HashEmbedder(64), cipher_edit_facts=option
+        ) as layer:
+            layer.learn_from_edit("alice", "Summarize the council news", TEXT, TEXT.lower())
+            assert ("no capital letters at all" in llm.seen[0]) is shown
+    with pytest.raises(InvalidInputError, match="cipher_edit_facts"):
+        PreferenceLayer.open(persona_home / "bad", llm=llm, cipher_edit_facts="yes")
