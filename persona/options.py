@@ -30,9 +30,10 @@ class LayerOptions:
     # original answer (1: the greedy phrase alone). Other models: no effect.
     cipher_infer_candidates: int = 1
     # CIPHER's inference prompt also shows the edit's counted changes (line starts, words
-    # added at either end, letter case, length, punctuation): edit_facts(). False: the
-    # texts and their word diff only.
-    cipher_edit_facts: bool = True
+    # added at either end, letter case, length, punctuation): edit_facts(). Off: the shipped
+    # follow adapter was not trained with them and names no more preferences with them
+    # (README, "Counted changes in CIPHER's inference prompt").
+    cipher_edit_facts: bool = False
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True

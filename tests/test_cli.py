@@ -204,6 +204,14 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     assert json.loads((out / "email.json").read_text())["config"]["cipher_infer_candidates"] == 4
     bad = CliRunner().invoke(app, [*guided, "--infer-candidates", "0", "--embedder", "hash"])
     assert bad.exit_code == 1 and "cipher_infer_candidates" in bad.output
+    # and the edit's counted changes in CIPHER's inference prompt (off unless asked)
+    assert json.loads((out / "email.json").read_text())["config"]["cipher_edit_facts"] is False
+    out = tmp_path / "facts"
+    result = CliRunner().invoke(
+        app, [*guided, "--edit-facts", "--embedder", "hash", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "email.json").read_text())["config"]["cipher_edit_facts"] is True
 
 
 def test_train_follow_refuses_a_folder_that_is_no_adapter(tmp_path: Path) -> None:

@@ -69,6 +69,11 @@ def bench_edits(
         help="CIPHER's inference with the local model: write N phrases and keep the one under "
         "which the user's revision is likeliest (1: the greedy phrase).",
     ),
+    edit_facts: bool = typer.Option(
+        False,
+        help="CIPHER's inference prompt also shows the edit's counted changes (the layer's "
+        "cipher_edit_facts), for a follow adapter trained with them.",
+    ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
     from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +121,7 @@ def bench_edits(
                     jobs=jobs,
                     cipher_infer_guidance=infer_guidance,
                     cipher_infer_candidates=infer_candidates,
+                    cipher_edit_facts=edit_facts,
                 )
                 return run_edits(
                     learners,

@@ -324,6 +324,7 @@ def make_learner(
     adapter_config: dict[str, Any] | None = None,
     cipher_infer_guidance: float = 1.0,
     cipher_infer_candidates: int = 1,
+    cipher_edit_facts: bool = False,
 ) -> Learner:
     """Build a learner by name (see :data:`LEARNERS`)."""
     from persona.errors import InvalidInputError
@@ -345,6 +346,7 @@ def make_learner(
             cipher_k=5,
             cipher_aggregate="sync",
             cipher_infer_guidance=cipher_infer_guidance,
+            cipher_edit_facts=cipher_edit_facts,
         )
         return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
     base, plus, truth = name.partition("+")
@@ -365,6 +367,7 @@ def make_learner(
             cipher_min_similarity=cipher_min_similarity,
             cipher_infer_guidance=cipher_infer_guidance,
             cipher_infer_candidates=cipher_infer_candidates,
+            cipher_edit_facts=cipher_edit_facts,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
             # "cipher-K-vote": the layer's default request path (the clauses most of the k
             # state; no LLM); "cipher-K-list": the deduplicated list (no LLM);

@@ -120,9 +120,9 @@ def bench_follow(
         "layer's guidance_scale), against the request without its preference.",
     ),
     edit_facts: bool = typer.Option(
-        True,
-        help="CIPHER's inference prompt shows the edit's counted changes (the layer's "
-        "cipher_edit_facts); --no-edit-facts: the texts and their word diff only.",
+        False,
+        help="CIPHER's inference prompt also shows the edit's counted changes (the layer's "
+        "cipher_edit_facts), for an adapter trained with them (data version 4 on).",
     ),
 ) -> None:
     """Base local model vs base + follow adapter: satisfaction of stated preferences (training

@@ -70,7 +70,7 @@ def run_follow_bench(
     on_total: Callable[[int], None] | None = None,
     previous: dict[str, Any] | None = None,
     reuse: Sequence[str] = (),
-    edit_facts: bool = True,
+    edit_facts: bool = False,
 ) -> dict[str, Any]:
     """Every measurement for every model, on the evaluation inputs (``on_total``: told how
     many prompts will be generated, for a progress bar that ``tick`` advances).
@@ -78,7 +78,7 @@ def run_follow_bench(
     Models named in ``reuse`` keep their figures from ``previous`` (an earlier result of this
     function on the same inputs, atoms and answer budget: checked) and only answer the plain
     requests again (the first model's plain answers are what inference edits). ``edit_facts``:
-    CIPHER's inference prompt shows the counted changes, as the layer's does by default."""
+    CIPHER's inference prompt also shows the counted changes (the layer's cipher_edit_facts)."""
     from persona.follow.generate import generate
 
     items = [i for i in (inputs if inputs is not None else load_inputs()) if is_eval(i)]
@@ -217,7 +217,7 @@ def _reusable(
         previous.get("inputs") == inputs
         and previous.get("atoms") == atoms
         and previous.get("max_tokens") == max_tokens
-        and previous.get("edit_facts", False) == edit_facts  # before session 20: no facts
+        and previous.get("edit_facts", False) == edit_facts  # before session 20: none
     )
     if not same:
         raise InvalidInputError(

@@ -81,9 +81,10 @@ class CipherConfig:
     max_diff_words: int = 60  # the diff shown to the LLM is kept compact
     infer_tokens: int = 40  # generation budget for inference (a short phrase)
     # Show the inference prompt the counted changes of edit_facts() beside the diff (line
-    # starts, words added at either end, letter case, length, punctuation counts): a small
-    # model reads them where it misreads the diff. False: PRELUDE's prompt plus the diff.
-    edit_facts: bool = True
+    # starts, words added at either end, letter case, length, punctuation counts). A local
+    # model needs training to use them (persona train follow, data version 4 on); off:
+    # PRELUDE's prompt plus the diff.
+    edit_facts: bool = False
     # Context-aware decoding of the inference (Shi et al. 2023), with the local model only:
     # each token is pushed away from the same prompt with the revision equal to the answer
     # (what the model would name with no edit to go on), at this scale. 1: off.

@@ -267,3 +267,22 @@ def test_corpus_same_source_measures_how_the_embedder_groups_sources() -> None:
     assert corpus_same_source("email", BySource()) == 1.0
     assert corpus_same_source("email", Blind()) < 0.5
     assert 0.0 <= corpus_same_source("summarization", HashEmbedder(64)) <= 1.0
+
+
+@pytest.mark.parametrize("name", ["cipher-5", "cipher-5-vote", "cipher-5-vote+truth", "adapter-4"])
+def test_cipher_learners_take_the_edit_facts_choice(tmp_path: Path, name: str) -> None:
+    for facts in (False, True):
+        learner = make_learner(
+            name,
+            llm=ScriptedChatModel(responses=["x"]),
+            embedder=HashEmbedder(8),
+            user=None,  # type: ignore[arg-type]
+            home=str(tmp_path / f"{name}-{facts}"),
+            min_similarity=0.0,
+            cipher_edit_facts=facts,
+        )
+        layer = learner.layer  # type: ignore[attr-defined]
+        try:
+            assert layer.cipher.config.edit_facts is facts
+        finally:
+            layer.close()

@@ -116,13 +116,14 @@ def test_the_prompt_with_and_without_facts() -> None:
     )
 
 
-def test_the_layer_shows_facts_unless_told_not_to(persona_home: Path) -> None:
-    for option, shown in ((True, True), (False, False)):
+def test_the_layer_shows_facts_when_asked(persona_home: Path) -> None:
+    """Off by default (the shipped follow adapter was not trained with them); on by option."""
+    for options, shown in (({}, False), ({"cipher_edit_facts": True}, True)):
         llm = ScriptedChatModel(responses=["all lower case"])
-        with PreferenceLayer.open(
-            persona_home / str(option), llm=llm, embedder=HashEmbedder(64), cipher_edit_facts=option
-        ) as layer:
+        home = persona_home / str(shown)
+        with PreferenceLayer.open(home, llm=llm, embedder=HashEmbedder(64), **options) as layer:
             layer.learn_from_edit("alice", "Summarize the council news", TEXT, TEXT.lower())
             assert ("no capital letters at all" in llm.seen[0]) is shown
+            assert "Word-level changes" in llm.seen[0]
     with pytest.raises(InvalidInputError, match="cipher_edit_facts"):
         PreferenceLayer.open(persona_home / "bad", llm=llm, cipher_edit_facts="yes")
