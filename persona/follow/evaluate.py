@@ -253,6 +253,22 @@ def _inference_pairs(
     return pairs
 
 
+def base_edits(
+    folder: str,
+) -> tuple[list[Input], list[str], dict[str, list[A.Atom]], list[tuple[str, A.Atom, str, str]]]:
+    """For scripts that study CIPHER's inference: the evaluation inputs, the base model's plain
+    answers to them (from the local model in ``folder``; 128 tokens, as the bench), the atom
+    sets, and every (split, atom, answer, edited) pair of :func:`run_follow_bench`."""
+    from persona.agents.models import LocalChatModel
+    from persona.follow.generate import generate
+
+    items = [i for i in load_inputs() if is_eval(i)]
+    base = LocalChatModel(model_dir=folder, follow_adapter=False)
+    plain = generate(*base.load(), [i.request for i in items], max_new_tokens=128)
+    sets = eval_atoms()
+    return items, plain, sets, _inference_pairs(items, sets, plain)
+
+
 def _plain_stats(answers: Sequence[str]) -> dict[str, Any]:
     words = [len(a.split()) for a in answers]
     return {

@@ -71,3 +71,14 @@ def test_a_guided_model_is_measured_on_the_same_cases(models: list[Model]) -> No
         assert 0 <= answers["short"] <= 1 and len(answers["short_samples"]) <= 8
         real = result["models"][name]["satisfied_by_a_real_answer"]
         assert all(real[k] <= result["models"][name]["satisfaction"][k] for k in real)
+
+
+def test_base_edits_are_the_benchs_inference_pairs(tiny_dir: Path) -> None:
+    from persona.follow.evaluate import base_edits
+
+    items, plain, sets, pairs = base_edits(str(tiny_dir))
+    assert len(plain) == len(items) and all(is_eval(i) for i in items)
+    assert {p[0] for p in pairs} <= set(sets) and pairs
+    answers = {p[2] for p in pairs}
+    assert answers <= set(plain)
+    assert all(atom.edit(answer) == edited != answer for _, atom, answer, edited in pairs)

@@ -17,7 +17,7 @@ from langchain_core.messages import HumanMessage
 from persona.agents.models import LocalChatModel
 from persona.bench.machine import machine_info
 from persona.learn import prompts
-from persona.learn.cipher import word_diff
+from persona.learn.cipher_text import infer_prompt
 
 PREFERENCES = [
     "start with a one-line TL;DR; bullet points; short sentences (at most 12 words each)",
@@ -36,9 +36,7 @@ PROMPTS = {
     "aggregate": prompts.CIPHER_AGGREGATE.format(
         preferences="\n".join(f"- {p}" for p in PREFERENCES)
     ),
-    "infer": prompts.CIPHER_INFER.format(
-        output=OUTPUT, edited=EDITED, diff=word_diff(OUTPUT, EDITED)
-    ),
+    "infer": infer_prompt(OUTPUT, EDITED, facts=False),
 }
 
 

@@ -51,8 +51,8 @@ from persona.agents.models import LocalChatModel, ensure_local_model
 from persona.bench.edits import model_label
 from persona.bench.machine import machine_info
 from persona.errors import LearningError
-from persona.follow.data import applicable, is_eval, load_inputs
-from persona.follow.evaluate import _inference_pairs, eval_atoms
+from persona.follow.data import applicable
+from persona.follow.evaluate import base_edits
 from persona.follow.generate import generate
 from persona.follow.more_atoms import TYPES
 from persona.follow.phrases import atom_type
@@ -68,11 +68,7 @@ FACTS_VERSION = "v2"
 def main(configs: list[str]) -> None:
     torch.set_num_threads(2)
     folder = str(ensure_local_model())
-    items = [i for i in load_inputs() if is_eval(i)]
-    base = LocalChatModel(model_dir=folder, follow_adapter=False)
-    plain = generate(*base.load(), [i.request for i in items], max_new_tokens=128)
-    sets = eval_atoms()
-    pairs = _inference_pairs(items, sets, plain)
+    items, plain, sets, pairs = base_edits(folder)
     more = [t.atoms[0] for t in TYPES]
     for n, item in enumerate(items[:9]):
         for atom in more:
@@ -137,7 +133,9 @@ def main(configs: list[str]) -> None:
     doc.update(
         {
             "pairs": {s: sum(p[0] == s for p in pairs) for s in ("train", "held_out", "more")},
-            "edited_answers_by": model_label(base),
+            "edited_answers_by": model_label(
+                LocalChatModel(model_dir=folder, follow_adapter=False)
+            ),
             "embedder": embedder_id(embedder),
             "facts_version": FACTS_VERSION,
             "facts_example": {

@@ -34,12 +34,11 @@ import torch
 from persona.agents.likelihood import loglikelihoods
 from persona.agents.models import LocalChatModel, ensure_local_model
 from persona.errors import LearningError
-from persona.follow.data import follow_prompt, is_eval, load_inputs
-from persona.follow.evaluate import _inference_pairs, eval_atoms
-from persona.follow.generate import _encode, generate
+from persona.follow.data import follow_prompt
+from persona.follow.evaluate import base_edits
+from persona.follow.generate import _encode
 from persona.follow.phrases import atom_type
-from persona.learn import prompts
-from persona.learn.cipher import clean_phrase, word_diff
+from persona.learn.cipher_text import clean_phrase, infer_prompt
 from persona.store.embed import load_embedder
 
 HERE = Path(__file__).parent
@@ -48,13 +47,10 @@ HERE = Path(__file__).parent
 def main(split: str, k: int) -> None:
     torch.set_num_threads(2)
     folder = str(ensure_local_model())
-    items = [i for i in load_inputs() if is_eval(i)]
-    base = LocalChatModel(model_dir=folder, follow_adapter=False)
-    plain = generate(*base.load(), [i.request for i in items], max_new_tokens=128)
-    sets = eval_atoms()
+    items, plain, sets, every_pair = base_edits(folder)
     request = {i.id: i.request for i in items}
     answer_of = dict(zip(plain, [i.id for i in items], strict=True))
-    pairs = [p for p in _inference_pairs(items, sets, plain) if p[0] == split]
+    pairs = [p for p in every_pair if p[0] == split]
     embedder = load_embedder()
     every = {atom_type(a): a.description for s in sets.values() for a in s}
     names, vecs = list(every), embedder.embed(list(every.values()))
@@ -63,8 +59,7 @@ def main(split: str, k: int) -> None:
     torch.manual_seed(0)
     rows, start = [], time.perf_counter()
     for _, atom, answer, edited in pairs:
-        enc = _encode(tokenizer, [prompts.CIPHER_INFER.format(
-            output=answer, edited=edited, diff=word_diff(answer, edited))])
+        enc = _encode(tokenizer, [infer_prompt(answer, edited, facts=False)])
         common = {"max_new_tokens": 40, "no_repeat_ngram_size": 6,
                   "pad_token_id": tokenizer.pad_token_id}
         with torch.inference_mode():

@@ -35,12 +35,11 @@ from persona.agents.models import LocalChatModel, ensure_local_model
 from persona.bench.edits import model_label
 from persona.bench.machine import machine_info
 from persona.errors import LearningError
-from persona.follow.data import is_eval, load_inputs
-from persona.follow.evaluate import _inference_pairs, eval_atoms
+from persona.follow.evaluate import base_edits
 from persona.follow.generate import generate
 from persona.follow.phrases import atom_type
 from persona.learn import prompts
-from persona.learn.cipher import clean_phrase, word_diff
+from persona.learn.cipher_text import clean_phrase, infer_prompt
 from persona.store.embed import embedder_id, load_embedder
 
 HERE = Path(__file__).parent
@@ -53,26 +52,25 @@ def negative(kind: str, answer: str) -> str:
     if kind == "orig":
         return f"Original answer:\n{answer}\n\n{QUESTION}"
     if kind == "noedit":
-        return prompts.CIPHER_INFER.format(output=answer, edited=answer, diff="(no changes)")
+        return prompts.CIPHER_INFER.format(
+            output=answer, edited=answer, diff="(no changes)", facts=""
+        )
     raise SystemExit(f"unknown negative {kind!r}: use q, orig or noedit")
 
 
 def main(split: str, configs: list[str]) -> None:
     torch.set_num_threads(2)
     folder = str(ensure_local_model())
-    items = [i for i in load_inputs() if is_eval(i)]
+    _, _, sets, every_pair = base_edits(folder)
+    pairs = [p for p in every_pair if p[0] == split]
     base = LocalChatModel(model_dir=folder, follow_adapter=False)
-    plain = generate(*base.load(), [i.request for i in items], max_new_tokens=128)
-    sets = eval_atoms()
-    pairs = [p for p in _inference_pairs(items, sets, plain) if p[0] == split]
     embedder = load_embedder()
     every = {atom_type(a): a.description for s in sets.values() for a in s}
     names, vecs = list(every), embedder.embed(list(every.values()))
     adapter = LocalChatModel(model_dir=folder, follow_adapter=True)
     model, tokenizer = adapter.load()
     asked = [
-        prompts.CIPHER_INFER.format(output=a, edited=e, diff=word_diff(a, e))
-        for _, _, a, e in pairs
+        infer_prompt(a, e, facts=False) for _, _, a, e in pairs
     ]
     results = {}
     for config in configs:
