@@ -234,7 +234,7 @@ def build_examples(
             shown = [a for a in pref if not a.check(answer)]  # what the edit changed
             if edited == answer or not shown:
                 continue
-            prompt = infer_prompt(answer, edited)
+            prompt = infer_prompt(answer, edited, facts=True)
             target = (
                 _preference_text(shown, rng)
                 if rng.random() < 0.5

@@ -17,9 +17,10 @@ from persona.learn.guard import looks_like_injection, until_template_token
 Embed = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
 
 
-def infer_prompt(output: str, edited: str, *, max_diff_words: int = 60, facts: bool = True) -> str:
+def infer_prompt(output: str, edited: str, *, max_diff_words: int = 60, facts: bool = False) -> str:
     """CIPHER's inference prompt for the edit ``output`` → ``edited``: both texts, their word
-    diff and (``facts``) the counted changes of :func:`~persona.learn.edit_facts.edit_facts`."""
+    diff and (``facts``; off by default, as in CIPHER) the counted changes of
+    :func:`~persona.learn.edit_facts.edit_facts`."""
     shown = prompts.CIPHER_FACTS.format(facts=facts_block(output, edited)) if facts else ""
     return prompts.CIPHER_INFER.format(
         output=output.strip(),

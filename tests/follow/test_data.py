@@ -93,6 +93,7 @@ def test_inference_targets_name_only_what_the_edit_shows(examples: list[D.Exampl
         answer = D.tidy(answers[ex.input_id])
         assert all(not (atom_named(n)).check(answer) for n in ex.atoms)
         assert "Revised answer by the user:" in ex.prompt
+        assert "What changed, counted:\n" in ex.prompt  # since follow-data-4
 
 
 def test_aggregate_keeps_the_most_represented(examples: list[D.Example]) -> None:

@@ -104,9 +104,9 @@ def test_every_atom_edit_of_the_corpus_is_described_without_error() -> None:
 
 def test_the_prompt_with_and_without_facts() -> None:
     edited = TEXT.lower()
-    with_facts = infer_prompt(TEXT, edited)
+    with_facts = infer_prompt(TEXT, edited, facts=True)
     assert "What changed, counted:\n- no capital letters at all" in with_facts
-    without = infer_prompt(TEXT, edited, facts=False)
+    without = infer_prompt(TEXT, edited)  # the default, as CIPHER's
     assert "What changed" not in without
     # Without facts the prompt is PRELUDE's with the diff, as before the facts existed.
     assert without == (
