@@ -26,7 +26,7 @@ _TAG = re.compile(r"(?<!\w)#\w+")
 _MENTION = re.compile(r"(?<!\w)@\w+")
 _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 _CONTRACTION = re.compile(r"\b\w+['’](?:s|t|re|ve|ll|d|m)\b", re.I)
-#: Symbol classes counted in both versions: (name, how a count reads, pattern).
+#: Symbol classes counted in both versions: (the name a fact gives them, pattern).
 _CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("exclamation marks", re.compile(r"!")),
     ("question marks", re.compile(r"\?")),
