@@ -222,8 +222,7 @@ def _reusable(
     if not same:
         raise InvalidInputError(
             "the earlier follow result was measured on other inputs, atoms, --max-tokens or "
-            "--edit-facts; "
-            "measure every model again (drop --reuse-base)."
+            "--edit-facts; measure every model again (drop --reuse-base)."
         )
     missing = [m for m in reuse if m not in previous.get("models", {})]
     if missing:
