@@ -20,6 +20,7 @@ class AdapterMethods:
 
     store: Store
     home: Path | None
+    follow_adapter: bool | str
 
     def _known(self, user_id: str) -> str:  # provided by PreferenceLayer
         raise NotImplementedError
@@ -31,18 +32,22 @@ class AdapterMethods:
         :class:`persona.adapters.train.AdapterConfig`); returns its record (loss curve,
         held-out pair accuracy, time, memory). ``progress(event, value)`` is called with
         ("answers", answers generated so far) and ("step", loss). Blocks for the whole run
-        (minutes on a CPU); ``persona train-adapters`` does it in batch."""
+        (minutes on a CPU); ``persona train-adapters`` does it in batch. It trains on the
+        layer's local model, with its follow adapter unless ``follow_adapter=`` says another."""
         from persona.adapters.train import AdapterConfig, train_user_adapter
 
-        cfg = AdapterConfig.of(config)
+        cfg = AdapterConfig.of({"follow_adapter": self.follow_adapter, **config})
         home, user = self._adapters_home(), self._known(user_id)
         return train_user_adapter(self.store, home, user, cfg, tick=progress)
 
     def adapter_status(self, user_id: str) -> dict[str, Any]:
-        """Whether the user has an adapter, its data version and whether it is stale."""
+        """Whether the user has an adapter, its data version and whether it is stale (trained
+        on older data, or for this layer's local model with another follow adapter: ``unfit``
+        says why, and such an adapter is not served until retrained)."""
         from persona.adapters.train import adapter_status
 
-        return adapter_status(self.store, self._adapters_home(), self._known(user_id))
+        home, user = self._adapters_home(), self._known(user_id)
+        return adapter_status(self.store, home, user, self.follow_adapter)
 
     def _adapter_folder(self, name: str) -> str | None:
         """The trained adapter named ``name`` under this layer's home, if its weights are

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from persona.adapters.data import assemble
-from persona.adapters.train import AdapterConfig, read_record, train_user_adapter
+from persona.adapters.serving import follow_mismatch
+from persona.adapters.train import AdapterConfig, adapter_dir, read_record, train_user_adapter
+from persona.agents.weights import follow_digest
 from persona.config import resolve_home
 from persona.errors import InvalidInputError, PersonaError
 from persona.store.base import Store
@@ -84,6 +86,7 @@ def plan(
     """Who would be trained and why (``users`` None: every user in the store)."""
     cfg = config or AdapterConfig()
     known = set(store.users())
+    follow = None if cfg.base else follow_digest(cfg.follow_adapter)
     jobs = []
     for user in users if users is not None else sorted(known):
         if user not in known:
@@ -94,9 +97,13 @@ def plan(
         )
         record = read_record(home, user)
         trained = record.get("data_version") if record else None
+        unfit = record is not None and follow_mismatch(adapter_dir(home, user), follow)
         if data.signals < min_signals:
             why = f"{data.signals} signal(s), fewer than --min-signals {min_signals}"
             jobs.append(Job(user, False, why, data.signals, data.version))
+        elif unfit:
+            why = "stale: trained for another follow adapter"
+            jobs.append(Job(user, True, why, data.signals, data.version))
         elif trained == data.version and resume:
             jobs.append(Job(user, False, "up to date", data.signals, data.version))
         elif trained is None:

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from persona.adapters.serving import FOLLOW_FIELD
+from persona.agents.weights import follow_digest
 from persona.errors import InvalidInputError
 
 #: The linear layers of a Llama block.
@@ -441,7 +443,8 @@ def train_c3po(
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "dataset.json"
     # answers are the model's own: reused only from the same model, budget and feedback
-    answered_by = f"{base or 'packaged'}|follow={follow_adapter}|tokens={cfg.answer_tokens}"
+    follow = None if base else follow_digest(follow_adapter)
+    answered_by = f"{base or 'packaged'}|follow={follow or 'none'}|tokens={cfg.answer_tokens}"
     try:
         before = json.loads(saved.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none yet, or cut short by a kill: answer again
@@ -482,6 +485,7 @@ def train_c3po(
         "config": asdict(cfg),
         "base": str(base) if base else "packaged SmolLM2-135M-Instruct",
         "follow_adapter": follow_adapter if base is None else False,
+        **({} if base else {FOLLOW_FIELD: follow}),  # only the packaged model's
         "rows": {"dpo": len(dpo), "near": len(near), "out": len(outside), "dropped": dropped},
         "steps": trainer.state.global_step,
         "losses": steps,

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from persona.adapters.c3po import TARGETS, implicit_accuracy, load_model
+from persona.adapters.serving import FOLLOW_FIELD
+from persona.agents.weights import follow_digest
 from persona.errors import InvalidInputError
 from persona.learn.fspo import few_shot_prompt
 
@@ -452,6 +454,7 @@ def train_fspo(
         "config": asdict(cfg),
         "base": str(base) if base else "packaged SmolLM2-135M-Instruct",
         "follow_adapter": base is None,
+        **({} if base else {FOLLOW_FIELD: follow_digest(True)}),  # only the packaged model's
         "reference_model": "the SFT model (a frozen copy of the adapter after SFT)",
         "users": {
             "train": sum(u.split == "train" for u in users),

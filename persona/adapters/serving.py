@@ -9,11 +9,17 @@ several users, each with their own adapter, and no global "active adapter" is ev
 An adapter is keyed by its folder and the modification time of its weights: a retrained
 adapter gets a new key and is loaded afresh, never served stale. Loading and unloading take
 the pool's write lock; generation holds its read lock, so an adapter in use is never unloaded.
+
+A user adapter learns a change to the weights it was trained on, which include the merged
+follow adapter. Its record names that follow adapter by digest (:data:`FOLLOW_FIELD`), and a
+pool refuses an adapter trained on other weights (:func:`follow_mismatch`) rather than serve
+a change meant for another model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -25,6 +31,46 @@ from persona.errors import ModelError
 
 BASE = "__base__"
 WEIGHTS = "adapter_model.safetensors"
+#: The records a trained adapter carries: a user's adapter, a C3PO adapter, FSPO's.
+RECORDS = ("training.json", "c3po.json", "fspo.json")
+#: The record field naming the follow adapter merged into the weights an adapter was trained
+#: on: its digest (:func:`persona.agents.weights.adapter_digest`), or null for none. Written
+#: for adapters trained on the packaged local model; one trained on another base (``base=``)
+#: has none, and is not checked.
+FOLLOW_FIELD = "follow_adapter_sha256"
+#: A pool's ``follow`` that checks nothing (the weights' follow adapter is not known).
+ANY_FOLLOW = "*"
+
+
+def trained_follow(folder: str | Path) -> tuple[bool, str | None]:
+    """``(recorded, digest)``: the follow adapter the adapter in ``folder`` was trained on.
+    ``recorded`` is False for an adapter trained on another base model, or before persona
+    recorded it."""
+    for name in RECORDS:
+        try:
+            record = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and FOLLOW_FIELD in record:
+            value = record[FOLLOW_FIELD]
+            return True, value if isinstance(value, str) else None
+    return False, None
+
+
+def _weights_name(digest: str | None) -> str:
+    return f"follow adapter {digest}" if digest else "no follow adapter"
+
+
+def follow_mismatch(folder: str | Path, follow: str | None) -> str | None:
+    """Why the adapter in ``folder`` does not fit weights carrying the follow adapter
+    ``follow`` (a digest; None: no follow adapter), or None when it fits or is unrecorded."""
+    recorded, trained = trained_follow(folder)
+    if not recorded or trained == follow:
+        return None
+    return (
+        f"the adapter at {folder} was trained on the local model with "
+        f"{_weights_name(trained)}, but this model runs with {_weights_name(follow)}"
+    )
 
 
 class _RWLock:
@@ -82,11 +128,15 @@ def adapter_key(folder: str | Path) -> str:
 class AdapterPool:
     """Up to ``capacity`` user adapters loaded on one base model (see the module docstring)."""
 
-    def __init__(self, base_model: Any, capacity: int = 8) -> None:
+    def __init__(self, base_model: Any, capacity: int = 8, follow: str | None = ANY_FOLLOW) -> None:
+        """``follow``: the digest of the follow adapter merged into ``base_model`` (None:
+        none); adapters recorded as trained on other weights are refused. :data:`ANY_FOLLOW`
+        checks nothing."""
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.base = base_model
         self.capacity = capacity
+        self.follow = follow
         self.model: Any = None  # the PeftModel, built on the first adapter
         self._loaded: OrderedDict[str, str] = OrderedDict()  # key -> folder, LRU order
         self._lock = _RWLock()
@@ -103,6 +153,12 @@ class AdapterPool:
         """Load one adapter, then unload the least recently used ones not in ``keep``."""
         from peft import PeftModel
 
+        why = None if self.follow == ANY_FOLLOW else follow_mismatch(folder, self.follow)
+        if why:
+            raise ModelError(
+                f"{why}; retrain it on this model (`persona train-adapters --users ID`), or "
+                "serve it with the follow adapter it was trained on (follow_adapter=...)."
+            )
         try:
             if self.model is None:
                 self.model = PeftModel.from_pretrained(self.base, folder, adapter_name=key)

@@ -34,6 +34,8 @@ from typing import Any
 
 from persona.adapters.c3po import TARGETS
 from persona.adapters.data import Pair, UserData, assemble, training_rows
+from persona.adapters.serving import FOLLOW_FIELD, follow_mismatch
+from persona.agents.weights import follow_digest
 from persona.config import safe_dir_name
 from persona.errors import InvalidInputError
 from persona.store.base import Store
@@ -261,7 +263,8 @@ def train_user_adapter(
         model, tokenizer = load_model(cfg.base, cfg.follow_adapter)
     work = home / "adapters" / WORK_DIR / safe_dir_name(user_id)
     work.mkdir(parents=True, exist_ok=True)
-    base_id = cfg.base or f"packaged-smollm2+follow={cfg.follow_adapter}"
+    follow = None if cfg.base else follow_digest(cfg.follow_adapter)
+    base_id = cfg.base or f"packaged-smollm2+follow={follow or 'none'}"
     t0 = time.perf_counter()
     answered, pool_answers = _answer(model, tokenizer, data, _Answers(work, base_id), cfg, tick)
     answer_s = time.perf_counter() - t0
@@ -292,6 +295,7 @@ def train_user_adapter(
         "data_version": data.version,
         "config": asdict(cfg),
         "base": base_id,
+        **({} if cfg.base else {FOLLOW_FIELD: follow}),  # only the packaged model's
         "device": model.device.type,
         "dtype": "bf16" if trainer.args.bf16 else "fp32",
         "rows": {
@@ -351,20 +355,32 @@ def _recorded_config(record: dict[str, Any] | None) -> AdapterConfig:
         return AdapterConfig()
 
 
-def adapter_status(store: Store, home: str | Path, user_id: str) -> dict[str, Any]:
-    """Whether the user has an adapter, its data version and whether it is stale."""
+def unfit(home: Path, user_id: str, follow_adapter: bool | str) -> str | None:
+    """Why the user's adapter was trained for other weights than the local model with
+    ``follow_adapter`` (see :func:`~persona.adapters.serving.follow_mismatch`), or None."""
+    return follow_mismatch(adapter_dir(home, user_id), follow_digest(follow_adapter))
+
+
+def adapter_status(
+    store: Store, home: str | Path, user_id: str, follow_adapter: bool | str = True
+) -> dict[str, Any]:
+    """Whether the user has an adapter, its data version and whether it is stale: trained on
+    older data, or for the local model with another follow adapter than ``follow_adapter``
+    (``unfit`` says why; such an adapter is not served until retrained)."""
     record = read_record(Path(home), user_id)
     cfg = _recorded_config(record)
     current = assemble(
         store, user_id, test_share=cfg.test_share, constraint_prompts=cfg.constraint_prompts
     ).version
     trained = record.get("data_version") if record else None
+    why = unfit(Path(home), user_id, follow_adapter) if record else None
     return {
         "user_id": user_id,
         "trained": record is not None,
         "data_version": current,
         "trained_version": trained,
-        "stale": record is not None and trained != current,
+        "stale": record is not None and (trained != current or why is not None),
+        "unfit": why,
         "path": str(adapter_dir(Path(home), user_id)) if record else None,
         "record": record,
     }

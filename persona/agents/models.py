@@ -35,7 +35,13 @@ from persona.agents.weights import FOLLOW_ADAPTER_DIR as FOLLOW_ADAPTER_DIR
 from persona.agents.weights import LOCAL_DIR_NAME as LOCAL_DIR_NAME
 from persona.agents.weights import LOCAL_GGUF as LOCAL_GGUF
 from persona.agents.weights import LOCAL_PACKAGE as LOCAL_PACKAGE
-from persona.agents.weights import _load, _pool, ensure_local_model, follow_adapter_path
+from persona.agents.weights import (
+    _load,
+    _pool,
+    ensure_local_model,
+    follow_adapter_path,
+    follow_digest,
+)
 from persona.agents.weights import _merge as _merge
 from persona.agents.weights import local_gguf as local_gguf
 from persona.config import cpu_has_bf16, env_dtype
@@ -290,6 +296,14 @@ class LocalChatModel(BaseChatModel):
     def adapter_pool(self) -> AdapterPool:
         """The pool that serves user adapters on these weights (loaded on first use)."""
         return _pool(*self._weights(), self.max_adapters)
+
+    def adapter_mismatch(self, folder: str | os.PathLike[str]) -> str | None:
+        """Why the user adapter in ``folder`` was trained for other weights than these (a
+        different follow adapter, or none), or None when it fits; such an adapter is refused
+        (:class:`~persona.adapters.serving.AdapterPool`)."""
+        from persona.adapters.serving import follow_mismatch
+
+        return follow_mismatch(os.fspath(folder), follow_digest(self.follow_adapter))
 
     def _adapter(self, kwargs: dict[str, Any]) -> str | None:
         folder = kwargs.get("adapter", self.adapter)

@@ -8,6 +8,8 @@ form) for models that ignore system messages (``follows_system_prompt = False``)
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -22,6 +24,20 @@ from persona.learn import prompts
 from persona.learn.guard import as_data
 from persona.llm import complete
 from persona.types import Conditioning
+
+_log = logging.getLogger(__name__)
+_WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _warn_unfit(why: str) -> None:
+    """Log, once per process and reason, that a user adapter is skipped."""
+    with _WARNED_LOCK:
+        if why in _WARNED:
+            return
+        _WARNED.add(why)
+    _log.warning("%s; it is not used until retrained (`persona train-adapters --users ID`).", why)
+
 
 Placement = Literal["auto", "system", "user"]
 #: How a user is applied: "both" (prompt + adapter, the default), "prompt" (never the
@@ -186,6 +202,10 @@ class PreferenceRunnable(Runnable[LanguageModelInput, BaseMessage]):
 
         if isinstance(self.model, LocalChatModel):
             folder = self.adapter_folder(cond.adapter) if self.adapter_folder else None
+            why = self.model.adapter_mismatch(folder) if folder else None
+            if why:  # trained for other weights: the prompt alone serves until it is retrained
+                _warn_unfit(why)
+                return {}
             return {"adapter": folder} if folder else {}
         return {"model": cond.adapter} if self.served_adapters else {}
 

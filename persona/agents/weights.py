@@ -3,6 +3,7 @@ loaded once per process (with the follow adapter merged in), and the pools of us
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -29,6 +30,8 @@ _WEIGHTS: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 _POOLS: dict[tuple[str, str, str, str, int], AdapterPool] = {}
 _LOCK = threading.Lock()
 _CONVERT_LOCK = threading.Lock()
+#: An adapter's weights digest by (file, size, modification time): hashed once per version.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 def local_gguf() -> Path:
@@ -105,6 +108,39 @@ def follow_adapter_path(choice: bool | str) -> str:
     return str(path)
 
 
+def adapter_digest(folder: str | Path) -> str:
+    """The sha256 (first 16 hex digits) of the adapter weights in ``folder``: which adapter
+    it is, whatever its path. Hashed once per version of the file."""
+    weights = Path(folder) / "adapter_model.safetensors"
+    try:
+        stat = weights.stat()
+    except OSError as exc:
+        raise ModelError(
+            f"no adapter weights at {weights}; point at a folder written by peft "
+            "(`persona train follow` or `persona train-adapters`)."
+        ) from exc
+    key = (str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _LOCK:
+        known = _DIGESTS.get(key)
+    if known is None:
+        sha = hashlib.sha256()
+        with weights.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha.update(block)
+        known = sha.hexdigest()[:16]
+        with _LOCK:
+            _DIGESTS[key] = known
+    return known
+
+
+def follow_digest(choice: bool | str) -> str | None:
+    """Which follow adapter a ``follow_adapter`` setting merges into the weights: the digest
+    of its weights (:func:`adapter_digest`), or None for none. User adapters record it, so one
+    trained on other weights is never served on these."""
+    path = follow_adapter_path(choice)
+    return adapter_digest(path) if path else None
+
+
 def _load(folder: str, dtype: str, device: str, adapter: str = "") -> tuple[Any, Any]:
     """Load (model, tokenizer) once per process for each folder, dtype, device and adapter.
 
@@ -124,9 +160,11 @@ def _pool(folder: str, dtype: str, device: str, adapter: str, capacity: int) -> 
     from persona.adapters.serving import AdapterPool
 
     key = (folder, dtype, device, adapter, capacity)
+    follow = adapter_digest(adapter) if adapter else None  # before the lock: it takes it
     with _LOCK:
         if key not in _POOLS:
-            _POOLS[key] = AdapterPool(_read(folder, dtype, device, adapter)[0], capacity)
+            base = _read(folder, dtype, device, adapter)[0]
+            _POOLS[key] = AdapterPool(base, capacity, follow=follow)
         return _POOLS[key]
 
 

@@ -99,7 +99,13 @@ def describe(status: dict[str, Any]) -> str:
         f"Trained on {_when(record.get('trained_at'))} from {_taught(record.get('rows'))} "
         f"(data version `{version}`), in {record.get('steps', '?')} steps ({_took(took)})."
     )
-    if status.get("stale"):
+    if status.get("unfit"):
+        head = (
+            "**Your adapter was trained for another version of the assistant's model**, so "
+            f"the chat answers without it for now. {trained} Press **Train now** to train it "
+            "again for this one."
+        )
+    elif status.get("stale"):
         now = str(status.get("data_version") or "")[:8]
         head = (
             f"**Your adapter is out of date.** {trained} You have taught persona more since "

@@ -32,7 +32,7 @@ def _reason(p: AppliedPreference) -> str:
 
 def adapter_line(cond: Conditioning, mode: str = "both", used: bool | None = None) -> str:
     """Which adapter shaped the answer, and why none did (the Adapter tab's switch, no adapter
-    trained yet, or a chat model that cannot load one)."""
+    trained yet, a chat model that cannot load one, or one trained for other weights)."""
     used = bool(cond.adapter) if used is None else used
     if cond.adapter and used:
         name = escape_md(cond.adapter)
@@ -42,7 +42,10 @@ def adapter_line(cond: Conditioning, mode: str = "both", used: bool | None = Non
     if cond.adapter and mode == "prompt":
         return "not used: “Prompt only” is chosen in the Adapter tab"
     if cond.adapter:
-        return "not used: this chat model cannot load adapters (preferences in the prompt)"
+        return (
+            "not used: this chat model cannot load adapters, or yours was trained for another "
+            "version of it (see the Adapter tab); preferences in the prompt"
+        )
     if mode == "adapter":
         return "none: you have no trained adapter yet, so your preferences went in the prompt"
     return "none (preferences in the prompt)"
