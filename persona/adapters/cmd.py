@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from persona.cli_common import err, errors, fail, out
+from persona.cli_common import FOLLOW_ADAPTER_DIR, err, errors, fail, follow_choice, out
 
 
 def _location(ctx: typer.Context, store: str | None) -> str | None:
@@ -43,6 +43,13 @@ def train_adapters_cmd(
     base: Path | None = typer.Option(
         None, help="A transformers model folder. Default: the packaged SmolLM2 + follow adapter."
     ),
+    follow_adapter: bool = typer.Option(
+        True,
+        "--follow-adapter/--no-follow-adapter",
+        help="Train on the packaged model with persona's follow adapter merged (default) or "
+        "without it: the weights the app serves (`persona ui`'s same options).",
+    ),
+    follow_adapter_dir: Path | None = FOLLOW_ADAPTER_DIR,
     rank: int = typer.Option(16, help="LoRA rank."),
     alpha: int = typer.Option(32, help="LoRA alpha."),
     targets: str = typer.Option(
@@ -71,6 +78,7 @@ def train_adapters_cmd(
     with errors():
         cfg = AdapterConfig(
             base=str(base) if base else None,
+            follow_adapter=follow_choice(follow_adapter, follow_adapter_dir),
             rank=rank,
             alpha=alpha,
             targets=tuple(t.strip() for t in targets.split(",") if t.strip()),

@@ -167,3 +167,21 @@ def test_train_adapters_retrains_an_adapter_made_for_other_weights(
     )
     assert (job.train, job.reason) == (True, "stale: trained for another follow adapter")
     layer.close()
+
+
+def test_the_command_trains_for_the_follow_adapter_it_is_given(
+    persona_home: Path, tiny_dir: Path, follows: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from persona.cli import app
+
+    f1, f2 = follows
+    trained_user(persona_home, tiny_dir, f1)[0].close()
+    base = ["--path", str(persona_home), "train-adapters", "--users", "ana", "--dry-run"]
+    runner = CliRunner()
+    result = runner.invoke(app, [*base, "--resume", "--follow-adapter-dir", str(f2)])
+    assert result.exit_code == 0, result.output
+    assert "train ana  (3 signals; stale: trained for another follow adapter)" in result.output
+    result = runner.invoke(app, [*base, "--follow-adapter-dir", str(f2), "--no-follow-adapter"])
+    assert result.exit_code == 1 and "contradict each other" in result.output

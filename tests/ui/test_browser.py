@@ -20,10 +20,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning"),
 ]
 
+#: How long an expectation waits for the page, as long as the page's default timeout.
+EXPECT_TIMEOUT_MS = 15_000
+
 
 def expect(locator: Any) -> Any:
     from playwright.sync_api import expect as _expect
 
+    # Playwright waits 5 s by default; a loaded CI machine took longer to answer (stop 34).
+    _expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     return _expect(locator)
 
 

@@ -31,6 +31,8 @@ Usage, from the repository root (about 5 minutes per configuration on 2 cores)::
 
 A configuration is ``MODEL:FACTS``: the model is ``base`` (no adapter), ``shipped`` (the
 follow adapter persona ships) or an adapter folder; ``on``/``off`` shows the facts or not.
+``rule:on`` and ``rule1:on`` use no model: the phrase is the facts themselves (all, or the
+first), a baseline for what the facts alone tell the judge.
 Each run adds its configurations to ``result.json`` beside this script, under the name of
 the model and the version of the facts (``facts_version`` below, bumped whenever
 :func:`~persona.learn.edit_facts.edit_facts` changes), with the command that made them.
@@ -57,10 +59,17 @@ from persona.follow.generate import generate
 from persona.follow.more_atoms import TYPES
 from persona.follow.phrases import atom_type
 from persona.learn.cipher_text import clean_phrase, infer_prompt
-from persona.learn.edit_facts import facts_block
+from persona.learn.edit_facts import edit_facts, facts_block
 from persona.store.embed import embedder_id, load_embedder
 
 HERE = Path(__file__).parent
+#: Baselines with no model (session 21): the counted facts themselves as the inferred phrase,
+#: all of them joined ("rule") or the largest alone ("rule1"). They bound what the facts
+#: carry for the judge; v2 of the facts was written after seeing the held-out types' facts.
+RULES = {
+    "rule": lambda a, e: "; ".join(edit_facts(a, e)),
+    "rule1": lambda a, e: (edit_facts(a, e) or [""])[0],
+}
 #: v1: session 20's first facts; v2: list marks, one-word ends, the first line's start.
 FACTS_VERSION = "v2"
 
@@ -91,23 +100,31 @@ def main(configs: list[str]) -> None:
         if facts_on not in ("on", "off") or not mname:
             raise SystemExit(f"{config!r}: use MODEL:on or MODEL:off (MODEL: base, shipped, DIR)")
         facts = facts_on == "on"
-        if mname not in loaded:
+        if mname in RULES:
+            if not facts:
+                raise SystemExit(f"{config!r}: a rule reads only the facts; use {mname}:on")
+            start = time.perf_counter()
+            raws = [RULES[mname](a, e) for _, _, a, e in pairs]
+            bar.update(len(pairs))
+            label = f"no LLM: {mname}"
+        elif mname not in loaded:
             follow: bool | str = {"base": False, "shipped": True}.get(mname, mname)
             local = LocalChatModel(model_dir=folder, follow_adapter=follow)
             loaded[mname] = (local.load(), model_label(local))
-        (model, tokenizer), label = loaded[mname]
-        start = time.perf_counter()
-        asked = [infer_prompt(a, e, facts=facts) for _, _, a, e in pairs]
-        raws = []
-        for i in range(0, len(asked), 8):
-            raws += generate(model, tokenizer, asked[i : i + 8], max_new_tokens=40)
-            bar.update(len(asked[i : i + 8]))
+        if mname not in RULES:
+            (model, tokenizer), label = loaded[mname]
+            start = time.perf_counter()
+            asked = [infer_prompt(a, e, facts=facts) for _, _, a, e in pairs]
+            raws = []
+            for i in range(0, len(asked), 8):
+                raws += generate(model, tokenizer, asked[i : i + 8], max_new_tokens=40)
+                bar.update(len(asked[i : i + 8]))
         hits: dict[str, list[bool]] = {}
         per_atom: dict[str, list[bool]] = {}
         samples: list[list[str]] = []
         for (split, atom, _, _), raw in zip(pairs, raws, strict=True):
             try:
-                phrase = clean_phrase(raw)
+                phrase = raw if mname in RULES else clean_phrase(raw)
             except LearningError:
                 phrase = ""
             names, vecs = judges["all" if split == "more" else "bench"]
