@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loras import random_lora
 
 from persona.adapters import batch
 from persona.adapters.serving import (
@@ -29,26 +30,11 @@ from persona.layer import PreferenceLayer
 TINY = AdapterConfig(rank=4, alpha=8, max_steps=1, learning_rate=1e-2, constraint_prompts=1)
 
 
-def lora(base_dir: Path, out: Path, seed: int) -> Path:
-    """A LoRA with random non-zero weights on the tiny model, saved by peft."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
-    cfg = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
-    )
-    get_peft_model(model, cfg).save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def follows(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two different "follow adapters" for the tiny model."""
     root = tmp_path_factory.mktemp("follow-adapters")
-    return lora(tiny_dir, root / "f1", 1), lora(tiny_dir, root / "f2", 2)
+    return random_lora(tiny_dir, root / "f1", 1), random_lora(tiny_dir, root / "f2", 2)
 
 
 def test_the_digest_names_the_weights_not_the_path(tmp_path: Path, follows: Any) -> None:
@@ -141,7 +127,7 @@ def test_the_pool_checks_only_when_it_knows_its_weights(tiny_dir: Path, follows:
     from transformers import AutoModelForCausalLM
 
     f1, _ = follows
-    user = lora(tiny_dir, tiny_dir.parent / "user-x", 3)
+    user = random_lora(tiny_dir, tiny_dir.parent / "user-x", 3)
     (user / "training.json").write_text(json.dumps({FOLLOW_FIELD: adapter_digest(f1)}))
     base = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
     with AdapterPool(base).using([str(user)]) as (_, names):  # the follow adapter is unknown

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loras import random_lora
 
 from persona.adapters.serving import AdapterPool, adapter_key
 from persona.agents.batching import Batcher
@@ -17,25 +18,10 @@ from persona.errors import ModelError
 PROMPT_IDS = [[1, 17, 23, 29, 31], [1, 37, 41, 43, 47], [1, 53, 59, 61, 67]]
 
 
-def make_adapter(base_dir: Path, out: Path, seed: int) -> Path:
-    """A LoRA with random (non-zero) weights, as a trained one would be, saved by peft."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
-    cfg = LoraConfig(
-        r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False
-    )
-    get_peft_model(model, cfg).save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def adapters(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("user-adapters")
-    return [make_adapter(tiny_dir, root / name, seed) for seed, name in enumerate("abc")]
+    return [random_lora(tiny_dir, root / name, seed, alpha=64) for seed, name in enumerate("abc")]
 
 
 def reference(tiny_dir: Path, adapter: Path | None, ids: list[int], n: int = 6) -> list[int]:
@@ -131,7 +117,7 @@ def test_a_retrained_adapter_is_loaded_afresh(
     first = adapter_key(folder)
     with pool.using([str(folder)]):
         pass
-    make_adapter(tiny_dir, folder, seed=99)  # retrained in place
+    random_lora(tiny_dir, folder, 99, alpha=64)  # retrained in place
     weights = folder / "adapter_model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert adapter_key(folder) != first
