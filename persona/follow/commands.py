@@ -78,6 +78,7 @@ def train_follow_cmd(
         extra={"command": "persona " + " ".join(sys.argv[1:])},
     )
     with errors():
+        recipe.check()  # bad options are refused before the model is unpacked or run
         folder = str(ensure_local_model())
         inputs = load_inputs()
         with Progress(console=err) as progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -154,29 +155,42 @@ def test_fakes_follow_system_prompt_by_default_local_does_not() -> None:
 
 
 @pytest.fixture(scope="module")
-def local_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One conversion shared by every slow test of this module."""
-    home = tmp_path_factory.mktemp("persona-home")
-    ensure_local_model(home)
-    return home
+def local_folder(shared_models: Path) -> Path:
+    """The run's one conversion of the packaged model (``$PERSONA_MODELS``, see conftest)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PERSONA_MODELS", str(shared_models))
+        return ensure_local_model()
 
 
 @pytest.fixture(scope="module")
-def local(local_home: Path) -> LocalChatModel:
-    model = load_chat_model("local", home=local_home)
-    assert isinstance(model, LocalChatModel)
+def local(local_folder: Path) -> LocalChatModel:
+    model = LocalChatModel(model_dir=str(local_folder))
+    assert isinstance(model, LocalChatModel) and model.model_dir == str(local_folder)
     return model.model_copy(update={"max_new_tokens": 16})
 
 
+def test_converted_models_live_in_the_home_unless_persona_models_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona.config import models_dir
+
+    monkeypatch.delenv("PERSONA_MODELS")
+    assert models_dir(tmp_path / "h") == tmp_path / "h" / "models"
+    assert models_dir() == Path(os.environ["PERSONA_HOME"]) / "models"
+    monkeypatch.setenv("PERSONA_MODELS", str(tmp_path / "shared"))
+    assert models_dir(tmp_path / "h") == tmp_path / "shared"
+
+
 @pytest.mark.slow
-def test_local_converts_once_to_a_plain_folder(local_home: Path) -> None:
-    folder = local_home / "models" / LOCAL_DIR_NAME
+def test_local_converts_once_to_a_plain_folder(local_folder: Path) -> None:
+    folder = local_folder
+    assert folder.name == LOCAL_DIR_NAME
     assert (folder / "config.json").is_file()
     assert (folder / "model.safetensors").is_file()
     assert (folder / "tokenizer.json").is_file()
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp left
     mtime = (folder / "model.safetensors").stat().st_mtime
-    again = load_chat_model("local", home=local_home)
+    again = load_chat_model("local", home=Path("/nonexistent"))  # $PERSONA_MODELS wins
     assert isinstance(again, LocalChatModel) and again.model_dir == str(folder)
     assert (folder / "model.safetensors").stat().st_mtime == mtime  # not converted again
     # A plain transformers folder: it loads without the GGUF (and without persona's cache).

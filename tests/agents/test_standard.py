@@ -169,9 +169,11 @@ class TestScriptedChatModelIntegration(_FakeFlags, ChatModelIntegrationTests):
 
 
 @pytest.fixture(scope="module")
-def local_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The local model converted once for this module (as in test_models.py)."""
-    model = load_chat_model("local", home=tmp_path_factory.mktemp("persona-home"))
+def local_dir(shared_models: Path) -> str:
+    """The run's one conversion of the local model (``$PERSONA_MODELS``, see conftest)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PERSONA_MODELS", str(shared_models))
+        model = load_chat_model("local")
     assert isinstance(model, LocalChatModel) and model.model_dir
     return model.model_dir
 

@@ -228,7 +228,7 @@ def test_short_real_run_with_the_local_model_and_minilm(tmp_path: Path) -> None:
     from persona.agents.models import load_chat_model
     from persona.store.embed import MiniLMEmbedder
 
-    llm = load_chat_model("local", home=tmp_path / "home")
+    llm = load_chat_model("local")
     doc = run_edits(
         ["no-learning", "cipher-5"],
         agent=llm,
