@@ -72,11 +72,11 @@ def test_learning_and_conditioning_in_two_threads_never_deadlock(layer: Preferen
     layer.add_preference("alice", "Use metric units", context="Plan a hike")
 
     def learn() -> None:
-        for i in range(400):
+        for i in range(250):
             layer.learn_from_feedback("alice", f"no emojis in emails, take {i}")
 
     def condition() -> None:
-        for i in range(400):
+        for i in range(250):
             layer.condition("alice", f"Write an email about the hike {i}")
 
     assert run_threads([learn, condition], timeout=90) == []
