@@ -33,7 +33,8 @@ A configuration is ``MODEL:FACTS``: the model is ``base`` (no adapter), ``shippe
 follow adapter persona ships) or an adapter folder; ``on``/``off`` shows the facts or not.
 ``rule:on`` and ``rule1:on`` use no model: the phrase is the facts themselves (all, or the
 first), a baseline for what the facts alone tell the judge.
-Each run adds its configurations to ``result.json`` beside this script, under the name of
+Each run adds its configurations to ``result.json`` beside this script (``--out=FILE``:
+another file, e.g. for edits made by the model in another dtype), under the name of
 the model and the version of the facts (``facts_version`` below, bumped whenever
 :func:`~persona.learn.edit_facts.edit_facts` changes), with the command that made them.
 """
@@ -74,9 +75,16 @@ RULES = {
 FACTS_VERSION = "v2"
 
 
-def main(configs: list[str]) -> None:
+def main(configs: list[str], path: Path = HERE / "result.json") -> None:
     torch.set_num_threads(2)
     folder = str(ensure_local_model())
+    doc = json.loads(path.read_text()) if path.is_file() else {"results": {}}
+    made_by = model_label(LocalChatModel(model_dir=folder, follow_adapter=False))
+    if doc.get("edited_answers_by", made_by) != made_by:
+        raise SystemExit(
+            f"{path} holds results on edits of answers by {doc['edited_answers_by']}, and this "
+            f"run's are by {made_by}: pass --out=FILE (or PERSONA_DTYPE) to keep them apart."
+        )
     items, plain, sets, pairs = base_edits(folder)
     more = [t.atoms[0] for t in TYPES]
     for n, item in enumerate(items[:9]):
@@ -91,8 +99,6 @@ def main(configs: list[str]) -> None:
     judges = {}
     for name, types in (("bench", bench_types), ("all", all_types)):
         judges[name] = (list(types), embedder.embed(list(types.values())))
-    path = HERE / "result.json"
-    doc = json.loads(path.read_text()) if path.is_file() else {"results": {}}
     bar = tqdm(total=len(configs) * len(pairs), desc="inferring")
     loaded: dict[str, tuple] = {}
     for config in configs:
@@ -150,9 +156,7 @@ def main(configs: list[str]) -> None:
     doc.update(
         {
             "pairs": {s: sum(p[0] == s for p in pairs) for s in ("train", "held_out", "more")},
-            "edited_answers_by": model_label(
-                LocalChatModel(model_dir=folder, follow_adapter=False)
-            ),
+            "edited_answers_by": made_by,
             "embedder": embedder_id(embedder),
             "facts_version": FACTS_VERSION,
             "facts_example": {
@@ -164,4 +168,9 @@ def main(configs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["base:off", "base:on", "shipped:off", "shipped:on"])
+    outs = [a for a in sys.argv[1:] if a.startswith("--out=")]
+    names = [a for a in sys.argv[1:] if a not in outs]
+    main(
+        names or ["base:off", "base:on", "shipped:off", "shipped:on"],
+        *[Path(a.removeprefix("--out=")) for a in outs[-1:]],
+    )
