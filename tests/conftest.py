@@ -15,8 +15,8 @@ from persona.store.embed import HashEmbedder
 
 @pytest.fixture(scope="session")
 def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder of converted models for the whole run: the first test that needs the local
-    model converts it (~30 s), the rest find it (tests/agents/test_models.py converts its own)."""
+    """One folder of converted models for the whole run (``$PERSONA_MODELS``): the first test
+    that needs the local model converts it (~30 s), the rest find it."""
     return tmp_path_factory.mktemp("models")
 
 
