@@ -164,9 +164,7 @@ def local_folder(shared_models: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def local(local_folder: Path) -> LocalChatModel:
-    model = LocalChatModel(model_dir=str(local_folder))
-    assert isinstance(model, LocalChatModel) and model.model_dir == str(local_folder)
-    return model.model_copy(update={"max_new_tokens": 16})
+    return LocalChatModel(model_dir=str(local_folder), max_new_tokens=16)
 
 
 def test_converted_models_live_in_the_home_unless_persona_models_says(
