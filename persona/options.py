@@ -34,6 +34,11 @@ class LayerOptions:
     # follow adapter was not trained with them and names no more preferences with them
     # (README, "Counted changes in CIPHER's inference prompt").
     cipher_edit_facts: bool = False
+    # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
+    # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40
+    # words": no model call unless nothing counted changed) or "both" (the model's phrase and
+    # the wishes it leaves out).
+    cipher_infer: str = "llm"
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True
@@ -65,7 +70,7 @@ class LayerOptions:
     served_adapters: bool = False
 
     def __post_init__(self) -> None:
-        from persona.learn.cipher import AGGREGATE_MODES
+        from persona.learn.cipher import AGGREGATE_MODES, INFER_MODES
         from persona.learn.fspo import SCORERS
 
         if self.c3po_categories is not None:
@@ -85,6 +90,11 @@ class LayerOptions:
             raise InvalidInputError(
                 f"cipher_aggregate={self.cipher_aggregate!r:.40} is unknown; use one of "
                 f"{AGGREGATE_MODES} ('vote': no LLM at request time, the default)."
+            )
+        if self.cipher_infer not in INFER_MODES:
+            raise InvalidInputError(
+                f"cipher_infer={self.cipher_infer!r:.40} is unknown; use one of {INFER_MODES} "
+                "('facts': the edit's counted changes, no model call)."
             )
         check_follow_adapter(self.follow_adapter)
         g = self.cipher_infer_guidance

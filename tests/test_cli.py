@@ -212,6 +212,16 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "email.json").read_text())["config"]["cipher_edit_facts"] is True
+    # and where CIPHER's phrase comes from: the model's (the default), or the counted changes
+    assert json.loads((out / "email.json").read_text())["config"]["cipher_infer"] == "llm"
+    out = tmp_path / "wishes"
+    result = CliRunner().invoke(
+        app, [*guided, "--cipher-infer", "facts", "--embedder", "hash", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "email.json").read_text())["config"]["cipher_infer"] == "facts"
+    bad = CliRunner().invoke(app, [*guided, "--cipher-infer", "rules", "--embedder", "hash"])
+    assert bad.exit_code == 1 and "cipher_infer" in bad.output and "'facts'" in bad.output
 
 
 def test_train_follow_refuses_a_folder_that_is_no_adapter(tmp_path: Path) -> None:

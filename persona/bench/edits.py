@@ -52,6 +52,7 @@ class EditsConfig:
     cipher_infer_guidance: float = 1.0  # CIPHER's inference guided by the unchanged prompt
     cipher_infer_candidates: int = 1  # CIPHER's inference: the phrase, of N, explaining the edit
     cipher_edit_facts: bool = False  # CIPHER's inference prompt shows the edit's counted changes
+    cipher_infer: str = "llm"  # CIPHER's phrase: the LLM's, the counted changes' or both
     user: str = "scripted"  # scripted | scripted-atoms-only | llm
     # learners run at once (threads; the local model batches their calls); 0: all. 1 (in turn)
     # is faster on a small CPU, where long padded prompts cost more than batching saves.
@@ -282,6 +283,7 @@ def run_edits(
                 cipher_infer_guidance=config.cipher_infer_guidance,
                 cipher_infer_candidates=config.cipher_infer_candidates,
                 cipher_edit_facts=config.cipher_edit_facts,
+                cipher_infer=config.cipher_infer,
                 adapter_config=adapter_config,
             )
             try:

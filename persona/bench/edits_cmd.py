@@ -74,6 +74,11 @@ def bench_edits(
         help="CIPHER's inference prompt also shows the edit's counted changes (the layer's "
         "cipher_edit_facts), for a follow adapter trained with them.",
     ),
+    cipher_infer: str = typer.Option(
+        "llm",
+        help="Where CIPHER's phrase for an edit comes from (the layer's cipher_infer): llm, "
+        "facts (the edit's counted changes as wishes, no model call) or both.",
+    ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
     from concurrent.futures import ThreadPoolExecutor
@@ -99,7 +104,9 @@ def bench_edits(
     callers = (jobs or len(learners)) * concurrent_tasks
     with errors():
         LayerOptions(  # checked before any round
-            cipher_infer_guidance=infer_guidance, cipher_infer_candidates=infer_candidates
+            cipher_infer_guidance=infer_guidance,
+            cipher_infer_candidates=infer_candidates,
+            cipher_infer=cipher_infer,
         )
         follow = follow_choice(follow_adapter, follow_adapter_dir)
         base = batched(load_chat_model(llm, follow_adapter=follow), callers)
@@ -122,6 +129,7 @@ def bench_edits(
                     cipher_infer_guidance=infer_guidance,
                     cipher_infer_candidates=infer_candidates,
                     cipher_edit_facts=edit_facts,
+                    cipher_infer=cipher_infer,
                 )
                 return run_edits(
                     learners,

@@ -325,6 +325,7 @@ def make_learner(
     cipher_infer_guidance: float = 1.0,
     cipher_infer_candidates: int = 1,
     cipher_edit_facts: bool = False,
+    cipher_infer: str = "llm",
 ) -> Learner:
     """Build a learner by name (see :data:`LEARNERS`)."""
     from persona.errors import InvalidInputError
@@ -347,6 +348,7 @@ def make_learner(
             cipher_aggregate="sync",
             cipher_infer_guidance=cipher_infer_guidance,
             cipher_edit_facts=cipher_edit_facts,
+            cipher_infer=cipher_infer,
         )
         return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
     base, plus, truth = name.partition("+")
@@ -368,6 +370,7 @@ def make_learner(
             cipher_infer_guidance=cipher_infer_guidance,
             cipher_infer_candidates=cipher_infer_candidates,
             cipher_edit_facts=cipher_edit_facts,
+            cipher_infer=cipher_infer,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
             # "cipher-K-vote": the layer's default request path (the clauses most of the k
             # state; no LLM); "cipher-K-list": the deduplicated list (no LLM);

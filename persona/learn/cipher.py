@@ -43,6 +43,7 @@ from persona.errors import InvalidInputError, LearningError, ModelError
 from persona.learn import prompts
 from persona.learn.base import Contribution, Request, Search, Writing
 from persona.learn.cipher_text import Embed, clauses, clean_phrase, infer_prompt, vote
+from persona.learn.edit_facts import edit_wishes
 from persona.learn.guard import looks_like_injection
 from persona.llm import complete, describe, usage
 from persona.types import AppliedPreference, Preference
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 
 Aggregate = Literal["list", "background", "sync", "vote"]
 AGGREGATE_MODES: tuple[str, ...] = ("list", "background", "sync", "vote")
+Infer = Literal["llm", "facts", "both"]
+INFER_MODES: tuple[str, ...] = ("llm", "facts", "both")
 Members = frozenset[tuple[int, str]]  # a retrieved set: its preferences' (id, text)
 
 
@@ -94,6 +97,11 @@ class CipherConfig:
     # log p(revision | request + phrase) - log p(original | request + phrase), scored by the
     # model that answers (the noisy channel; see explains()). 1: the greedy phrase alone.
     infer_candidates: int = 1
+    # Where an edit's phrase comes from. "llm": the model reads the edit (PRELUDE's CIPHER);
+    # "facts": the edit's counted changes stated as wishes (wishes(): "no emoji; at most 40
+    # words"), with no model call, and the model only when nothing counted changed; "both":
+    # the model's phrase, then the wishes it does not already state.
+    infer: Infer = "llm"
     aggregate_tokens: int = 60  # generation budget for aggregation
     cache_size: int = 512  # aggregations memoized on their exact inputs (greedy: same result)
 
@@ -105,6 +113,12 @@ def guided(llm: BaseChatModel, scale: float) -> BaseChatModel | None:
     if scale == 1.0 or not hasattr(llm, "guidance_scale"):
         return None
     return llm.model_copy(update={"guidance_scale": float(scale), "rerank": 1})
+
+
+def wishes(output: str, edited: str) -> list[str]:
+    """The edit's counted changes as short wishes (:func:`edit_wishes`), without any that
+    reads as an instruction to the model (words the user added are quoted in some)."""
+    return [w for w in edit_wishes(output, edited) if not looks_like_injection(w)]
 
 
 class Cipher:
@@ -131,11 +145,26 @@ class Cipher:
         return msg.text
 
     def infer(self, output: str, edited: str, context: str | None = None) -> str:
-        """The user's preference behind ``output`` → ``edited``, as a short phrase.
+        """The user's preference behind ``output`` → ``edited``, as a short phrase: the LLM's,
+        the edit's counted changes as wishes, or both (``config.infer``).
 
         Given the ``context`` (the request answered) and ``infer_candidates`` > 1, a local
         model chooses among its own phrases the one that best explains the edit
         (:meth:`explains`)."""
+        mode = self.config.infer
+        wished = [] if mode == "llm" else wishes(output, edited)
+        if mode == "facts" and wished:
+            return "; ".join(wished)
+        try:
+            phrase = self._infer(output, edited, context)
+        except LearningError:
+            if not wished:
+                raise
+            return "; ".join(wished)  # "both": the model answered junk; the counts still hold
+        stated = {c.lower() for c in clauses(phrase)}
+        return "; ".join([phrase, *(w for w in wished if w.lower() not in stated)])
+
+    def _infer(self, output: str, edited: str, context: str | None) -> str:
         prompt = infer_prompt(
             output,
             edited,
@@ -292,8 +321,9 @@ class CipherLearner:
         """Store the preference behind ``output`` → ``edited`` for ``context``.
 
         An unedited answer stores again the description it was conditioned on (nothing when
-        none was). Otherwise the LLM infers a short phrase first, outside any transaction; if
-        it fails or answers junk, a :class:`PersonaError` is raised and nothing is written.
+        none was). Otherwise a short phrase is inferred first, outside any transaction (by the
+        LLM, or from the edit's counted changes: ``config.infer``); if the LLM fails or answers
+        junk, a :class:`PersonaError` is raised and nothing is written.
         """
         if " ".join(output.split()) == " ".join(edited.split()):
             used = self._used_for(user_id, context, embedding)
@@ -308,7 +338,9 @@ class CipherLearner:
                         text, "edit", context=context, embedding=embedding, provenance=prov
                     )
                 ]
-        phrase = self.cipher.infer(output, edited, context)
+        # "facts" needs no model unless nothing counted changed: it is not loaded for it
+        counted = wishes(output, edited) if self.config.infer == "facts" else []
+        phrase = "; ".join(counted) if counted else self.cipher.infer(output, edited, context)
         if self.config.aggregate == "vote" and self._embed is not None:
             # embedded now, beside the LLM's inference, not on a later request's path
             self._clause_vectors(clauses(phrase) or [phrase])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from persona.learn.c3po import C3PO, C3POConfig
 from persona.learn.c3po_data import DatasetConfig
-from persona.learn.cipher import Aggregate, CipherConfig, CipherLearner
+from persona.learn.cipher import Aggregate, CipherConfig, CipherLearner, Infer
 from persona.learn.fspo import FSPO, FSPOConfig, ScorerName
 from persona.learn.scope import THRESHOLD
 from persona.learn.stated import Stated, StatedConfig
@@ -58,6 +58,7 @@ def make_learners(
                 infer_guidance=float(opts.cipher_infer_guidance),
                 infer_candidates=opts.cipher_infer_candidates,
                 edit_facts=opts.cipher_edit_facts,
+                infer=cast(Infer, opts.cipher_infer),
             ),
             embedder.embed,
         ),

@@ -5,7 +5,9 @@ went, or notice that a sentence now ends in ``?``. :func:`edit_facts` measures a
 properties of the text before and after the edit (length, sentences, lines and how they
 start, the first and last line, letter case, and counts of punctuation and symbol classes)
 and states the ones that changed, largest first. It knows no preference types: it describes
-any edit, and CIPHER's inference prompt shows the facts beside the diff.
+any edit, and CIPHER's inference prompt shows the facts beside the diff. :func:`edit_wishes`
+states the same changes as the wishes they suggest ("no emoji", "at most 40 words"), which
+CIPHER can store as the edit's preference without asking a model (``CipherConfig.infer``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 _WORD = re.compile(r"\S*\w\S*")
@@ -104,13 +107,32 @@ def _quote(line: str, words: int = 8) -> str:
     return '"' + " ".join(parts[:words]) + (" ..." if len(parts) > words else "") + '"'
 
 
-def _ends(before: str, after: str) -> list[tuple[float, str]]:
+class _Fact(NamedTuple):
+    weight: float  # how large the change is: the largest are kept
+    said: str  # the change, described ("emoji: 0 instead of 3")
+    wish: str | None  # the change as the wish it suggests ("no emoji"); None: a side effect
+    added: str = ""  # words added at an end of the text, for the facts they explain
+    at: str = ""  # "start" or "end": the end of the text whose words were added or removed
+
+
+def _opening(words: str) -> str:
+    """What a wish quotes of words added at an end: all of them when few, else up to the
+    first one that ends in punctuation ("TL;DR:", "Dear all,"), else the first four. The rest
+    is usually about this text, not the user's habit."""
+    parts = words.split()
+    if len(parts) <= 6:
+        return _quote(words)
+    cut = next((i + 1 for i, w in enumerate(parts[:6]) if not w[-1].isalnum()), None)
+    return _quote(" ".join(parts[:cut]), cut) if cut else _quote(words, 4)
+
+
+def _ends(before: str, after: str) -> list[_Fact]:
     """Words added or removed at the very start or end of the text."""
     a, b = before.split(), after.split()
     ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
     if not a or not b or all(op[0] == "equal" for op in ops):
         return []
-    out: list[tuple[float, str]] = []
+    out: list[_Fact] = []
     for (tag, i1, i2, j1, j2), where, at, weight in (
         (ops[0], "start", 0, 5.0),
         (ops[-1], "end", len(a), 4.5),
@@ -121,65 +143,124 @@ def _ends(before: str, after: str) -> list[tuple[float, str]]:
         if j2 - j1 > i2 - i1 or tag == "insert":
             mark = _LIST_MARK.fullmatch(added) and not any(map(_is_emoji, added))
             if not mark:  # a list mark alone: the line starts say it better
-                out.append((weight, f"added at the {where}: {_quote(added)}"))
+                said = f"added at the {where}: {_quote(added)}"
+                out.append(_Fact(weight, said, f"{where} with {_opening(added)}", added, where))
         elif i2 - i1 >= (j2 - j1) + 2 or tag == "delete":
-            out.append((weight - 1, f"removed from the {where}: {_quote(removed)}"))
+            said = f"removed from the {where}: {_quote(removed)}"
+            opening = "opening" if where == "start" else "closing"
+            wish = f"no {opening} words like {_opening(removed)}"
+            out.append(_Fact(weight - 1, said, wish, at=where))
     return out
 
 
-def edit_facts(before: str, after: str, *, limit: int = 6) -> list[str]:
-    """Up to ``limit`` short facts, in plain words, about what changed from ``before`` to
-    ``after``; empty when nothing measured changed."""
-    a, b = _profile(before), _profile(after)
-    facts: list[tuple[float, str]] = []  # (weight, fact): the largest changes are kept
+def _lines_wish(mark: str) -> str:
+    if mark == "a number":
+        return "a numbered list with one point per line"
+    return f"a list with each point on a line starting with {mark}"
 
-    facts += _ends(before, after)
+
+def _count_wish(name: str, before: int, after: int) -> str | None:
+    if after == 0:
+        return f"no {name}"
+    if before == 0:
+        return f"use {name}"
+    return None  # more or fewer of a kind: usually a side effect of another change
+
+
+def _facts(before: str, after: str) -> list[_Fact]:
+    a, b = _profile(before), _profile(after)
+    facts = _ends(before, after)
+    # Side effects get no wish of their own: what words added at an end bring (their colons,
+    # their emoji, their length, their lines), and the line, sentence and digit counts of a
+    # new list.
+    added = " ".join(f.added for f in facts)
+    listed = any(n - a.marks.get(m, 0) >= 2 for m, n in b.marks.items())
+
+    def side(pattern: re.Pattern[str] | None, before: int, after: int) -> bool:
+        shown = sum(map(_is_emoji, added)) if pattern is None else len(pattern.findall(added))
+        return before == 0 and 0 < after <= shown
+
     for mark, n in b.marks.items():
         gained = n - a.marks.get(mark, 0)
         if gained >= 2:
-            facts.append((4.5, f"{n} lines now start with {mark} (before: {a.marks.get(mark, 0)})"))
+            said = f"{n} lines now start with {mark} (before: {a.marks.get(mark, 0)})"
+            facts.append(_Fact(4.5, said, _lines_wish(mark)))
     for mark, n in a.marks.items():
         if n >= 2 and b.marks.get(mark, 0) == 0:
-            facts.append((4.0, f"no line starts with {mark} any more (before: {n})"))
+            said = f"no line starts with {mark} any more (before: {n})"
+            facts.append(_Fact(4.0, said, f"no lines starting with {mark}"))
     first = _mark(b.lines[0]) if b.lines else None
     if (
         first
         and (not a.lines or _mark(a.lines[0]) != first)
         and b.marks[first] - a.marks[first] < 2
     ):
-        facts.append((4.5, f"the first line now starts with {first}"))
+        said = f"the first line now starts with {first}"
+        facts.append(_Fact(4.5, said, f"a first line starting with {first}"))
 
     if a.paragraphs > 1 and b.paragraphs == 1 and len(b.lines) == 1:
-        facts.append((4.0, f"one paragraph instead of {a.paragraphs}"))
+        said = f"one paragraph instead of {a.paragraphs}"
+        facts.append(_Fact(4.0, said, "a single paragraph"))
     elif abs(len(b.lines) - len(a.lines)) >= 2:
-        facts.append((2.5, f"{len(b.lines)} lines instead of {len(a.lines)}"))
+        said = f"{len(b.lines)} lines instead of {len(a.lines)}"
+        way = "fewer" if len(b.lines) < len(a.lines) else "more"
+        wish = None if listed or added else f"{way} lines (about {len(b.lines)})"
+        facts.append(_Fact(2.5, said, wish))
 
     if a.capitals and b.letters and b.capitals == 0:
-        facts.append((5.0, "no capital letters at all (every letter lower case)"))
+        said = "no capital letters at all (every letter lower case)"
+        facts.append(_Fact(5.0, said, "all lower case with no capital letters"))
     elif b.letters and b.capitals / b.letters > 0.8 and a.capitals / max(a.letters, 1) < 0.5:
-        facts.append((5.0, "written in capital letters"))
+        facts.append(_Fact(5.0, "written in capital letters", "all in capital letters"))
 
     if a.words and abs(b.words - a.words) / a.words >= 0.2:
-        way = "shorter" if b.words < a.words else "longer"
-        facts.append((3.5, f"{way}: {b.words} words instead of {a.words}"))
+        shorter = b.words < a.words
+        said = f"{'shorter' if shorter else 'longer'}: {b.words} words instead of {a.words}"
+        wish = f"at most {b.words} words" if shorter else f"at least {b.words} words"
+        if not shorter and b.words - a.words <= len(_WORD.findall(added)):
+            wish = None  # the words added at an end made it longer
+        facts.append(_Fact(3.5, said, wish))
     wa, wb = a.words_per_sentence, b.words_per_sentence
     if a.sentences and b.sentences and wa and abs(wb - wa) / wa >= 0.3:
         way = "shorter" if wb < wa else "longer"
-        facts.append((3.0, f"{way} sentences: {wb:.0f} words on average instead of {wa:.0f}"))
+        said = f"{way} sentences: {wb:.0f} words on average instead of {wa:.0f}"
+        wish = None if listed else f"{way} sentences of about {wb:.0f} words"
+        facts.append(_Fact(3.0, said, wish))
 
     if b.emoji != a.emoji:
         weight = 2.0 if a.emoji and b.emoji else 3.5  # all or none counts more
-        facts.append((weight, f"emoji: {b.emoji} instead of {a.emoji}"))
-    for (name, _), na, nb in zip(_CLASSES, a.counts, b.counts, strict=True):
+        said = f"emoji: {b.emoji} instead of {a.emoji}"
+        wish = None if side(None, a.emoji, b.emoji) else _count_wish("emoji", a.emoji, b.emoji)
+        facts.append(_Fact(weight, said, wish))
+    for (name, pattern), na, nb in zip(_CLASSES, a.counts, b.counts, strict=True):
         if na != nb and (nb == 0 or na == 0 or abs(nb - na) >= max(2, na // 2)):
             weight = 3.5 if na == 0 or nb == 0 else 2.0
-            facts.append((weight, f"{name}: {nb} instead of {na}"))
+            listed_digits = listed and name == "digits"
+            wish = None if side(pattern, na, nb) or listed_digits else _count_wish(name, na, nb)
+            facts.append(_Fact(weight, f"{name}: {nb} instead of {na}", wish))
     if b.last_char != a.last_char and b.last_char and not b.last_char.isalnum():
         shown = b.last_char if len(b.last_char) > 1 else repr(b.last_char)
-        facts.append((3.0, f"now ends with {shown}"))
+        said = f"now ends with {shown}"
+        ended = any(f.at == "end" for f in facts)  # words added or removed there say more
+        facts.append(_Fact(3.0, said, None if ended else f"ending with {shown}"))
 
-    facts.sort(key=lambda f: -f[0])  # stable: equal weights keep the order above
-    return [f for _, f in facts[:limit]]
+    facts.sort(key=lambda f: -f.weight)  # stable: equal weights keep the order above
+    return facts
+
+
+def edit_facts(before: str, after: str, *, limit: int = 6) -> list[str]:
+    """Up to ``limit`` short facts, in plain words, about what changed from ``before`` to
+    ``after``; empty when nothing measured changed."""
+    return [f.said for f in _facts(before, after)[:limit]]
+
+
+def edit_wishes(before: str, after: str, *, limit: int = 4) -> list[str]:
+    """The largest changes from ``before`` to ``after`` (up to ``limit``) as the wishes they
+    suggest, in the words a preference is stated in: ``no emoji``, ``start with "Hi"``,
+    ``at most 40 words``. A change of degree in a count (fewer commas) is left out: it is
+    usually a side effect of another edit. Empty when nothing measured changed."""
+    wishes = [f.wish for f in _facts(before, after) if f.wish]
+    return list(dict.fromkeys(wishes))[:limit]
 
 
 def facts_block(before: str, after: str, *, limit: int = 6) -> str:

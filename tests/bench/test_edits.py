@@ -270,19 +270,21 @@ def test_corpus_same_source_measures_how_the_embedder_groups_sources() -> None:
 
 
 @pytest.mark.parametrize("name", ["cipher-5", "cipher-5-vote", "cipher-5-vote+truth", "adapter-4"])
-def test_cipher_learners_take_the_edit_facts_choice(tmp_path: Path, name: str) -> None:
-    for facts in (False, True):
+def test_cipher_learners_take_the_edit_facts_choices(tmp_path: Path, name: str) -> None:
+    for facts, infer in ((False, "llm"), (True, "facts"), (False, "both")):
         learner = make_learner(
             name,
             llm=ScriptedChatModel(responses=["x"]),
             embedder=HashEmbedder(8),
             user=None,  # type: ignore[arg-type]
-            home=str(tmp_path / f"{name}-{facts}"),
+            home=str(tmp_path / f"{name}-{facts}-{infer}"),
             min_similarity=0.0,
             cipher_edit_facts=facts,
+            cipher_infer=infer,
         )
         layer = learner.layer  # type: ignore[attr-defined]
         try:
             assert layer.cipher.config.edit_facts is facts
+            assert layer.cipher.config.infer == infer
         finally:
             layer.close()

@@ -1,4 +1,5 @@
-"""The counted changes CIPHER's inference prompt shows beside the word diff."""
+"""The counted changes CIPHER's inference prompt shows beside the word diff, and the wishes
+CIPHER can store from them without a model."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from persona.follow.data import load_inputs
 from persona.follow.more_atoms import TYPES
 from persona.learn import prompts
 from persona.learn.cipher_text import infer_prompt, word_diff
-from persona.learn.edit_facts import edit_facts, facts_block
+from persona.learn.edit_facts import edit_facts, edit_wishes, facts_block
 from persona.store.embed import HashEmbedder
 
 TEXT = (
@@ -127,3 +128,54 @@ def test_the_layer_shows_facts_when_asked(persona_home: Path) -> None:
             assert "Word-level changes" in llm.seen[0]
     with pytest.raises(InvalidInputError, match="cipher_edit_facts"):
         PreferenceLayer.open(persona_home / "bad", llm=llm, cipher_edit_facts="yes")
+
+
+def test_wishes_state_each_change_as_a_preference() -> None:
+    assert edit_wishes(TEXT, TEXT) == [] and edit_wishes("", "") == []
+    assert edit_wishes(TEXT, TEXT.lower()) == ["all lower case with no capital letters"]
+    # the list's own digits, lines and short "sentences" are not wishes of their own
+    numbered = A.NUMBERED.edit(TEXT)
+    assert len(edit_facts(TEXT, numbered)) == 4
+    assert edit_wishes(TEXT, numbered) == ["a numbered list with one point per line"]
+    framed = "Hi Sam,\n\n" + TEXT + "\n\nLet me know what you think."
+    assert edit_wishes(TEXT, framed) == [
+        'start with "Hi Sam,"',
+        'end with "Let me know what you think."',
+    ]
+    assert edit_wishes(framed, TEXT)[0] == 'no opening words like "Hi Sam,"'
+    calm = TEXT.replace("!", ".")
+    assert edit_wishes(TEXT, calm) == ["no exclamation marks"]
+    assert edit_wishes(TEXT.replace(" bike", " 🚲 bike"), TEXT) == ["no emoji"]
+    listing = "We need eggs, milk, bread, butter, jam, tea, rice, oil and salt."
+    fewer = "We need eggs, milk, bread and butter. Also jam and tea and rice and oil and salt."
+    assert "commas: 2 instead of 7" in edit_facts(listing, fewer)  # a degree: no wish
+    assert not any("comma" in w for w in edit_wishes(listing, fewer))
+
+
+def test_a_wish_quotes_the_habit_not_the_whole_addition() -> None:
+    """Of a long addition at either end only its opening words, up to the first punctuation,
+    are quoted: the rest is about this text. What the addition brings (its colon, its
+    question mark, its length) is no wish of its own."""
+    summary = "TL;DR: the council passed the bike lanes and work starts in spring.\n\n"
+    assert edit_wishes(TEXT, summary + TEXT) == ['start with "TL;DR:"']
+    long = "Looking ahead we expect more lanes across the whole city next year " + TEXT
+    assert edit_wishes(TEXT, long) == ['start with "Looking ahead we expect ..."']
+    asked = TEXT + " What do you think?"
+    assert edit_wishes(TEXT, asked) == ['end with "What do you think?"']
+
+
+def test_every_atom_edit_of_the_corpus_gives_short_wishes() -> None:
+    atoms = list(A.ATOMS.values()) + [a for t in TYPES for a in t.atoms[:1]]
+    texts = [i.request for i in load_inputs()[:12]]
+    stated = changed = 0
+    for text in texts:
+        for atom in atoms:
+            edited = atom.edit(text)
+            if edited == text:
+                continue
+            wishes = edit_wishes(text, edited)
+            changed += 1
+            stated += bool(wishes)
+            assert len(wishes) <= 4 and all(0 < len(w.split()) <= 12 for w in wishes), wishes
+            assert not any("," in w.replace('",', "").split('"')[0] for w in wishes), wishes
+    assert changed > 200 and stated / changed > 0.5
