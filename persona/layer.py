@@ -209,9 +209,10 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
 
         If the edit changes nothing, the preference that was used for this context is stored
         again (CIPHER's accept rule). Otherwise the LLM infers a short preference phrase from
-        the two texts and their word diff, stored with the context's embedding; provenance is
-        the edit's id. If the LLM fails or answers junk, a :class:`PersonaError` is raised and
-        the store is left as it was.
+        the two texts and their word diff (or, with ``cipher_infer="facts"``, the edit's
+        counted changes are stated as wishes with no model call), stored with the context's
+        embedding; provenance is the edit's id. If the LLM fails or answers junk, a
+        :class:`PersonaError` is raised and the store is left as it was.
         """
         check_user_id(user_id)
         context = check_text(context, "context")

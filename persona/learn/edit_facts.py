@@ -29,6 +29,9 @@ _TAG = re.compile(r"(?<!\w)#\w+")
 _MENTION = re.compile(r"(?<!\w)@\w+")
 _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 _CONTRACTION = re.compile(r"\b\w+['’](?:s|t|re|ve|ll|d|m)\b", re.I)
+_LINK = re.compile(r"https?://\S+")
+#: Words whose class is the habit, not the word: a tag, a mention, a link.
+_NAMED = (_TAG, _MENTION, _LINK)
 #: Symbol classes counted in both versions: (the name a fact gives them, pattern).
 _CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("exclamation marks", re.compile(r"!")),
@@ -44,7 +47,7 @@ _CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("words starting with @", _MENTION),
     ("bold spans", _BOLD),
     ("contractions", _CONTRACTION),
-    ("links", re.compile(r"https?://\S+")),
+    ("links", _LINK),
 )
 
 
@@ -115,19 +118,52 @@ class _Fact(NamedTuple):
     at: str = ""  # "start" or "end": the end of the text whose words were added or removed
 
 
-def _opening(words: str) -> str:
-    """What a wish quotes of words added at an end: all of them when few, else up to the
-    first one that ends in punctuation ("TL;DR:", "Dear all,"), else the first four. The rest
-    is usually about this text, not the user's habit."""
-    parts = words.split()
-    if len(parts) <= 6:
-        return _quote(words)
-    cut = next((i + 1 for i, w in enumerate(parts[:6]) if not w[-1].isalnum()), None)
-    return _quote(" ".join(parts[:cut]), cut) if cut else _quote(words, 4)
+def _quoted_habit(words: list[str], where: str) -> str | None:
+    """What a wish quotes of the words added at one end of a text: the habit, not this text's
+    content. At the end, the last sentence of them, whole when short ("Best, Sam", "What do
+    you think?"); at the start, up to the first word that ends in punctuation ("TL;DR:", "Dear
+    all,"). Else the first four words. None when they hold no letter, digit or emoji (list
+    marks, which the line starts say better)."""
+    if where == "end":
+        stops = [i + 1 for i, w in enumerate(words[:-1]) if w[-1] in ".!?"]
+        words = words[stops[-1] :] if stops else words
+    text = " ".join(words)
+    if not any(c.isalnum() or _is_emoji(c) for c in text):
+        return None
+    if len(words) == 1 and any(p.fullmatch(text) for p in _NAMED):
+        return None  # one tag, mention or link: its class's count says the habit
+    if where == "end" and len(words) <= 6:
+        return _quote(text)
+    cut = next(
+        (
+            i + 1
+            for i, w in enumerate(words[:6])
+            if not w[-1].isalnum() and any(c.isalnum() for c in w)
+        ),
+        None,
+    )
+    if cut:
+        return _quote(" ".join(words[:cut]), cut)
+    if where == "start" and _LIST_MARK.fullmatch(words[0]) and not _is_emoji(words[0][0]):
+        return None  # a heading or list line of this text's words: the line starts say it
+    return _quote(text) if len(words) <= 6 else _quote(text, 4)
 
 
-def _ends(before: str, after: str) -> list[_Fact]:
-    """Words added or removed at the very start or end of the text."""
+def _new(old: list[str], new: list[str], where: str) -> list[str]:
+    """``new`` without the words it shares with ``old`` on the side facing the text's middle
+    (a replaced last word that the edit kept: "to." -> "to. #tag")."""
+    k = 0
+    while (
+        k < min(len(old), len(new))
+        and old[k if where == "end" else -1 - k] == new[k if where == "end" else -1 - k]
+    ):
+        k += 1
+    return new[k:] if where == "end" else new[: len(new) - k]
+
+
+def _ends(before: str, after: str, *, cut: bool = False) -> list[_Fact]:
+    """Words added or removed at the very start or end of the text. ``cut``: the text got
+    much shorter, which explains words removed at an end (no wish of their own)."""
     a, b = before.split(), after.split()
     ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
     if not a or not b or all(op[0] == "equal" for op in ops):
@@ -144,12 +180,15 @@ def _ends(before: str, after: str) -> list[_Fact]:
             mark = _LIST_MARK.fullmatch(added) and not any(map(_is_emoji, added))
             if not mark:  # a list mark alone: the line starts say it better
                 said = f"added at the {where}: {_quote(added)}"
-                out.append(_Fact(weight, said, f"{where} with {_opening(added)}", added, where))
+                habit = _quoted_habit(_new(a[i1:i2], b[j1:j2], where), where)
+                wish = f"{where} with {habit}" if habit else None
+                out.append(_Fact(weight, said, wish, added if habit else "", where))
         elif i2 - i1 >= (j2 - j1) + 2 or tag == "delete":
             said = f"removed from the {where}: {_quote(removed)}"
             opening = "opening" if where == "start" else "closing"
-            wish = f"no {opening} words like {_opening(removed)}"
-            out.append(_Fact(weight - 1, said, wish, at=where))
+            habit = _quoted_habit(a[i1:i2], where)
+            wish = f"no {opening} words like {habit}" if habit and not cut else None
+            out.append(_Fact(weight - 1, said, wish, added, where))
     return out
 
 
@@ -169,7 +208,7 @@ def _count_wish(name: str, before: int, after: int) -> str | None:
 
 def _facts(before: str, after: str) -> list[_Fact]:
     a, b = _profile(before), _profile(after)
-    facts = _ends(before, after)
+    facts = _ends(before, after, cut=b.words < 0.8 * a.words)
     # Side effects get no wish of their own: what words added at an end bring (their colons,
     # their emoji, their length, their lines), and the line, sentence and digit counts of a
     # new list.
@@ -241,7 +280,8 @@ def _facts(before: str, after: str) -> list[_Fact]:
     if b.last_char != a.last_char and b.last_char and not b.last_char.isalnum():
         shown = b.last_char if len(b.last_char) > 1 else repr(b.last_char)
         said = f"now ends with {shown}"
-        ended = any(f.at == "end" for f in facts)  # words added or removed there say more
+        # words added at the end say more
+        ended = any(f.at == "end" and f.wish and f.wish.startswith("end ") for f in facts)
         facts.append(_Fact(3.0, said, None if ended else f"ending with {shown}"))
 
     facts.sort(key=lambda f: -f.weight)  # stable: equal weights keep the order above

@@ -32,7 +32,8 @@ Usage, from the repository root (about 5 minutes per configuration on 2 cores)::
 A configuration is ``MODEL:FACTS``: the model is ``base`` (no adapter), ``shipped`` (the
 follow adapter persona ships) or an adapter folder; ``on``/``off`` shows the facts or not.
 ``rule:on`` and ``rule1:on`` use no model: the phrase is the facts themselves (all, or the
-first), a baseline for what the facts alone tell the judge.
+first), a baseline for what the facts alone tell the judge; ``wishes:on`` is the phrase CIPHER
+stores with ``infer="facts"`` (:func:`~persona.learn.edit_facts.edit_wishes`).
 Each run adds its configurations to ``result.json`` beside this script (``--out=FILE``:
 another file, e.g. for edits made by the model in another dtype), under the name of
 the model and the version of the facts (``facts_version`` below, bumped whenever
@@ -60,7 +61,7 @@ from persona.follow.generate import generate
 from persona.follow.more_atoms import TYPES
 from persona.follow.phrases import atom_type
 from persona.learn.cipher_text import clean_phrase, infer_prompt
-from persona.learn.edit_facts import edit_facts, facts_block
+from persona.learn.edit_facts import edit_facts, edit_wishes, facts_block
 from persona.store.embed import embedder_id, load_embedder
 
 HERE = Path(__file__).parent
@@ -70,6 +71,8 @@ HERE = Path(__file__).parent
 RULES = {
     "rule": lambda a, e: "; ".join(edit_facts(a, e)),
     "rule1": lambda a, e: (edit_facts(a, e) or [""])[0],
+    # session 24: the facts stated as wishes, as CIPHER stores them with infer="facts"
+    "wishes": lambda a, e: "; ".join(edit_wishes(a, e)),
 }
 #: v1: session 20's first facts; v2: list marks, one-word ends, the first line's start.
 FACTS_VERSION = "v2"
