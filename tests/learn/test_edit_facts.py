@@ -162,6 +162,18 @@ def test_a_wish_quotes_the_habit_not_the_whole_addition() -> None:
     assert edit_wishes(TEXT, long) == ['start with "Looking ahead we expect ..."']
     asked = TEXT + " What do you think?"
     assert edit_wishes(TEXT, asked) == ['end with "What do you think?"']
+    # the last word rewritten with the addition: only the last sentence added is quoted
+    exclaimed = TEXT.removesuffix("March.") + "March! See you there?"
+    assert edit_wishes(TEXT, exclaimed) == ['end with "See you there?"']
+    # a tag is a class, not a word to repeat; a heading's words are this text's
+    assert edit_wishes(TEXT, TEXT + " #bikes") == ["use words starting with #"]
+    assert edit_wishes(TEXT, "# Bike lanes approved\n" + TEXT) == ["a first line starting with '#'"]
+    # a cut: the length says it, not the words that went
+    words = TEXT.split()
+    cut = " ".join(words[: len(words) // 2])
+    assert f"at most {len(words) // 2} words" in edit_wishes(TEXT, cut)
+    assert any(f.startswith("removed from the end") for f in edit_facts(TEXT, cut))
+    assert not any(w.startswith("no closing words") for w in edit_wishes(TEXT, cut))
 
 
 def test_every_atom_edit_of_the_corpus_gives_short_wishes() -> None:
