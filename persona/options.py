@@ -37,8 +37,9 @@ class LayerOptions:
     # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
     # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40
     # words": no model call unless nothing counted changed) or "both" (the model's phrase and
-    # the wishes it leaves out).
-    cipher_infer: str = "llm"
+    # the wishes it leaves out). None: "facts" with the embedded 135M model, whose edit costs
+    # they cut on summaries and kept on emails (4 seeds; README), "llm" with any other model.
+    cipher_infer: str | None = None
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True
@@ -91,7 +92,7 @@ class LayerOptions:
                 f"cipher_aggregate={self.cipher_aggregate!r:.40} is unknown; use one of "
                 f"{AGGREGATE_MODES} ('vote': no LLM at request time, the default)."
             )
-        if self.cipher_infer not in INFER_MODES:
+        if self.cipher_infer is not None and self.cipher_infer not in INFER_MODES:
             raise InvalidInputError(
                 f"cipher_infer={self.cipher_infer!r:.40} is unknown; use one of {INFER_MODES} "
                 "('facts': the edit's counted changes, no model call)."

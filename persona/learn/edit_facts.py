@@ -112,7 +112,7 @@ def _quote(line: str, words: int = 8) -> str:
 
 class _Fact(NamedTuple):
     weight: float  # how large the change is: the largest are kept
-    said: str  # the change, described ("emoji: 0 instead of 3")
+    said: str | None  # the change, described ("emoji: 0 instead of 3"); None: a wish only
     wish: str | None  # the change as the wish it suggests ("no emoji"); None: a side effect
     added: str = ""  # words added at an end of the text, for the facts they explain
     at: str = ""  # "start" or "end": the end of the text whose words were added or removed
@@ -125,8 +125,7 @@ def _quoted_habit(words: list[str], where: str) -> str | None:
     all,"). Else the first four words. None when they hold no letter, digit or emoji (list
     marks, which the line starts say better)."""
     if where == "end":
-        stops = [i + 1 for i, w in enumerate(words[:-1]) if w[-1] in ".!?"]
-        words = words[stops[-1] :] if stops else words
+        words = _last_sentence(words)
     text = " ".join(words)
     if not any(c.isalnum() or _is_emoji(c) for c in text):
         return None
@@ -147,6 +146,11 @@ def _quoted_habit(words: list[str], where: str) -> str | None:
     if where == "start" and _LIST_MARK.fullmatch(words[0]) and not _is_emoji(words[0][0]):
         return None  # a heading or list line of this text's words: the line starts say it
     return _quote(text) if len(words) <= 6 else _quote(text, 4)
+
+
+def _last_sentence(words: list[str]) -> list[str]:
+    stops = [i + 1 for i, w in enumerate(words[:-1]) if w[-1] in ".!?"]
+    return words[stops[-1] :] if stops else words
 
 
 def _new(old: list[str], new: list[str], where: str) -> list[str]:
@@ -180,7 +184,11 @@ def _ends(before: str, after: str, *, cut: bool = False) -> list[_Fact]:
             mark = _LIST_MARK.fullmatch(added) and not any(map(_is_emoji, added))
             if not mark:  # a list mark alone: the line starts say it better
                 said = f"added at the {where}: {_quote(added)}"
-                habit = _quoted_habit(_new(a[i1:i2], b[j1:j2], where), where)
+                new = _new(a[i1:i2], b[j1:j2], where)
+                tail = _last_sentence(b)
+                if where == "end" and len(new) <= len(tail) <= 8 and any(map(str.isalpha, added)):
+                    new = tail  # words that finish a sentence: quote all of it
+                habit = _quoted_habit(new, where)
                 wish = f"{where} with {habit}" if habit else None
                 out.append(_Fact(weight, said, wish, added if habit else "", where))
         elif i2 - i1 >= (j2 - j1) + 2 or tag == "delete":
@@ -189,16 +197,27 @@ def _ends(before: str, after: str, *, cut: bool = False) -> list[_Fact]:
             habit = _quoted_habit(a[i1:i2], where)
             wish = f"no {opening} words like {habit}" if habit and not cut else None
             out.append(_Fact(weight - 1, said, wish, added, where))
+        elif where == "start":  # an opening swapped for another ("Hi team," -> "Hey there,")
+            habit = _quoted_habit(_new(a[i1:i2], b[j1:j2], where), where)
+            if habit and len(habit.split()) <= 3 and habit[-2] in ",:;!?." and "..." not in habit:
+                out.append(_Fact(weight - 0.5, None, f"start with {habit}", added, where))
     return out
 
 
 def _lines_wish(mark: str) -> str:
     if mark == "a number":
         return "a numbered list with one point per line"
+    if mark in ("'-'", "'*'", "'•'", "'+'"):
+        return f"bullet points (lines starting with {mark})"
     return f"a list with each point on a line starting with {mark}"
 
 
+#: The names wishes give some symbol classes (the facts describe them).
+_WISH_NAMES = {"words starting with #": "hashtags", "words starting with @": "@-mentions"}
+
+
 def _count_wish(name: str, before: int, after: int) -> str | None:
+    name = _WISH_NAMES.get(name, name)
     if after == 0:
         return f"no {name}"
     if before == 0:
@@ -291,7 +310,7 @@ def _facts(before: str, after: str) -> list[_Fact]:
 def edit_facts(before: str, after: str, *, limit: int = 6) -> list[str]:
     """Up to ``limit`` short facts, in plain words, about what changed from ``before`` to
     ``after``; empty when nothing measured changed."""
-    return [f.said for f in _facts(before, after)[:limit]]
+    return [f.said for f in _facts(before, after) if f.said][:limit]
 
 
 def edit_wishes(before: str, after: str, *, limit: int = 4) -> list[str]:

@@ -165,8 +165,23 @@ def test_a_wish_quotes_the_habit_not_the_whole_addition() -> None:
     # the last word rewritten with the addition: only the last sentence added is quoted
     exclaimed = TEXT.removesuffix("March.") + "March! See you there?"
     assert edit_wishes(TEXT, exclaimed) == ['end with "See you there?"']
+    # words that finish the last sentence: the whole sentence, when short
+    asking = "The plan passed. Please reply to me."
+    assert edit_wishes(asking, asking.replace("me.", "confirm.")) == []  # a word swapped
+    assert edit_wishes(asking, asking.replace("me.", "me to confirm.")) == [
+        'end with "Please reply to me to confirm."'
+    ]
+    # an opening swapped for another of the same length is a wish, though no count changed
+    greeted = "Hi team,\n\n" + TEXT
+    swapped = greeted.replace("Hi team,", "Hey there,")
+    assert edit_facts(greeted, swapped) == []
+    assert edit_wishes(greeted, swapped) == ['start with "Hey there,"']
+    assert edit_wishes(TEXT, TEXT.replace("The council met", "A council met")) == []
+    # dashes and asterisks at line starts are bullet points
+    dashed = "- The council met on Monday.\n- The plan passed.\n- Work starts in spring."
+    assert edit_wishes(TEXT, dashed)[0] == "bullet points (lines starting with '-')"
     # a tag is a class, not a word to repeat; a heading's words are this text's
-    assert edit_wishes(TEXT, TEXT + " #bikes") == ["use words starting with #"]
+    assert edit_wishes(TEXT, TEXT + " #bikes") == ["use hashtags"]
     assert edit_wishes(TEXT, "# Bike lanes approved\n" + TEXT) == ["a first line starting with '#'"]
     # a cut: the length says it, not the words that went
     words = TEXT.split()
@@ -239,3 +254,27 @@ def test_both_adds_the_wishes_the_model_left_out(persona_home: Path) -> None:
     ]
     with pytest.raises(InvalidInputError, match="cipher_infer.*'facts'"):
         PreferenceLayer.open(persona_home / "bad", llm=llm, cipher_infer="rules")
+
+
+def test_the_local_model_stores_wishes_by_default(persona_home: Path) -> None:
+    """With the embedded model CIPHER stores the counted changes (they cost fewer edits than
+    its phrases; README), and learning a counted edit does not even load it. Any other model
+    names the preference itself, as in PRELUDE, unless told otherwise."""
+    ctx = "Summarize the council news"
+    with PreferenceLayer.open(
+        persona_home / "local", llm="local", embedder=HashEmbedder(64)
+    ) as layer:
+        assert layer.cipher.config.infer == "facts"
+        [pref] = layer.learn_from_edit("alice", ctx, TEXT, TEXT.lower())
+        assert pref.text == "all lower case with no capital letters"
+        assert layer._llm is None  # never loaded
+    with PreferenceLayer.open(
+        persona_home / "told", llm="local", embedder=HashEmbedder(64), cipher_infer="llm"
+    ) as layer:
+        assert layer.cipher.config.infer == "llm"
+    scripted = ScriptedChatModel(responses=["lower case"])
+    with PreferenceLayer.open(
+        persona_home / "other", llm=scripted, embedder=HashEmbedder(64)
+    ) as layer:
+        assert layer.cipher.config.infer == "llm"
+        assert layer.learn_from_edit("alice", ctx, TEXT, TEXT.lower())[0].text == "lower case"

@@ -76,6 +76,9 @@ RULES = {
 }
 #: v1: session 20's first facts; v2: list marks, one-word ends, the first line's start.
 FACTS_VERSION = "v2"
+#: v2: session 24's first measured wishes; v3: bullet points and hashtags by name, an opening
+#: swapped for another, and the whole last sentence when the added words finish it.
+WISHES_VERSION = "v3"
 
 
 def main(configs: list[str], path: Path = HERE / "result.json") -> None:
@@ -143,7 +146,8 @@ def main(configs: list[str], path: Path = HERE / "result.json") -> None:
             hits.setdefault(split, []).append(right)
             per_atom.setdefault(atom.name, []).append(right)
             samples.append([split, atom.name, phrase or raw[:60]])
-        key = f"{mname}, " + (f"facts {FACTS_VERSION}" if facts else "no facts")
+        named = f"{mname} {WISHES_VERSION}" if mname == "wishes" else mname
+        key = f"{named}, " + (f"facts {FACTS_VERSION}" if facts else "no facts")
         doc["results"][key] = {
             "llm": label,
             "accuracy": {k: round(float(np.mean(v)), 3) for k, v in hits.items()},
