@@ -2,10 +2,11 @@
 (session 24).
 
 Reads the edit tables under ``seeds/`` (``seed{N}-llm``: no-learning, oracle and CIPHER-5 with
-the model's phrase; ``seed{N}-facts``: CIPHER-5 with ``--cipher-infer facts``) and seed 2's
-(``edits-shipped/`` and ``edits-wishes-v2/``), and writes ``seeds/summary.json``: per task the
+the model's phrase; ``seed{N}-facts``: CIPHER-5 with ``--cipher-infer facts``, wishes v2;
+``seed{N}-facts-v3``: the same with wishes v3) and seed 2's (``edits-shipped/`` and
+``edits-wishes-v2/``), and writes ``seeds/summary.json``: per task the
 cumulative costs per seed and pooled, the share of the no-learning -> oracle gap each CIPHER
-closes, and the paired per-round difference facts - llm with its 95 % interval (rounds of all
+closes, and the paired per-round difference wishes - llm with its 95 % interval (rounds of all
 seeds pooled; the same rounds, so the pairing is exact).
 
 Usage, from the repository root: ``python benchmarks/follow/edit-facts/wishes_table.py``.
@@ -21,24 +22,28 @@ HERE = Path(__file__).parent
 TASKS = ("summarization", "email")
 
 
-def _load(folder: Path, task: str) -> dict[str, dict]:
+def _load(folder: Path, task: str, label: str) -> dict[str, dict]:
     doc = json.loads((folder / f"{task}.json").read_text())
-    infer = doc["config"].get("cipher_infer", "llm")
-    return {
-        (r["learner"] if r["learner"] != "cipher-5" else f"cipher-5 ({infer})"): r
-        for r in doc["results"]
-    }
+    return {(label if r["learner"] == "cipher-5" else r["learner"]): r for r in doc["results"]}
+
+
+#: A run's folder -> the name its CIPHER-5 gets in the table.
+LABELS = {
+    "llm": "cipher-5 (llm)",
+    "facts": "cipher-5 (wishes v2)",
+    "facts-v3": "cipher-5 (wishes v3)",
+}
 
 
 def _runs(task: str) -> dict[int, dict[str, dict]]:
     seeds: dict[int, dict[str, dict]] = {2: {}}
-    seeds[2].update(_load(HERE / "edits-shipped", task))
-    seeds[2].update(
-        {k: v for k, v in _load(HERE / "edits-wishes-v2", task).items() if k != "cipher-5-vote"}
-    )
+    seeds[2].update(_load(HERE / "edits-shipped", task, LABELS["llm"]))
+    v2 = _load(HERE / "edits-wishes-v2", task, LABELS["facts"])
+    seeds[2][LABELS["facts"]] = v2[LABELS["facts"]]
     for folder in sorted((HERE / "seeds").glob("seed*-*")):
-        seed = int(folder.name[4:].split("-")[0])
-        seeds.setdefault(seed, {}).update(_load(folder, task))
+        seed, _, kind = folder.name[4:].partition("-")
+        if (folder / f"{task}.json").is_file():
+            seeds.setdefault(int(seed), {}).update(_load(folder, task, LABELS[kind]))
     return seeds
 
 
@@ -54,32 +59,38 @@ def main() -> None:
     out: dict[str, object] = {"command": "python benchmarks/follow/edit-facts/wishes_table.py"}
     for task in TASKS:
         seeds = _runs(task)
-        names = ["no-learning", "oracle", "cipher-5 (llm)", "cipher-5 (facts)"]
-        complete = {s: r for s, r in seeds.items() if all(n in r for n in names)}
-        pooled = {n: sum(r[n]["cumulative_cost"] for r in complete.values()) for n in names}
+        names = ["no-learning", "oracle", *LABELS.values()]
+        names = [n for n in names if all(n in r for r in seeds.values())]
+        pooled = {n: sum(r[n]["cumulative_cost"] for r in seeds.values()) for n in names}
         gap = pooled["no-learning"] - pooled["oracle"]
-        diffs = [
-            f - m
-            for r in complete.values()
-            for f, m in zip(
-                r["cipher-5 (facts)"]["costs"], r["cipher-5 (llm)"]["costs"], strict=True
-            )
-        ]
+        learners = [n for n in names if n.startswith("cipher")]
         out[task] = {
-            "seeds": sorted(complete),
+            "seeds": sorted(seeds),
             "cumulative_cost": {
-                s: {n: r[n]["cumulative_cost"] for n in names} for s, r in complete.items()
+                s: {n: r[n]["cumulative_cost"] for n in names} for s, r in seeds.items()
             },
             "preference_accuracy": {
-                s: {n: round(r[n]["preference_accuracy"], 3) for n in names[2:]}
-                for s, r in complete.items()
+                s: {n: round(r[n]["preference_accuracy"], 3) for n in learners}
+                for s, r in seeds.items()
+            },
+            "learner_prompt_tokens": {
+                s: {n: r[n]["tokens"]["learner_in"] for n in learners} for s, r in seeds.items()
             },
             "pooled": pooled,
             "oracle_cut": round(1 - pooled["oracle"] / pooled["no-learning"], 3),
             "gap_closed": {
-                n: round((pooled["no-learning"] - pooled[n]) / gap, 3) for n in names[2:]
+                n: round((pooled["no-learning"] - pooled[n]) / gap, 3) for n in learners
             },
-            "facts_minus_llm_per_round_95ci": _interval(diffs),
+            "minus_llm_per_round_95ci": {
+                n: _interval(
+                    [
+                        f - m
+                        for r in seeds.values()
+                        for f, m in zip(r[n]["costs"], r[LABELS["llm"]]["costs"], strict=True)
+                    ]
+                )
+                for n in learners[1:]
+            },
         }
     path = HERE / "seeds" / "summary.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
