@@ -5,31 +5,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from persona.adapters.api import AdapterMethods
 from persona.config import (
-    MAX_PREFERENCE_CHARS,
-    check_count,
-    check_optional_text,
-    check_pref_id,
-    check_prompts,
     check_text,
     check_user_id,
 )
 from persona.errors import InvalidInputError, UnknownUserError
+from persona.feedback import FeedbackMethods
+from persona.labels import LabelMethods
 from persona.learn.base import Hit, Learner, Request, Write, merge
 from persona.learn.compose import make_learners
-from persona.learn.scope_questions import MAX_QUESTIONS
 from persona.manual import ManualPreferenceMethods
 from persona.options import LayerOptions
 from persona.store.base import Store
 from persona.store.embed import Embedder, load_embedder, reembed_if_changed
 from persona.store.index import VectorIndex
-from persona.types import Conditioning, Label, Preference, ScopeQuestion
+from persona.types import Conditioning, Preference
 from persona.users import UserMethods
 
 if TYPE_CHECKING:
@@ -40,7 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
+class PreferenceLayer(
+    ManualPreferenceMethods, FeedbackMethods, LabelMethods, AdapterMethods, UserMethods
+):
     """Learns each user's preferences and conditions agents with them.
 
     Open one with :meth:`open`; it is safe to share between threads.
@@ -221,111 +219,6 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
         vec = self._embed_one(context)
         return self.cipher.learn(self._writing, user_id, context, vec, output, edited)
 
-    def learn_from_feedback(
-        self,
-        user_id: str,
-        feedback: str,
-        in_scope: Sequence[str] | None = None,
-        out_of_scope: Sequence[str] | None = None,
-    ) -> Preference:
-        """Verbal feedback ("no emojis in emails to my boss"), learned with C3PO.
-
-        The layer's LLM writes the feedback's synthetic dataset (where it applies, where it
-        must not); ``in_scope`` / ``out_of_scope`` example requests from the user widen or
-        narrow it. A scope model fitted on it decides, per request and without an LLM, whether
-        the feedback applies. Returns the one preference the user sees, with its ``scope``.
-        """
-        check_user_id(user_id)
-        feedback = check_text(feedback, "feedback", limit=MAX_PREFERENCE_CHARS).strip()
-        ins = check_prompts(in_scope, "in_scope")
-        outs = check_prompts(out_of_scope, "out_of_scope")
-        return self.c3po.learn(self._writing, user_id, feedback, ins, outs)
-
-    def edit_scope(
-        self,
-        user_id: str,
-        pref_id: int,
-        *,
-        scope: str | None = None,
-        add_in_scope: Sequence[str] | None = None,
-        add_out_of_scope: Sequence[str] | None = None,
-    ) -> Preference:
-        """Widen or narrow where a feedback applies: rename its scope ("emails to anyone at
-        work"), or add requests where it should (``add_in_scope``) or should not
-        (``add_out_of_scope``) apply. No LLM call; the scope model is refitted."""
-        self._known(user_id)
-        pref = self._get(user_id, check_pref_id(pref_id))
-        scope = check_optional_text(scope, "scope", limit=MAX_PREFERENCE_CHARS)
-        ins = check_prompts(add_in_scope, "add_in_scope")
-        outs = check_prompts(add_out_of_scope, "add_out_of_scope")
-        return self.c3po.edit_scope(
-            self._writing,
-            user_id,
-            pref,
-            scope=scope.strip() if scope else None,
-            add_in_scope=ins,
-            add_out_of_scope=outs,
-        )
-
-    def scope_questions(
-        self,
-        user_id: str,
-        pref_id: int,
-        *,
-        candidates: Sequence[str] | None = None,
-        k: int = 4,
-        recent: Sequence[str] = (),
-    ) -> list[ScopeQuestion]:
-        """Up to ``k`` requests on which a feedback's scope is least sure, to ask the user
-        "should it apply here?"; answer with :meth:`edit_scope` (``add_in_scope`` /
-        ``add_out_of_scope``). ``candidates``: the requests to choose from instead of the
-        defaults; None: the user's edited requests, labeled prompts and other feedbacks'
-        examples, plus the general requests nearest the feedback. ``recent``: requests the
-        user made lately (e.g. this chat session's, which the layer does not keep), weighed
-        with the others; the user's own requests are asked first while unsure. No LLM
-        call."""
-        self._known(user_id)
-        pref = self._get(user_id, check_pref_id(pref_id))
-        texts = None if candidates is None else check_prompts(candidates, "candidates")
-        lately = check_prompts(recent, "recent")
-        check_count("k", k)
-        if k > MAX_QUESTIONS:
-            raise InvalidInputError(f"k={k} asks too much of a person; pass k <= {MAX_QUESTIONS}.")
-        return self.c3po.questions(user_id, pref, texts, k, recent=lately)
-
-    def learn_from_labels(self, user_id: str, prompt: str, chosen: str, rejected: str) -> Label:
-        """FSPO: for ``prompt`` this user prefers ``chosen`` to ``rejected``.
-
-        The pair is stored with its prompt's embedding; requests near it get it (with the
-        nearest others) as a few-shot example, and :meth:`score` learns from it. With
-        ``fspo_describe=True`` the LLM also refreshes the user description.
-        """
-        check_user_id(user_id)
-        prompt = check_text(prompt, "prompt")
-        chosen = check_text(chosen, "chosen")
-        rejected = check_text(rejected, "rejected")
-        if chosen.strip() == rejected.strip():
-            raise InvalidInputError(
-                "chosen and rejected are the same text; label two different answers."
-            )
-        return self.fspo.learn(self._writing, user_id, prompt, chosen, rejected)
-
-    def labels(self, user_id: str) -> list[Label]:
-        """The user's labeled pairs, oldest first."""
-        return self.store.list_labels(self._known(user_id))
-
-    def delete_label(self, user_id: str, label_id: int) -> None:
-        """Delete one labeled pair (and refresh the user description, if there is one)."""
-        self.fspo.delete(self._writing, self._known(user_id), check_pref_id(label_id, "label_id"))
-
-    def score(self, user_id: str, prompt: str, responses: Sequence[str]) -> list[float]:
-        """FSPO's personalized reward: one score per response, higher = this user is
-        predicted to prefer it. Learned from the user's labeled pairs (``scorer`` option)."""
-        self._known(user_id)
-        prompt = check_text(prompt, "prompt")
-        texts = check_prompts(responses, "responses")
-        return self.fspo.score(user_id, prompt, texts)
-
     # -- conditioning ----------------------------------------------------------------
     def condition(self, user_id: str, context: str) -> Conditioning:
         """What applies to ``context`` for this user, and the prompt text that carries it.
@@ -382,12 +275,6 @@ class PreferenceLayer(ManualPreferenceMethods, AdapterMethods, UserMethods):
             adapter_folder=self._adapter_folder,
             served_adapters=self.options.served_adapters,
         )
-
-    def _reward(self, user_id: str, prompt: str, responses: list[str]) -> list[float]:
-        """:meth:`score`, neutral for a user with no data yet (nothing to prefer by)."""
-        if not self.store.has_user(user_id):
-            return [0.0] * len(responses)
-        return self.score(user_id, prompt, responses)
 
     def close(self) -> None:
         self.cipher.close()
