@@ -21,7 +21,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from persona.errors import InvalidInputError, ModelError
 from persona.learn import prompts
-from persona.learn.guard import as_data, join_preferences
+from persona.learn.guard import as_data
 from persona.llm import complete
 from persona.types import Conditioning
 
@@ -79,7 +79,7 @@ def conditioning_text(cond: Conditioning) -> str:
     data (:func:`~persona.learn.guard.as_data`): one line, no tags, no chat-template tokens."""
     if cond.summary:
         return as_data(cond.summary)
-    return join_preferences(as_data(p.text) for p in cond.preferences)
+    return "; ".join(dict.fromkeys(as_data(p.text) for p in cond.preferences))
 
 
 def apply_conditioning(

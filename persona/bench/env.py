@@ -17,7 +17,6 @@ from importlib import resources
 from persona.bench import atoms as A
 from persona.errors import InvalidInputError
 from persona.learn import prompts
-from persona.learn.guard import join_preferences
 
 #: The request the assistant sees for a summarization round (the assistant's own template).
 SUMMARIZE_TEMPLATE = prompts.SUMMARIZE.replace("{document}", "{text}")
@@ -47,9 +46,8 @@ class Source:
 
     @property
     def latent(self) -> str:
-        """The preference in words: the atoms' descriptions, joined as the layer joins
-        preferences (:func:`~persona.learn.guard.join_preferences`)."""
-        return join_preferences(atom.description for atom in self.atoms)
+        """The preference in words: the atoms' descriptions, joined."""
+        return "; ".join(atom.description for atom in self.atoms)
 
 
 def _sources(*sources: Source) -> dict[str, Source]:

@@ -16,7 +16,6 @@ from functools import cache
 
 from persona.bench import atoms as A
 from persona.follow.more_atoms import TYPES
-from persona.learn.guard import join_preferences
 
 #: Atom types never used in training (editor or phrase); kept for held-out measurement.
 HELD_OUT: tuple[str, ...] = ("numbered", "lowercase", "hashtag", "question_end", "subject")
@@ -175,13 +174,12 @@ def phrase(atom: A.Atom, rng: random.Random) -> str:
 
 
 def join(phrases: Sequence[str], rng: random.Random) -> str:
-    """Phrases joined as the layer joins preferences (:func:`join_preferences`: mostly '; '),
-    sometimes as prose."""
+    """Phrases joined as the layer joins preferences (mostly '; '), sometimes as prose."""
     if len(phrases) == 1:
         return phrases[0]
     style = rng.random()
     if style < 0.6:
-        return join_preferences(phrases)
+        return "; ".join(phrases)
     if style < 0.8:
         return ", ".join(phrases)
     return ", ".join(phrases[:-1]) + " and " + phrases[-1]

@@ -37,7 +37,6 @@ import binascii
 import html
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote
@@ -538,20 +537,3 @@ def until_template_token(text: str) -> str:
     canon = "".join(_render_char(ch)[:1] or " " if not ch.isspace() else ch for ch in text)
     match = _TOKEN.search(canon)
     return text if match is None else text[: match.start()]
-
-
-#: A description that ends in a word with a semicolon inside it ("TL;DR").
-_INNER_SEMICOLON_END = re.compile(r"\w;\w+[.!]?$")
-
-
-def join_preferences(texts: Iterable[str]) -> str:
-    """Preferences as one line, each once: joined with ``; ``, or with ``, `` when a
-    description ends in a word that holds a semicolon.
-
-    "start with a one-line TL;DR; bullet points" reads as a ``TL;DR;`` header; the local model
-    copied it so and then wrote no bullets. "start with a one-line TL;DR, bullet points" does
-    not. The follow adapter was trained on both separators.
-    """
-    unique = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
-    collides = any(_INNER_SEMICOLON_END.search(t) for t in unique[:-1])
-    return (", " if collides else "; ").join(unique)

@@ -36,39 +36,6 @@ def test_user_turn_placement_for_models_that_ignore_system(layer: PreferenceLaye
     )
 
 
-def test_user_turn_joins_preferences_without_a_tl_dr_header_the_model_would_copy(
-    layer: PreferenceLayer,
-) -> None:
-    layer.add_preference("alice", "start with a one-line TL;DR")
-    layer.add_preference("alice", "bullet points")
-    model = EchoChatModel(follows_system_prompt=False)
-    msg = layer.as_runnable(model).invoke("Summarize the notes.", config=CFG)
-    assert "TL;DR;" not in msg.text
-    assert msg.text.endswith("style: start with a one-line TL;DR, bullet points.") or (
-        msg.text.endswith("style: bullet points; start with a one-line TL;DR.")
-    )
-
-
-@pytest.mark.parametrize(
-    ("texts", "joined"),
-    [
-        (["bullet points", "no emoji"], "bullet points; no emoji"),
-        (
-            ["start with a one-line TL;DR", "bullet points"],
-            "start with a one-line TL;DR, bullet points",
-        ),
-        (["bullet points", "start with a TL;DR"], "bullet points; start with a TL;DR"),
-        (['start with "TL;DR:"', "bullet points"], 'start with "TL;DR:"; bullet points'),
-        (["a TL;DR.", " ", "a TL;DR.", "short"], "a TL;DR., short"),
-        ([], ""),
-    ],
-)
-def test_join_preferences(texts: list[str], joined: str) -> None:
-    from persona.learn.guard import join_preferences
-
-    assert join_preferences(texts) == joined
-
-
 def test_existing_system_message_is_extended_not_replaced(layer: PreferenceLayer) -> None:
     layer.add_preference("alice", "Use metric units")
     msg = layer.as_runnable(EchoChatModel()).invoke(

@@ -21,7 +21,6 @@ from persona.bench.env import (
     sample_rounds,
 )
 from persona.errors import InvalidInputError
-from persona.learn.guard import join_preferences
 
 
 def test_tasks_and_sources() -> None:
@@ -34,7 +33,7 @@ def test_tasks_and_sources() -> None:
         for name, source in sources.items():
             assert source.name == name
             assert 2 <= len(source.atoms) <= 4
-            assert source.latent == join_preferences(a.description for a in source.atoms)
+            assert source.latent == "; ".join(a.description for a in source.atoms)
         assert len(set(latent_preferences(task).values())) == len(sources)
 
 
