@@ -114,10 +114,19 @@ class _Parts:
         return "\n\n".join(p for p in pieces if p)
 
 
+#: Words a header line (TL;DR, title, subject) may hold. A longer line that opens with a
+#: header's prefix is the answer itself behind that prefix: it is content, and the header it
+#: pretends to be is missing. Otherwise an answer written as one long "TL;DR: ..." line passes
+#: "start with a one-line TL;DR" and, with no body left to check, "bullet points" and "short
+#: sentences" too, at no cost (session 25).
+HEADER_WORDS = 25
+
+
 def _is_header(line: str) -> bool:
-    return bool(
-        _TLDR.match(line) or _TITLE.match(line) or _SUBJECT.match(line) or _GREETING.match(line)
-    )
+    if _GREETING.match(line):
+        return True
+    prefixed = _TLDR.match(line) or _TITLE.match(line) or _SUBJECT.match(line)
+    return bool(prefixed) and len(line.split()) <= HEADER_WORDS
 
 
 def _parse(text: str) -> _Parts:
@@ -392,10 +401,15 @@ def _header_atom(
     """An atom that wants ``full`` (e.g. 'TL;DR: …') as the first line of the text."""
 
     def check(text: str) -> bool:
-        return bool(full.match(_first_line(text)))
+        first = _first_line(text)
+        return bool(full.match(first)) and len(first.split()) <= HEADER_WORDS
 
     def edit(text: str) -> str:
         parts = _parse(text)
+        content = parts.content
+        if content and bare.match(content[0]):  # the answer behind a header's prefix
+            at = parts.body.index(content[0])
+            parts.body[at] = bare.sub("", content[0], count=1).strip()
         existing = [h for h in parts.head if full.match(h)]
         if existing:  # a complete header further down the head: move it first
             parts.head.remove(existing[0])

@@ -125,6 +125,35 @@ def test_headers() -> None:
     assert moved.splitlines()[0] == "TL;DR: y"
 
 
+LONG = (
+    "The team will offer candidate B a raise, and candidate D a two-hour take-home task. "
+    "The offers go out by Thursday, and the hiring panel meets again next week to decide."
+)
+
+
+@pytest.mark.parametrize(
+    ("atom", "prefix"), [(A.TLDR, "TL;DR: "), (A.TITLE, "# "), (A.SUBJECT, "Subject: ")]
+)
+def test_a_whole_answer_behind_a_header_prefix_is_no_header(atom: A.Atom, prefix: str) -> None:
+    answer = prefix + LONG  # 32 words: the answer itself, not a one-line header
+    assert len(answer.split()) > A.HEADER_WORDS
+    assert not atom.check(answer)
+    edited = atom.edit(answer)
+    head, _, body = edited.partition("\n\n")
+    assert atom.check(edited) and head.startswith(prefix) and len(head.split()) <= 13
+    assert body == LONG  # the content kept, its prefix gone
+    assert atom.check(prefix + " ".join(LONG.split()[: A.HEADER_WORDS - 1]))
+
+
+def test_body_atoms_are_not_satisfied_by_an_answer_hidden_in_a_tl_dr_line() -> None:
+    meeting = SOURCES["email"]["meeting"]  # one-line TL;DR, bullet points, short sentences
+    answer = "TL;DR: " + LONG
+    assert not any(a.check(answer) for a in meeting.atoms)
+    edited = A.apply_atoms(meeting.atoms, answer)
+    assert all(a.check(edited) for a in meeting.atoms)
+    assert edited.count("\n- ") >= 2 and edit_distance(answer, edited) > 10
+
+
 def test_email_frame() -> None:
     assert (
         A.FORMAL.edit("Hi Sam,\n\nText.\n\nCheers,\nBo")
