@@ -140,8 +140,10 @@ def run_follow_bench(
         # An answer that is not one (a few words, often the preference echoed) satisfies
         # "no emoji" or "at most 50 words" by doing nothing: counted apart.
         real: dict[str, list[bool]] = {"train": [], "held_out": []}
+        oks: list[bool] = []
         for (item, atom, split), answer in zip(cases, answers, strict=True):
             ok = atom.check(answer)
+            oks.append(ok)
             per_atom.setdefault(atom.name, []).append(ok)
             per_split[split].append(ok)
             already[split].append(atom.check(by_id[item.id]))
@@ -159,6 +161,11 @@ def run_follow_bench(
             },
             "plain": _plain_stats(plain),
             "guidance_scale": m.guidance,
+            # every stated answer, so a changed checker can score them again without a model
+            "answers": [
+                {"input": item.id, "atom": atom.name, "split": split, "ok": ok, "answer": answer}
+                for (item, atom, split), answer, ok in zip(cases, answers, oks, strict=True)
+            ],
         }
     pairs = _inference_pairs(items, sets, plain_by_model[models[0].name])
     infer_prompts = [infer_prompt(a, e, facts=edit_facts) for _, _, a, e in pairs]

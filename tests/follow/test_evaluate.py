@@ -8,7 +8,7 @@ import pytest
 
 from persona.errors import InvalidInputError
 from persona.follow.data import is_eval, load_inputs
-from persona.follow.evaluate import Model, run_follow_bench
+from persona.follow.evaluate import Model, eval_atoms, run_follow_bench
 from persona.follow.train import load_base
 from persona.store.embed import HashEmbedder
 
@@ -71,6 +71,13 @@ def test_a_guided_model_is_measured_on_the_same_cases(models: list[Model]) -> No
         assert 0 <= answers["short"] <= 1 and len(answers["short_samples"]) <= 8
         real = result["models"][name]["satisfied_by_a_real_answer"]
         assert all(real[k] <= result["models"][name]["satisfaction"][k] for k in real)
+        kept = result["models"][name]["answers"]  # every stated answer, to score again later
+        atoms = {a.name: a for s in eval_atoms().values() for a in s}
+        assert kept and all(atoms[row["atom"]].check(row["answer"]) == row["ok"] for row in kept)
+        held_out = [row["ok"] for row in kept if row["split"] == "held_out"]
+        assert result["models"][name]["satisfaction"]["held_out"] == round(
+            sum(held_out) / len(held_out), 3
+        )
 
 
 def test_base_edits_are_the_benchs_inference_pairs(tiny_dir: Path) -> None:
