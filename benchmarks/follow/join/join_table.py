@@ -73,7 +73,7 @@ def main() -> None:
                 "no-learning reproduced": nl["costs"] == before["no-learning"]["costs"],
                 "oracle before": old["cumulative_cost"],
                 "oracle after": new["cumulative_cost"],
-                "rounds changed": sum(a != b for a, b in zip(old["answers"], new["answers"])),
+                "rounds changed": sum(a != b for a, b in zip(old["answers"], new["answers"], strict=True)),
             }
             pooled["no-learning"] += nl["cumulative_cost"]
             pooled["oracle before"] += old["cumulative_cost"]

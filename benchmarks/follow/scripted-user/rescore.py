@@ -57,7 +57,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--check", action="store_true", help="fail unless costs reproduce")
     args = parser.parse_args()
-    rows = {str(path): rescore(path) for path in args.tables}
+    tables = [p for p in args.tables if json.loads(p.read_text()).get("benchmark") == "edits"]
+    rows = {str(path): rescore(path) for path in tables}
     if args.check:
         for name, row in rows.items():
             for learner in LEARNERS:
@@ -66,7 +67,28 @@ def main() -> None:
                     raise SystemExit(f"{name} {learner}: costs differ from the stored ones")
         print(f"{len(rows)} tables: every stored cost reproduces")
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        args.out.write_text(json.dumps({**rows, "pooled": pooled(rows)}, indent=1) + "\n")
+
+
+def pooled(rows: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Per task, the stored and today's totals summed over the tables, and the oracle's cut
+    against no-learning under each user."""
+    out: dict[str, dict[str, object]] = {}
+    for row in rows.values():
+        task = out.setdefault(str(row["task"]), {"tables": 0})
+        task["tables"] = int(task["tables"]) + 1  # type: ignore[call-overload]
+        for learner in LEARNERS:
+            r = row.get(learner)
+            if isinstance(r, dict):
+                for when in ("stored", "today"):
+                    key = f"{learner} {when}"
+                    task[key] = int(task.get(key, 0)) + r[f"{when}_total"]  # type: ignore[call-overload]
+    for task in out.values():
+        for when in ("stored", "today"):
+            if f"oracle {when}" in task and f"no-learning {when}" in task:
+                cut = 1 - int(task[f"oracle {when}"]) / int(task[f"no-learning {when}"])  # type: ignore[call-overload]
+                task[f"oracle cut {when}"] = round(cut, 3)
+    return out
 
 
 if __name__ == "__main__":
