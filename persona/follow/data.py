@@ -40,8 +40,9 @@ from persona.learn.cipher_text import infer_prompt
 
 #: Bumped whenever the generator's output changes for the same inputs and seed.
 # 3: base answers under the answer-only no-repeat rule; 4: inference prompts show the edit's
-# counted changes (persona.learn.edit_facts), as CIPHER's does by default.
-DATA_VERSION = "follow-data-4"
+# counted changes (persona.learn.edit_facts), as CIPHER's does by default; 5: a TL;DR target
+# ends where a sentence or clause ends, with a full stop (editors.tldr_line).
+DATA_VERSION = "follow-data-5"
 Kind = Literal["document", "notes", "question"]
 ExampleKind = Literal["follow", "plain", "infer", "aggregate"]
 #: Inputs numbered above this (per kind) are evaluation inputs, never trained on.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from persona.bench.atoms import (
     EMOJI,
+    TLDR,
     _append_to_body,
     _end_sentence,
     _first_line,
@@ -71,6 +72,35 @@ def _gist(parts: _Parts, limit: int) -> str:
         cut = max((i for i, w in enumerate(words[:limit]) if w.endswith(",")), default=-1)
         words = words[: cut + 1] if cut >= 3 else words[:limit]
     return " ".join(words).rstrip(".,;:!?*")
+
+
+_TLDR_PREFIX = re.compile(r"^tl;dr:\s*", re.IGNORECASE)
+
+
+def tldr_line() -> Pair:
+    """The benchmark's TL;DR, as a training target: the header is the first real sentence
+    when it is short, else its words up to a comma, and it ends with a full stop.
+
+    The benchmark's editor (the scripted user's edit) writes the first 12 words of the first
+    sentence and breaks the line there, mid-sentence: a break no model can predict, and the
+    local model learned to write its whole answer on the TL;DR line instead (session 25). A
+    line that ends where a sentence or clause ends gives it a place to stop."""
+
+    def edit(text: str) -> str:
+        if TLDR.check(text):
+            return text
+        parts = _parse(text)
+        if any(TLDR.check(h) for h in parts.head):  # a header further down: move it first
+            return TLDR.edit(text)
+        content = parts.content
+        if content and _TLDR_PREFIX.match(content[0]):  # a whole answer behind the prefix
+            at = parts.body.index(content[0])
+            parts.body[at] = _TLDR_PREFIX.sub("", content[0], count=1)
+        parts.head = [h for h in parts.head if not _TLDR_PREFIX.match(h)]
+        parts.head.insert(0, f"TL;DR: {_capitalise(_gist(parts, 14))}.")
+        return parts.render()
+
+    return TLDR.check, edit
 
 
 # --------------------------------------------------------------------------- layouts

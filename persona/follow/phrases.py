@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from persona.bench import atoms as A
+from persona.follow.editors import tldr_line
 from persona.follow.more_atoms import TYPES
 
 #: Atom types never used in training (editor or phrase); kept for held-out measurement.
@@ -143,17 +144,25 @@ def atom_value(atom: A.Atom) -> str:
     return atom.name.partition(":")[2]
 
 
+#: Benchmark atoms whose training targets are written by another editor (same check).
+_TRAINING_EDITORS = {"tldr": A.Atom("tldr", A.TLDR.description, *tldr_line())}
+
+
 def training_atoms(*, extra: bool = True) -> list[A.Atom]:
     """Every atom the adapter trains on (all sizes and values), none of a held-out type;
     without ``extra``, only the edit benchmark's types (13)."""
-    fixed = [a for a in A.ATOMS.values() if atom_size(a) is None and a.name in PHRASES]
+    fixed = [
+        _TRAINING_EDITORS.get(a.name, a)
+        for a in A.ATOMS.values()
+        if atom_size(a) is None and a.name in PHRASES
+    ]
     sized = [A.max_words(n) for n in MAX_WORDS] + [A.short_sentences(n) for n in SHORT_SENTENCES]
     return fixed + sized + ([a for t in TYPES for a in t.atoms] if extra else [])
 
 
 @cache
 def _by_name() -> dict[str, A.Atom]:
-    return {a.name: a for a in [*training_atoms(), *A.ATOMS.values()]}
+    return {a.name: a for a in [*A.ATOMS.values(), *training_atoms()]}
 
 
 def atom_named(name: str) -> A.Atom:

@@ -34,6 +34,8 @@ EMAIL = (
     "We start at 9 am. Pizza afterwards.\n\nBest regards,\n[Your Name]"
 )
 NEW = [a for t in TYPES for a in t.atoms]
+#: Training atoms whose targets another editor writes (same name and check as the benchmark's).
+RETARGETED = [atom_named("tldr")]
 
 
 def test_there_are_many_more_training_types_and_none_is_held_out() -> None:
@@ -45,7 +47,7 @@ def test_there_are_many_more_training_types_and_none_is_held_out() -> None:
     assert all(t.name in PHRASES and len(t.phrases) >= 4 for t in TYPES)
 
 
-@pytest.mark.parametrize("atom", NEW, ids=[a.name for a in NEW])
+@pytest.mark.parametrize("atom", NEW + RETARGETED, ids=[a.name for a in NEW + RETARGETED])
 def test_editor_satisfies_checker_is_idempotent_and_minimal(atom: A.Atom) -> None:
     for text in [*TEXTS, ANSWER]:
         edited = atom.edit(text)
@@ -55,6 +57,18 @@ def test_editor_satisfies_checker_is_idempotent_and_minimal(atom: A.Atom) -> Non
             assert edited == text
         else:
             assert edited != text
+
+
+def test_a_tl_dr_target_ends_where_a_sentence_or_clause_ends() -> None:
+    [tldr] = RETARGETED
+    assert tldr in training_atoms() and tldr.edit(ANSWER) != A.TLDR.edit(ANSWER)
+    for text in [*TEXTS, ANSWER, "TL;DR: " + " ".join(ANSWER.split()[8:50])]:
+        head, _, rest = tldr.edit(text).partition("\n\n")
+        assert head.startswith("TL;DR: ") and head.endswith(".") and len(head.split()) <= 16
+        assert not rest.startswith("TL;DR")  # a whole answer behind the prefix loses it
+    assert tldr.edit(ANSWER).startswith(
+        "TL;DR: The axolotl is a salamander from Mexico that keeps its juvenile form (neoteny).\n"
+    )
 
 
 def test_phrases_fill_in_values_and_sizes() -> None:
