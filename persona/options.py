@@ -37,8 +37,9 @@ class LayerOptions:
     # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
     # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40
     # words": no model call unless nothing counted changed) or "both" (the model's phrase and
-    # the wishes it leaves out). None: "facts" with the embedded 135M model, whose edit costs
-    # they cut on summaries and kept on emails (4 seeds; README), "llm" with any other model.
+    # the wishes it leaves out). None: "llm". Session 24 made "facts" the embedded model's
+    # default; with the corrected scripted user (session 25) its wishes cost as many edits on
+    # summaries and more on emails (4 seeds; README), so every model names the preference.
     cipher_infer: str | None = None
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path

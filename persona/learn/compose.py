@@ -39,8 +39,7 @@ def make_learners(
 ) -> Learners:
     """Every learner, sharing the store, the embedder, the layer's LLM (loaded on first use)
     and its nearest-rows search. With the local model, C3PO writes no dataset by default
-    (``c3po_categories=None``): its datasets cost scope accuracy; and CIPHER stores an edit's
-    counted changes, not the model's phrase (``cipher_infer=None``; see the README)."""
+    (``c3po_categories=None``): its datasets cost scope accuracy."""
     categories = opts.c3po_categories
     if categories is None:
         categories = 0 if local_llm else 4
@@ -59,7 +58,7 @@ def make_learners(
                 infer_guidance=float(opts.cipher_infer_guidance),
                 infer_candidates=opts.cipher_infer_candidates,
                 edit_facts=opts.cipher_edit_facts,
-                infer=cast(Infer, opts.cipher_infer or ("facts" if local_llm else "llm")),
+                infer=cast(Infer, opts.cipher_infer or "llm"),
             ),
             embedder.embed,
         ),

@@ -243,22 +243,24 @@ def test_both_adds_the_wishes_the_model_left_out(persona_home: Path) -> None:
         PreferenceLayer.open(persona_home / "bad", llm=llm, cipher_infer="rules")
 
 
-def test_the_local_model_stores_wishes_by_default(persona_home: Path) -> None:
-    """With the embedded model CIPHER stores the counted changes (they cost fewer edits than
-    its phrases; README), and learning a counted edit does not even load it. Any other model
-    names the preference itself, as in PRELUDE, unless told otherwise."""
+def test_every_model_names_the_preference_by_default_and_wishes_are_an_option(
+    persona_home: Path,
+) -> None:
+    """CIPHER asks the model for the phrase by default, the embedded one included (its wishes
+    cost more edits on emails with the corrected scripted user; README); with
+    cipher_infer="facts" a counted edit is learned without even loading the model."""
     ctx = "Summarize the council news"
     with PreferenceLayer.open(
         persona_home / "local", llm="local", embedder=HashEmbedder(64)
+    ) as layer:
+        assert layer.cipher.config.infer == "llm"
+    with PreferenceLayer.open(
+        persona_home / "told", llm="local", embedder=HashEmbedder(64), cipher_infer="facts"
     ) as layer:
         assert layer.cipher.config.infer == "facts"
         [pref] = layer.learn_from_edit("alice", ctx, TEXT, TEXT.lower())
         assert pref.text == "all lower case with no capital letters"
         assert layer._llm is None  # never loaded
-    with PreferenceLayer.open(
-        persona_home / "told", llm="local", embedder=HashEmbedder(64), cipher_infer="llm"
-    ) as layer:
-        assert layer.cipher.config.infer == "llm"
     scripted = ScriptedChatModel(responses=["lower case"])
     with PreferenceLayer.open(
         persona_home / "other", llm=scripted, embedder=HashEmbedder(64)
