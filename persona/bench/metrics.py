@@ -3,6 +3,7 @@ comparisons of two learners' per-round costs on the same rounds."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,6 +79,19 @@ def paired_difference(
         "rounds_cheaper": int((diff < 0).sum()),
         "rounds_dearer": int((diff > 0).sum()),
     }
+
+
+def normal_interval(diffs: Sequence[float]) -> list[float]:
+    """``[low, mean, high]``: the mean of per-round differences and its 95 % normal-theory
+    interval (mean ± 1.96 standard errors), rounded to 2 places; what the session tables
+    under ``benchmarks/follow`` report for paired rounds pooled over seeds."""
+    n = len(diffs)
+    if n < 2:
+        raise ValueError(f"an interval needs at least 2 differences, got {n}")
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = 1.96 * sd / math.sqrt(n)
+    return [round(mean - half, 2), round(mean, 2), round(mean + half, 2)]
 
 
 def repeats(text: str, n: int = 6) -> bool:

@@ -95,3 +95,13 @@ def test_short_answers_count_words_not_markup() -> None:
     assert content_words("# Title: 3 things, done.") == 4
     assert is_short("# The plan") and is_short("")
     assert not is_short(" ".join(["word"] * 12))
+
+
+def test_normal_interval_is_the_mean_and_1_96_standard_errors() -> None:
+    from persona.bench.metrics import normal_interval
+
+    assert normal_interval([1, 1, 1, 1]) == [1.0, 1.0, 1.0]
+    # mean 2, sd sqrt(10/3), se sqrt(10/3)/2 = 0.9129; 1.96 * se = 1.789
+    assert normal_interval([0, 1, 3, 4]) == [0.21, 2.0, 3.79]
+    with pytest.raises(ValueError, match="at least 2"):
+        normal_interval([3])

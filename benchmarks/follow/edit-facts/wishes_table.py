@@ -15,8 +15,9 @@ Usage, from the repository root: ``python benchmarks/follow/edit-facts/wishes_ta
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+from persona.bench.metrics import normal_interval
 
 HERE = Path(__file__).parent
 TASKS = ("summarization", "email")
@@ -47,14 +48,6 @@ def _runs(task: str) -> dict[int, dict[str, dict]]:
     return seeds
 
 
-def _interval(diffs: list[float]) -> list[float]:
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = 1.96 * sd / math.sqrt(n)
-    return [round(mean - half, 2), round(mean, 2), round(mean + half, 2)]
-
-
 def main() -> None:
     out: dict[str, object] = {"command": "python benchmarks/follow/edit-facts/wishes_table.py"}
     for task in TASKS:
@@ -82,7 +75,7 @@ def main() -> None:
                 n: round((pooled["no-learning"] - pooled[n]) / gap, 3) for n in learners
             },
             "minus_llm_per_round_95ci": {
-                n: _interval(
+                n: normal_interval(
                     [
                         f - m
                         for r in seeds.values()

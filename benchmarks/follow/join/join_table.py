@@ -25,8 +25,9 @@ Usage, from the repository root: ``python benchmarks/follow/join/join_table.py``
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+from persona.bench.metrics import normal_interval
 
 HERE = Path(__file__).parent
 BEFORE = HERE.parent / "edit-facts"
@@ -42,14 +43,6 @@ def _results(path: Path) -> dict[str, dict]:
 def _before(seed: int, task: str) -> dict[str, dict]:
     folder = BEFORE / "edits-shipped" if seed == 2 else BEFORE / "seeds" / f"seed{seed}-llm"
     return _results(folder / f"{task}.json")
-
-
-def _interval(diffs: list[float]) -> list[float]:
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = 1.96 * sd / math.sqrt(n)
-    return [round(mean - half, 2), round(mean, 2), round(mean + half, 2)]
 
 
 def main() -> None:
@@ -90,7 +83,7 @@ def main() -> None:
             "pooled": pooled,
             "oracle_cut_before": round(1 - pooled["oracle before"] / pooled["no-learning"], 3),
             "oracle_cut_after": round(1 - pooled["oracle after"] / pooled["no-learning"], 3),
-            "after_minus_before_per_round_95ci": _interval(diffs),
+            "after_minus_before_per_round_95ci": normal_interval(diffs),
             "oracle_cost_by_source_before_after": by_source,
         }
     (HERE / "summary.json").write_text(json.dumps(out, indent=1) + "\n")

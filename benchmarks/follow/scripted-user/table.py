@@ -16,21 +16,14 @@ Usage, from the repository root: ``python benchmarks/follow/scripted-user/table.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+from persona.bench.metrics import normal_interval
 
 HERE = Path(__file__).parent
 SEEDS = (2, 3, 4, 5)
 TASKS = ("summarization", "email")
 CIPHER = {"llm": "cipher-5 (model's phrase)", "facts": "cipher-5 (wishes)"}
-
-
-def _interval(diffs: list[float]) -> list[float]:
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = 1.96 * sd / math.sqrt(n)
-    return [round(mean - half, 2), round(mean, 2), round(mean + half, 2)]
 
 
 def main() -> None:
@@ -65,7 +58,7 @@ def main() -> None:
                 if k.startswith("cipher")
             },
             "minus_no_learning_per_round_95ci": {
-                k: _interval([c - b for c, b in zip((c for s in seeds for c in v[s]), base, strict=True)])
+                k: normal_interval([c - b for c, b in zip((c for s in seeds for c in v[s]), base, strict=True)])
                 for k, v in costs.items()
                 if k != "no-learning"
             },
