@@ -388,6 +388,15 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+def _drop_prefix(parts: _Parts, bare: re.Pattern[str]) -> None:
+    """Take a header's prefix off the first content line: the answer written behind it (a
+    line too long to be that header, so :func:`_parse` left it in the body)."""
+    content = parts.content
+    if content and bare.match(content[0]):
+        at = parts.body.index(content[0])
+        parts.body[at] = bare.sub("", content[0], count=1).strip()
+
+
 def _header_atom(
     name: str,
     description: str,
@@ -406,10 +415,7 @@ def _header_atom(
 
     def edit(text: str) -> str:
         parts = _parse(text)
-        content = parts.content
-        if content and bare.match(content[0]):  # the answer behind a header's prefix
-            at = parts.body.index(content[0])
-            parts.body[at] = bare.sub("", content[0], count=1).strip()
+        _drop_prefix(parts, bare)
         existing = [h for h in parts.head if full.match(h)]
         if existing:  # a complete header further down the head: move it first
             parts.head.remove(existing[0])

@@ -12,9 +12,11 @@ import re
 from collections.abc import Callable
 
 from persona.bench.atoms import (
+    _TLDR,
     EMOJI,
     TLDR,
     _append_to_body,
+    _drop_prefix,
     _end_sentence,
     _first_line,
     _greetings,
@@ -74,9 +76,6 @@ def _gist(parts: _Parts, limit: int) -> str:
     return " ".join(words).rstrip(".,;:!?*")
 
 
-_TLDR_PREFIX = re.compile(r"^tl;dr:\s*", re.IGNORECASE)
-
-
 def tldr_line() -> Pair:
     """The benchmark's TL;DR, as a training target: the header is the first real sentence
     when it is short, else its words up to a comma, and it ends with a full stop.
@@ -92,11 +91,8 @@ def tldr_line() -> Pair:
         parts = _parse(text)
         if any(TLDR.check(h) for h in parts.head):  # a header further down: move it first
             return TLDR.edit(text)
-        content = parts.content
-        if content and _TLDR_PREFIX.match(content[0]):  # a whole answer behind the prefix
-            at = parts.body.index(content[0])
-            parts.body[at] = _TLDR_PREFIX.sub("", content[0], count=1)
-        parts.head = [h for h in parts.head if not _TLDR_PREFIX.match(h)]
+        _drop_prefix(parts, _TLDR)  # a whole answer behind the prefix
+        parts.head = [h for h in parts.head if not _TLDR.match(h)]
         parts.head.insert(0, f"TL;DR: {_capitalise(_gist(parts, 14))}.")
         return parts.render()
 
