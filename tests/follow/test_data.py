@@ -87,6 +87,37 @@ def test_follow_targets_satisfy_their_atoms_and_keep_the_answer(
         assert "Write it for a user who prefers the following style:" in ex.prompt
 
 
+def test_follow_targets_are_compact_enough_to_end_within_the_answer_budget(
+    examples: list[D.Example],
+) -> None:
+    answers = {i.id: D.tidy(i.text) for i in D.load_inputs()}
+    follows = [ex for ex in examples if ex.kind == "follow"]
+    for ex in follows:
+        body = D.A._parse(D.compact(answers[ex.input_id])).content
+        words = sum(len(line.split()) for line in body)
+        sentences = sum(len(D.A._sentences(line.split())) for line in body)
+        # whole sentences within the budget, or the first sentence alone when it is longer
+        assert words <= D.FOLLOW_BODY_WORDS or sentences == 1
+    ending = [ex for ex in follows if {"call_to_action", "ends_with_emoji"} & set(ex.atoms)]
+    assert ending and all(len(ex.target.split()) < 90 for ex in ending)
+
+
+def test_compact_keeps_whole_sentences_the_greeting_and_the_sign_off() -> None:
+    email = (
+        "Dear Sam,\n\nThe first sentence has six words. The second one has five. "
+        "The third sentence would go past the budget.\n\nA second paragraph.\n\n"
+        "Best regards,\nAna"
+    )
+    assert D.compact(email, words=12) == (
+        "Dear Sam,\n\nThe first sentence has six words. The second one has five.\n\n"
+        "Best regards,\nAna"
+    )
+    long = "One very long first sentence that runs well past the small budget given here."
+    assert D.compact(long, words=5) == long  # never empty: the first sentence stays
+    listing = "- First point here.\n- Second point here.\n- Third point here."
+    assert D.compact(listing, words=6) == "- First point here.\n- Second point here."
+
+
 def test_inference_targets_name_only_what_the_edit_shows(examples: list[D.Example]) -> None:
     answers = {i.id: i.text for i in D.load_inputs()}
     for ex in (e for e in examples if e.kind == "infer"):
