@@ -44,6 +44,9 @@ from persona.learn.cipher_text import infer_prompt
 # ends where a sentence or clause ends, with a full stop (editors.tldr_line); 6: a follow
 # target starts from the answer's first sentences within FOLLOW_BODY_WORDS (compact).
 DATA_VERSION = "follow-data-6"
+#: The data version that last changed the base answers themselves (the answer-only no-repeat
+#: rule): cached answers stay good across later versions, which only change the examples.
+ANSWERS_VERSION = "follow-data-3"
 Kind = Literal["document", "notes", "question"]
 ExampleKind = Literal["follow", "plain", "infer", "aggregate"]
 #: Inputs numbered above this (per kind) are evaluation inputs, never trained on.

@@ -25,6 +25,7 @@ from typing import Any
 
 from persona.errors import InvalidInputError
 from persona.follow.data import (
+    ANSWERS_VERSION,
     DATA_VERSION,
     Example,
     Input,
@@ -100,7 +101,7 @@ class Recipe:
 def answers_stamp(model_dir: str, max_new_tokens: int) -> dict[str, Any]:
     """What the cached base answers depend on; kept in ``work/answers.json`` beside them."""
     return {
-        "data_version": DATA_VERSION,
+        "answers_version": ANSWERS_VERSION,
         "base_model": _base_name(model_dir),
         "answer_tokens": max_new_tokens,
     }

@@ -173,7 +173,7 @@ def test_cached_answers_made_another_way_are_refused_and_kept(tmp_path: Path) ->
     with pytest.raises(InvalidInputError, match="answer_tokens.: 96.*new --work folder"):
         answers_for(work, inputs, str(tmp_path / "base"), max_new_tokens=96)
     stamp = json.loads((work / ANSWERS_STAMP).read_text())
-    (work / ANSWERS_STAMP).write_text(json.dumps({**stamp, "data_version": "follow-data-2"}))
+    (work / ANSWERS_STAMP).write_text(json.dumps({**stamp, "answers_version": "follow-data-2"}))
     with pytest.raises(InvalidInputError, match="follow-data-2"):
         answers_for(work, inputs, str(tmp_path / "base"), max_new_tokens=160)
     (work / ANSWERS_STAMP).unlink()  # a work folder from before the stamp existed
