@@ -208,15 +208,16 @@ def compact(answer: str, words: int = FOLLOW_BODY_WORDS) -> str:
             body.append(line)
             continue
         marker, text = A._split_marker(line)
+        sentences = A._sentences(text.split())
         kept: list[str] = []
-        for sentence in A._sentences(text.split()):
+        for sentence in sentences:
             if used and used + len(sentence) > words:
                 break
             kept.append(" ".join(sentence))
             used += len(sentence)
         if kept:
             body.append(marker + " ".join(kept))
-        if len(kept) < len(A._sentences(text.split())):
+        if len(kept) < len(sentences):
             break
     parts.body = body
     return parts.render()
