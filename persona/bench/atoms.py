@@ -142,6 +142,18 @@ def _parse(text: str) -> _Parts:
     return _Parts(head, rest[:end], [line for line in rest[end:] if line])
 
 
+def has_body(text: str) -> bool:
+    """True when ``text`` holds content between its head and its foot."""
+    return bool(_parse(text).content)
+
+
+def with_body(text: str, body: str) -> str:
+    """``text`` with ``body`` as its only body line; its head and foot kept."""
+    parts = _parse(text)
+    parts.body = [body]
+    return parts.render()
+
+
 def _split_marker(line: str) -> tuple[str, str]:
     m = _MARKER.match(line)
     return (m.group(0), line[m.end() :]) if m else ("", line)

@@ -1,7 +1,7 @@
 """Simulated users: they hold a latent preference per context and edit answers towards it.
 
 :class:`ScriptedUser` edits with the source's executable atoms (deterministic, free, exact),
-after writing the content itself when the answer says almost nothing;
+after writing the content itself when the answer says almost nothing or has no body;
 :class:`LLMUser` follows PRELUDE's protocol with a chat model: ask whether the answer suits
 the latent preference, and if not, ask for a revision that does.
 """
@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from persona.bench.atoms import apply_atoms
+from persona.bench.atoms import apply_atoms, has_body, with_body
 from persona.bench.env import Context, get_source, instruction
 from persona.bench.metrics import is_short
 
@@ -86,6 +86,11 @@ class ScriptedUser:
     (:func:`own_text`) and applies the atoms to that, so the edit costs about as much as
     writing the answer. Without this, the cheapest answer is the emptiest one, and a learner
     that makes the agent say less looks like one that learned the preference.
+
+    An answer that is all frame and no body (a TL;DR line and a title, a subject, greeting
+    and sign-off with nothing between) does not do the task either, and would pass every
+    body preference (bullets, short sentences) vacuously: the user keeps the frame and writes
+    the body (:func:`own_text`) before applying the atoms (session 27).
     ``rewrite_short=False`` is the user of the tables before session 18 (atoms only).
     """
 
@@ -101,6 +106,9 @@ class ScriptedUser:
         if self.rewrite_short and is_short(output):
             self.rewritten += 1
             return apply_atoms(atoms, own_text(context))
+        if self.rewrite_short and not has_body(output):
+            self.rewritten += 1
+            return apply_atoms(atoms, with_body(output, own_text(context)))
         return apply_atoms(atoms, output)
 
 

@@ -187,3 +187,16 @@ def test_source_atoms_compose(source: Source) -> None:
         failing = [a.name for a in atoms if not a.check(edited)]
         assert not failing, (text, edited, failing)
         assert A.apply_atoms(atoms, edited) == edited
+
+
+def test_a_body_is_what_lies_between_the_frame_and_can_be_written_into_it() -> None:
+    frame = "TL;DR: Rain all week.\n\n# Weather\n\nBest regards,\nSam"
+    assert not A.has_body(frame) and A.has_body(
+        frame.replace("# Weather", "# Weather\n\nIt rains.")
+    )
+    filled = A.with_body(frame, "It rains. Bring a coat.")
+    assert (
+        filled
+        == "TL;DR: Rain all week.\n\n# Weather\n\nIt rains. Bring a coat.\n\nBest regards,\nSam"
+    )
+    assert A.has_body(filled) and A.with_body(filled, "Sunny.").count("It rains") == 0

@@ -10,9 +10,9 @@ from langchain_core.language_models import BaseChatModel, FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from persona.bench.atoms import apply_atoms
+from persona.bench.atoms import apply_atoms, has_body, with_body
 from persona.bench.env import SOURCES, TASKS, Context, instruction, load_corpus
-from persona.bench.metrics import edit_distance
+from persona.bench.metrics import edit_distance, is_short
 from persona.bench.users import (
     JUDGE_PROMPT,
     OWN_TEXT_WORDS,
@@ -113,6 +113,30 @@ def test_scripted_user_writes_the_content_when_the_answer_says_almost_nothing(
         assert edit_distance(answer, edited) > edit_distance(answer, lenient.edit(ctx, answer))
         assert user.edit(ctx, edited) == edited  # what the user wrote satisfies them
         assert lenient.edit(ctx, answer) == apply_atoms(atoms, answer)  # atoms only
+    assert (user.rewritten, lenient.rewritten) == (12, 0)
+
+
+FRAME_ONLY = {
+    "summarization": "TL;DR: The council approved the park budget after a long debate on costs."
+    "\n\n# Park budget approved",
+    "email": "Subject: The review of the paper you sent us\n\nDear Sam,\n\nBest regards,\nAlex",
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_scripted_user_writes_the_body_of_an_answer_that_is_all_frame(task: str) -> None:
+    answer = FRAME_ONLY[task]
+    assert not is_short(answer) and not has_body(answer)
+    user, lenient = ScriptedUser(), ScriptedUser(rewrite_short=False)
+    for ctx in load_corpus(task)[:12]:
+        atoms = SOURCES[task][ctx.source].atoms
+        edited = user.edit(ctx, answer)
+        assert has_body(edited)
+        assert edited == apply_atoms(atoms, with_body(answer, own_text(ctx)))
+        # body preferences are not met by having no body: writing it costs
+        assert edit_distance(answer, edited) >= 25
+        assert user.edit(ctx, edited) == edited
+        assert lenient.edit(ctx, answer) == apply_atoms(atoms, answer)
     assert (user.rewritten, lenient.rewritten) == (12, 0)
 
 
