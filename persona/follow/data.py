@@ -42,8 +42,10 @@ from persona.learn.cipher_text import infer_prompt
 # 3: base answers under the answer-only no-repeat rule; 4: inference prompts show the edit's
 # counted changes (persona.learn.edit_facts), as CIPHER's does by default; 5: a TL;DR target
 # ends where a sentence or clause ends, with a full stop (editors.tldr_line); 6: a follow
-# target starts from the answer's first sentences within FOLLOW_BODY_WORDS (compact).
-DATA_VERSION = "follow-data-6"
+# target starts from the answer's first sentences within FOLLOW_BODY_WORDS (compact); 7: a
+# title the editor copied from the first sentence becomes a short title-case phrase
+# (distinct_title), and a follow target without a body is dropped.
+DATA_VERSION = "follow-data-7"
 #: The data version that last changed the base answers themselves (the answer-only no-repeat
 #: rule): cached answers stay good across later versions, which only change the examples.
 ANSWERS_VERSION = "follow-data-3"
@@ -223,6 +225,41 @@ def compact(answer: str, words: int = FOLLOW_BODY_WORDS) -> str:
     return parts.render()
 
 
+#: Words a follow target's title keeps at most (a short noun phrase).
+TITLE_WORDS = 4
+_SMALL_WORDS = frozenset("a an the of to in on at and or for with by from as".split())
+_VERBS = frozenset("is are was were has have had can will".split())
+
+
+def distinct_title(text: str) -> str:
+    """``text`` with a ``# `` title that copies the start of the first body sentence (as the
+    title editor writes it) cut to :data:`TITLE_WORDS` words and written in title case.
+
+    Trained on titles that are the first words of the sentence below them, the model learned
+    to write the sentence itself as the title and stop: 13 of the 32 oracle summaries for the
+    "title; bullet points" user were one '# ...' line and no body (follow-data-6, float32,
+    seeds 2-5, session 27). A short title-case phrase reads as a heading, not as the start of
+    the answer.
+    """
+    parts = A._parse(text)
+    content = parts.content
+    if not parts.head or not parts.head[0].startswith("# ") or not content:
+        return text
+    title = parts.head[0][2:].strip()
+    if not A._split_marker(content[0])[1].lower().startswith(title.lower()):
+        return text
+    words = title.split()[:TITLE_WORDS]
+    verb = next((i for i, w in enumerate(words) if i and w.lower() in _VERBS), len(words))
+    words = words[:verb]
+    while len(words) > 1 and words[-1].lower().strip(".,;:!?") in _SMALL_WORDS:
+        words.pop()
+    cased = [
+        w if i and w.lower() in _SMALL_WORDS else w[:1].upper() + w[1:] for i, w in enumerate(words)
+    ]
+    parts.head[0] = "# " + " ".join(cased).rstrip(".,;:!?")
+    return parts.render()
+
+
 def usable(answer: str) -> bool:
     """An answer worth starting from: not empty, not looping."""
     return len(answer.split()) >= 8 and not repeats(answer)
@@ -262,8 +299,11 @@ def build_examples(
             size = rng.choice((1, 1, 2, 2, 3))
             pref = sample_preference(atoms, item.kind, rng, size, answer=short)
             edited = A.apply_atoms(pref, short)
-            if not pref or not all(a.check(edited) for a in pref):
+            if not pref or not all(a.check(edited) for a in pref) or not A.has_body(edited):
                 continue  # these editors do not compose on this answer: no example
+            titled = distinct_title(edited)
+            if all(a.check(titled) for a in pref):  # e.g. not with "all lowercase"
+                edited = titled
             prompt = follow_prompt(item.request, _preference_text(pref, rng))
             out.append(Example("follow", prompt, edited, item.id, tuple(a.name for a in pref)))
         for _ in range(infer_per_input):

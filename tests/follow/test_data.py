@@ -118,6 +118,35 @@ def test_compact_keeps_whole_sentences_the_greeting_and_the_sign_off() -> None:
     assert D.compact(listing, words=6) == "- First point here.\n- Second point here."
 
 
+def test_follow_targets_have_a_body_and_short_titles_of_their_own(
+    examples: list[D.Example],
+) -> None:
+    follows = [ex for ex in examples if ex.kind == "follow"]
+    assert all(D.A.has_body(ex.target) for ex in follows)
+    titled = [ex for ex in follows if "title" in ex.atoms]
+    assert len(titled) >= 10
+    for ex in titled:
+        title = ex.target.split("\n", 1)[0][2:]
+        body = D.A._parse(ex.target).content[0].lower()
+        # a heading of its own, or at least not the first sentence's words in the same case
+        assert len(title.split()) <= D.TITLE_WORDS or not body.startswith(title.lower())
+        assert not body.startswith(title) or "lowercase" in ex.atoms
+
+
+def test_distinct_title_shortens_a_copied_title_and_leaves_others() -> None:
+    copied = "# The tuba is a brass\n\nThe tuba is a brass instrument with a deep sound."
+    assert D.distinct_title(copied) == (
+        "# The Tuba\n\nThe tuba is a brass instrument with a deep sound."
+    )
+    assert D.distinct_title("# The history of the\n\nThe history of the press.") == (
+        "# The History\n\nThe history of the press."
+    )
+    own = "# Brass instruments\n\nThe tuba is a brass instrument."
+    assert D.distinct_title(own) == own  # a title of its own stays
+    assert D.distinct_title("No title here.") == "No title here."
+    assert D.distinct_title("# Only a title") == "# Only a title"
+
+
 def test_inference_targets_name_only_what_the_edit_shows(examples: list[D.Example]) -> None:
     answers = {i.id: i.text for i in D.load_inputs()}
     for ex in (e for e in examples if e.kind == "infer"):
