@@ -1,0 +1,108 @@
+"""A follow adapter's edit table against the shipped adapter's, under today's scripted user.
+
+For an adapter folder ``DIR`` (e.g. ``benchmarks/follow/data-6``) holding edit tables
+``DIR/seed{N}/{task}.json`` (no-learning and oracle) and, optionally,
+``DIR/cipher/seed{N}/{task}.json`` (CIPHER-5): per task, cumulative costs per seed and pooled,
+the oracle's cut against no-learning, the paired per-round difference oracle - no-learning
+with its 95 % interval, the share of the no-learning -> oracle gap that CIPHER-5 closes, and
+the share of the user's atoms the answers meet (``scripted-user/atoms_kept.py``).
+
+No-learning and oracle answers do not depend on earlier edits, so their stored answers are
+scored again with today's user (``scripted-user/rescore.py``): the shipped adapter's from the
+tables named in ``scripted-user/rescored.json`` (float32, seeds 2-5), and the adapter's own.
+CIPHER-5 learns from the edits: its stored costs are used, and they are today's user's only
+if the run was (its command and date are in its table).
+
+Usage, from the repository root: ``python benchmarks/follow/edit_table.py DIR``
+(writes ``DIR/summary.json``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from persona.bench.metrics import normal_interval
+
+HERE = Path(__file__).parent
+SHIPPED = HERE / "scripted-user" / "rescored.json"
+TASKS = ("summarization", "email")
+LEARNERS = ("no-learning", "oracle")
+
+
+def _script(name: str) -> ModuleType:
+    path = HERE / "scripted-user" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _today(paths: list[Path]) -> dict[str, dict[int, list[int]]]:
+    """learner -> seed -> per-round costs under today's user, for no-learning and oracle."""
+    rescore = _script("rescore").rescore
+    out: dict[str, dict[int, list[int]]] = {}
+    for path in paths:
+        row = rescore(path)
+        for learner in LEARNERS:
+            out.setdefault(learner, {})[row["seed"]] = row[learner]["today"]
+    return out
+
+
+def _stored(paths: list[Path], learner: str) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for path in paths:
+        doc = json.loads(path.read_text())
+        for res in doc["results"]:
+            if res["learner"] == learner:
+                out[doc["config"]["seed"]] = res["costs"]
+    return out
+
+
+def _row(costs: dict[str, dict[int, list[int]]], seeds: list[int]) -> dict[str, object]:
+    pooled = {k: [c for s in seeds for c in v[s]] for k, v in costs.items()}
+    row: dict[str, object] = {
+        k: {str(s): sum(v[s]) for s in seeds} | {"pooled": sum(pooled[k])} for k, v in costs.items()
+    }
+    nl, orc = sum(pooled["no-learning"]), sum(pooled["oracle"])
+    row["oracle cut"] = round(1 - orc / nl, 3)
+    row["oracle - no-learning per round [low, mean, high]"] = normal_interval(
+        [o - n for o, n in zip(pooled["oracle"], pooled["no-learning"], strict=True)]
+    )
+    if "cipher-5" in pooled:
+        row["cipher-5 cut"] = round(1 - sum(pooled["cipher-5"]) / nl, 3)
+        row["gap closed by cipher-5"] = (
+            round((nl - sum(pooled["cipher-5"])) / (nl - orc), 3) if nl != orc else None
+        )
+    return row
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    seeds = sorted(int(p.name[4:]) for p in folder.glob("seed*") if p.is_dir())
+    shipped_tables = [Path(k) for k in json.loads(SHIPPED.read_text()) if k != "pooled"]
+    out: dict[str, object] = {"command": f"python benchmarks/follow/edit_table.py {folder}"}
+    for task in TASKS:
+        tables = [folder / f"seed{s}" / f"{task}.json" for s in seeds]
+        costs = _today(tables)
+        ciphers = sorted((folder / "cipher").glob(f"seed*/{task}.json"))
+        cipher = _stored(ciphers, "cipher-5")
+        if cipher and set(cipher) == set(seeds):
+            costs["cipher-5"] = cipher
+        shipped = _today([p for p in shipped_tables if p.name == f"{task}.json"])
+        out[task] = {
+            "seeds": seeds,
+            "shipped adapter (follow-data-1)": _row(shipped, seeds),
+            folder.name: _row(costs, seeds),
+            f"atoms kept ({folder.name})": _script("atoms_kept").kept(tables)[task],
+        }
+    (folder / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
+    json.dump(out, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    main()
