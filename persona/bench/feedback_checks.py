@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from persona.bench.atoms import EMOJI, max_words
+from persona.bench.atoms import max_words
+from persona.bench.text import EMOJI
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -15,9 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from persona.bench.atoms import apply_atoms, has_body, with_body
+from persona.bench.atoms import apply_atoms
 from persona.bench.env import Context, get_source, instruction
 from persona.bench.metrics import is_short
+from persona.bench.text import has_body, with_body
 
 log = logging.getLogger(__name__)
 

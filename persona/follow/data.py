@@ -32,6 +32,7 @@ from importlib import resources
 from typing import Literal
 
 from persona.bench import atoms as A
+from persona.bench import text as T
 from persona.bench.metrics import repeats
 from persona.follow.more_atoms import TYPES
 from persona.follow.phrases import atom_type, join, phrase, training_atoms
@@ -202,15 +203,15 @@ def tidy(answer: str) -> str:
 def compact(answer: str, words: int = FOLLOW_BODY_WORDS) -> str:
     """``answer`` with its body cut to the whole sentences that fit in ``words`` (at least
     one); its header lines (greeting, TL;DR, title) and sign-off are kept."""
-    parts = A._parse(answer)
+    parts = T.parse(answer)
     body: list[str] = []
     used = 0
     for line in parts.body:
         if not line:
             body.append(line)
             continue
-        marker, text = A._split_marker(line)
-        sentences = A._sentences(text.split())
+        marker, text = T.split_marker(line)
+        sentences = T.split_sentences(text.split())
         kept: list[str] = []
         for sentence in sentences:
             if used and used + len(sentence) > words:
@@ -227,13 +228,14 @@ def compact(answer: str, words: int = FOLLOW_BODY_WORDS) -> str:
 
 #: Words a follow target's title keeps at most (a short noun phrase).
 TITLE_WORDS = 4
-_SMALL_WORDS = frozenset("a an the of to in on at and or for with by from as".split())
-_VERBS = frozenset("is are was were has have had can will".split())
+#: Words a title in title case leaves in lower case (unless first).
+_MINOR = frozenset("a an the of to in on at and or for with by from as".split())
 
 
 def distinct_title(text: str) -> str:
     """``text`` with a ``# `` title that copies the start of the first body sentence (as the
-    title editor writes it) cut to :data:`TITLE_WORDS` words and written in title case.
+    title editor writes it) cut to a phrase of at most :data:`TITLE_WORDS` words (the
+    editor's own phrase rule) and written in title case.
 
     Trained on titles that are the first words of the sentence below them, the model learned
     to write the sentence itself as the title and stop: 13 of the 32 oracle summaries for the
@@ -241,22 +243,16 @@ def distinct_title(text: str) -> str:
     seeds 2-5, session 27). A short title-case phrase reads as a heading, not as the start of
     the answer.
     """
-    parts = A._parse(text)
+    parts = T.parse(text)
     content = parts.content
     if not parts.head or not parts.head[0].startswith("# ") or not content:
         return text
     title = parts.head[0][2:].strip()
-    if not A._split_marker(content[0])[1].lower().startswith(title.lower()):
+    if not T.split_marker(content[0])[1].lower().startswith(title.lower()):
         return text
-    words = title.split()[:TITLE_WORDS]
-    verb = next((i for i, w in enumerate(words) if i and w.lower() in _VERBS), len(words))
-    words = words[:verb]
-    while len(words) > 1 and words[-1].lower().strip(".,;:!?") in _SMALL_WORDS:
-        words.pop()
-    cased = [
-        w if i and w.lower() in _SMALL_WORDS else w[:1].upper() + w[1:] for i, w in enumerate(words)
-    ]
-    parts.head[0] = "# " + " ".join(cased).rstrip(".,;:!?")
+    words = T.header_text(parts, TITLE_WORDS, title, phrase=True).split()
+    cased = [w if i and w.lower() in _MINOR else w[:1].upper() + w[1:] for i, w in enumerate(words)]
+    parts.head[0] = "# " + " ".join(cased)
     return parts.render()
 
 
@@ -299,7 +295,7 @@ def build_examples(
             size = rng.choice((1, 1, 2, 2, 3))
             pref = sample_preference(atoms, item.kind, rng, size, answer=short)
             edited = A.apply_atoms(pref, short)
-            if not pref or not all(a.check(edited) for a in pref) or not A.has_body(edited):
+            if not pref or not all(a.check(edited) for a in pref) or not T.has_body(edited):
                 continue  # these editors do not compose on this answer: no example
             titled = distinct_title(edited)
             if all(a.check(titled) for a in pref):  # e.g. not with "all lowercase"

@@ -11,24 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from persona.bench.atoms import (
-    _TLDR,
+from persona.bench.atoms import TLDR, _drop_prefix, _first_line, _greetings, _items, _set_greeting
+from persona.bench.text import (
     EMOJI,
-    TLDR,
-    _append_to_body,
-    _drop_prefix,
-    _end_sentence,
-    _first_line,
-    _greetings,
-    _is_header,
-    _items,
-    _last_sentence,
-    _parse,
-    _Parts,
-    _sentences,
-    _set_greeting,
-    _split_marker,
-    _summary,
+    TLDR_PREFIX,
+    Parts,
+    append_to_body,
+    end_sentence,
+    header_text,
+    is_header,
+    last_sentence,
+    parse,
+    split_marker,
+    split_sentences,
 )
 
 Pair = tuple[Callable[[str], bool], Callable[[str], str]]
@@ -45,12 +40,14 @@ _OUTRO = re.compile(
 
 
 def _content_lines(text: str) -> list[str]:
-    return _parse(text).content
+    return parse(text).content
 
 
-def _flat_sentences(parts: _Parts) -> list[str]:
+def _flat_sentences(parts: Parts) -> list[str]:
     return [
-        " ".join(s) for line in parts.content for s in _sentences(_split_marker(line)[1].split())
+        " ".join(s)
+        for line in parts.content
+        for s in split_sentences(split_marker(line)[1].split())
     ]
 
 
@@ -63,12 +60,12 @@ def _filler(sentence: str) -> bool:
     return bool(_INTRO.match(sentence) or _OUTRO.search(sentence))
 
 
-def _gist(parts: _Parts, limit: int) -> str:
+def _gist(parts: Parts, limit: int) -> str:
     """The first real sentence of the body (not a preamble), cut to ``limit`` words at a
     comma where one comes late enough; for a new title or recap line."""
     sentences = [s for s in _flat_sentences(parts) if not _filler(s) and len(s.split()) >= 4]
     if not sentences:
-        return _summary(parts, limit, "that is the gist")
+        return header_text(parts, limit, "that is the gist")
     words = EMOJI.sub("", sentences[0]).split()
     if len(words) > limit:
         cut = max((i for i, w in enumerate(words[:limit]) if w.endswith(",")), default=-1)
@@ -88,11 +85,11 @@ def tldr_line() -> Pair:
     def edit(text: str) -> str:
         if TLDR.check(text):
             return text
-        parts = _parse(text)
+        parts = parse(text)
         if any(TLDR.check(h) for h in parts.head):  # a header further down: move it first
             return TLDR.edit(text)
-        _drop_prefix(parts, _TLDR)  # a whole answer behind the prefix
-        parts.head = [h for h in parts.head if not _TLDR.match(h)]
+        _drop_prefix(parts, TLDR_PREFIX)  # a whole answer behind the prefix
+        parts.head = [h for h in parts.head if not TLDR_PREFIX.match(h)]
         parts.head.insert(0, f"TL;DR: {_capitalise(_gist(parts, 14))}.")
         return parts.render()
 
@@ -110,7 +107,7 @@ def marked(prefix: str) -> Pair:
         )
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         body: list[str] = []
         for line in parts.content:
             if line.startswith(prefix) and line[len(prefix) :].strip():
@@ -129,7 +126,7 @@ def exact_bullets(n: int) -> Pair:
         return len(lines) == n and all(line.startswith("- ") and line[2:].strip() for line in lines)
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         every = [i for i in _items(parts.content) if i]
         items = [i for i in every if not _filler(i)] or every
         while len(items) < n:  # too few: split the longest item that has a comma
@@ -138,7 +135,7 @@ def exact_bullets(n: int) -> Pair:
                 break
             longest = max(splittable, key=lambda k: len(items[k]))
             head, _, tail = items[longest].partition(", ")
-            items[longest : longest + 1] = [_end_sentence(head), _capitalise(tail)]
+            items[longest : longest + 1] = [end_sentence(head), _capitalise(tail)]
         if len(items) > n:  # too many: keep the first ones and the last
             items = [*items[: n - 1], items[-1]]
         parts.body = [f"- {item}" for item in items]
@@ -149,16 +146,16 @@ def exact_bullets(n: int) -> Pair:
 
 def prose_only() -> Pair:
     def check(text: str) -> bool:
-        return not any(_split_marker(line)[0] for line in _content_lines(text))
+        return not any(split_marker(line)[0] for line in _content_lines(text))
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         body: list[str] = []
         run: list[str] = []
         for line in parts.body:
-            marker, rest = _split_marker(line)
+            marker, rest = split_marker(line)
             if marker:
-                run.append(_end_sentence(_capitalise(rest.strip())))
+                run.append(end_sentence(_capitalise(rest.strip())))
                 continue
             if run:
                 body.append(" ".join(run))
@@ -175,10 +172,10 @@ def prose_only() -> Pair:
 def paragraphs(count: int) -> Pair:
     def check(text: str) -> bool:
         lines = _content_lines(text)
-        return len(lines) == count and not any(_split_marker(line)[0] for line in lines)
+        return len(lines) == count and not any(split_marker(line)[0] for line in lines)
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         sentences = _flat_sentences(parts)
         if len(sentences) < count:
             return text
@@ -192,12 +189,12 @@ def paragraphs(count: int) -> Pair:
 def sentence_lines() -> Pair:
     def check(text: str) -> bool:
         return all(
-            not _split_marker(line)[0] and len(_sentences(line.split())) == 1
+            not split_marker(line)[0] and len(split_sentences(line.split())) == 1
             for line in _content_lines(text)
         )
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         parts.body = _flat_sentences(parts)
         return parts.render()
 
@@ -206,14 +203,14 @@ def sentence_lines() -> Pair:
 
 def short_paragraphs(n: int) -> Pair:
     def check(text: str) -> bool:
-        return all(len(_sentences(line.split())) <= n for line in _content_lines(text))
+        return all(len(split_sentences(line.split())) <= n for line in _content_lines(text))
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         body: list[str] = []
         for line in parts.body:
-            marker, rest = _split_marker(line)
-            sentences = [" ".join(s) for s in _sentences(rest.split())]
+            marker, rest = split_marker(line)
+            sentences = [" ".join(s) for s in split_sentences(rest.split())]
             if len(sentences) <= n:
                 body.append(line)
                 continue
@@ -227,11 +224,11 @@ def short_paragraphs(n: int) -> Pair:
 
 def spaced() -> Pair:
     def check(text: str) -> bool:
-        body = _parse(text).body
+        body = parse(text).body
         return not any(a and b for a, b in zip(body, body[1:], strict=False))
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         parts.body = [x for line in parts.content for x in (line, "")]
         return parts.render()
 
@@ -249,10 +246,10 @@ def opens_with(w: str) -> Pair:
     def edit(text: str) -> str:
         lines = text.strip().splitlines()
         first = lines[0].strip() if lines else ""
-        if first and not _split_marker(first)[0] and not _is_header(first):
+        if first and not split_marker(first)[0] and not is_header(first):
             lines[0] = f"{w} {first}"
             return "\n".join(lines)
-        gist = _gist(_parse(text), 10)
+        gist = _gist(parse(text), 10)
         return f"{w} {gist}.\n\n{text.strip()}".strip()
 
     return check, edit
@@ -262,7 +259,7 @@ def _first_body_sentence(text: str) -> str:
     content = _content_lines(text)
     if not content:
         return ""
-    sentences = _sentences(_split_marker(content[0])[1].split())
+    sentences = split_sentences(split_marker(content[0])[1].split())
     return " ".join(sentences[0]) if sentences else ""
 
 
@@ -271,13 +268,13 @@ def no_intro() -> Pair:
         return not _INTRO.match(_first_body_sentence(text))
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         for _ in range(2):
             idx = next((i for i, line in enumerate(parts.body) if line), None)
             if idx is None:
                 break
-            marker, rest = _split_marker(parts.body[idx])
-            sentences = [" ".join(s) for s in _sentences(rest.split())]
+            marker, rest = split_marker(parts.body[idx])
+            sentences = [" ".join(s) for s in split_sentences(rest.split())]
             if not sentences or not _INTRO.match(sentences[0]):
                 break
             _, colon, after = sentences[0].partition(": ")
@@ -297,11 +294,11 @@ def thanks_first() -> Pair:
         return _first_body_sentence(text).startswith("Thank")
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         idx = next((i for i, line in enumerate(parts.body) if line), None)
         if idx is None:
             parts.body = [THANKS]
-        elif _split_marker(parts.body[idx])[0]:
+        elif split_marker(parts.body[idx])[0]:
             parts.body.insert(idx, THANKS)
         else:
             parts.body[idx] = f"{THANKS} {parts.body[idx]}"
@@ -323,8 +320,8 @@ def bold_title() -> Pair:
         if first.startswith("# ") and first[2:].strip():
             lines[0] = f"**{first[2:].strip()}**"
             return "\n".join(lines)
-        lead = _Parts([], [_gist(_parse(text), 12)], [])
-        title = _summary(lead, 6, "Summary", phrase=True).replace("*", "")
+        lead = Parts([], [_gist(parse(text), 12)], [])
+        title = header_text(lead, 6, "Summary", phrase=True).replace("*", "")
         return f"**{title}**\n\n{text.strip()}".strip()
 
     return check, edit
@@ -345,11 +342,11 @@ def emoji_start() -> Pair:
 
 def greeting_hello() -> Pair:
     def check(text: str) -> bool:
-        greetings = _greetings(_parse(text))
+        greetings = _greetings(parse(text))
         return bool(greetings) and all(g.startswith("Hello") for g in greetings)
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         _set_greeting(parts, ("Hello",), "Hello,")
         return parts.render()
 
@@ -358,11 +355,11 @@ def greeting_hello() -> Pair:
 
 def closing_word(w: str) -> Pair:
     def check(text: str) -> bool:
-        foot = _parse(text).foot
+        foot = parse(text).foot
         return bool(foot) and foot[0] == w
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         parts.foot = [w, *parts.foot[1:]]
         return parts.render()
 
@@ -372,10 +369,10 @@ def closing_word(w: str) -> Pair:
 def signed(w: str) -> Pair:
     def check(text: str) -> bool:
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-        return bool(lines) and lines[-1] == w and bool(_parse(text).foot)
+        return bool(lines) and lines[-1] == w and bool(parse(text).foot)
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         parts.foot = [parts.foot[0], w] if parts.foot else ["Best,", w]
         return parts.render()
 
@@ -386,34 +383,34 @@ def signed(w: str) -> Pair:
 
 
 def ends_with(w: str) -> Pair:
-    return (lambda t: _last_sentence(t) == w), (lambda t: _append_to_body(t, w))
+    return (lambda t: last_sentence(t) == w), (lambda t: append_to_body(t, w))
 
 
 def no_outro() -> Pair:
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         for _ in range(3):
             idx = max((i for i, line in enumerate(parts.body) if line), default=-1)
             if idx < 0:
                 break
-            marker, rest = _split_marker(parts.body[idx])
-            sentences = [" ".join(s) for s in _sentences(rest.split())]
+            marker, rest = split_marker(parts.body[idx])
+            sentences = [" ".join(s) for s in split_sentences(rest.split())]
             if not sentences or not _OUTRO.search(sentences[-1]):
                 break
             remaining = " ".join(sentences[:-1])
             parts.body[idx] = f"{marker}{remaining}" if remaining else ""
         return parts.render()
 
-    return (lambda t: not _OUTRO.search(_last_sentence(t))), edit
+    return (lambda t: not _OUTRO.search(last_sentence(t))), edit
 
 
-def last_line_starts(prefix: str, make: Callable[[_Parts], str]) -> tuple[Callable, Callable]:
+def last_line_starts(prefix: str, make: Callable[[Parts], str]) -> tuple[Callable, Callable]:
     def check(text: str) -> bool:
         content = _content_lines(text)
         return bool(content) and content[-1].startswith(prefix) and len(content[-1]) > len(prefix)
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         line = f"{prefix}{make(parts)}"  # before reading the body: make may take from it
         parts.body = [*parts.body, "", line]
         return parts.render()
@@ -421,19 +418,19 @@ def last_line_starts(prefix: str, make: Callable[[_Parts], str]) -> tuple[Callab
     return check, edit
 
 
-def postscript(parts: _Parts) -> str:
+def postscript(parts: Parts) -> str:
     """The body's last sentence moved to a P.S. (or a short thanks when there is only one)."""
     sentences = _flat_sentences(parts)
     if len(sentences) < 2:
         return "Thanks for reading."
     idx = max(i for i, line in enumerate(parts.body) if line)
-    marker, rest = _split_marker(parts.body[idx])
-    own = [" ".join(s) for s in _sentences(rest.split())]
+    marker, rest = split_marker(parts.body[idx])
+    own = [" ".join(s) for s in split_sentences(rest.split())]
     parts.body[idx] = f"{marker}{' '.join(own[:-1])}" if len(own) > 1 else ""
     return own[-1] if own else sentences[-1]
 
 
-def in_short(parts: _Parts) -> str:
+def in_short(parts: Parts) -> str:
     return _gist(parts, 14) + "."
 
 
@@ -441,14 +438,14 @@ def max_sentences(n: int) -> Pair:
     """At most ``n`` body sentences; the editor keeps the first ``n - 1`` and the last."""
 
     def count(text: str) -> int:
-        return sum(len(_sentences(_split_marker(ln)[1].split())) for ln in _content_lines(text))
+        return sum(len(split_sentences(split_marker(ln)[1].split())) for ln in _content_lines(text))
 
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         units = [
             (i, " ".join(s))
             for i, line in enumerate(parts.body)
-            for s in _sentences(_split_marker(line)[1].split())
+            for s in split_sentences(split_marker(line)[1].split())
         ]
         real = [k for k, (_, sentence) in enumerate(units) if not _filler(sentence)]
         real = real or list(range(len(units)))
@@ -462,7 +459,7 @@ def max_sentences(n: int) -> Pair:
             if not line:
                 body.append("")
             elif i in kept:
-                body.append(_split_marker(line)[0] + " ".join(kept[i]))
+                body.append(split_marker(line)[0] + " ".join(kept[i]))
         parts.body = body
         return parts.render()
 

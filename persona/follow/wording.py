@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from persona.bench.atoms import _parse, _split_marker
+from persona.bench.text import parse, split_marker
 from persona.follow.editors import Pair, _capitalise
 
 _CONTRACTIONS = {
@@ -50,7 +50,7 @@ def without_words(words: Sequence[str]) -> Pair:
         return token.strip(",.;:!?\"'()").lower()
 
     def edit_line(line: str) -> str:
-        marker, rest = _split_marker(line)
+        marker, rest = split_marker(line)
         tokens = rest.split(" ")
         out: list[str] = []
         capital_next = False
@@ -96,9 +96,9 @@ _BOLD = re.compile(r"\*\*[^*\n]+\*\*")
 
 def bold_terms() -> Pair:
     def edit(text: str) -> str:
-        parts = _parse(text)
+        parts = parse(text)
         for i, line in enumerate(parts.body):
-            marker, rest = _split_marker(line)
+            marker, rest = split_marker(line)
             tokens = rest.split(" ")
             for k, tok in enumerate(tokens):
                 m = re.match(r"^([A-Za-z][A-Za-z-]{4,})([,.;:!?]*)$", tok)
@@ -114,7 +114,7 @@ def bold_terms() -> Pair:
 def no_markdown() -> Pair:
     def check(text: str) -> bool:
         return "**" not in text and not any(
-            line.strip().startswith("#") or _split_marker(line.strip())[0]
+            line.strip().startswith("#") or split_marker(line.strip())[0]
             for line in text.splitlines()
         )
 
@@ -122,7 +122,7 @@ def no_markdown() -> Pair:
         lines = []
         for line in text.replace("**", "").splitlines():
             line = re.sub(r"^\s*#+\s*", "", line)
-            lines.append(_split_marker(line.strip())[1])
+            lines.append(split_marker(line.strip())[1])
         return "\n".join(lines).strip()
 
     return check, edit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from persona.bench import atoms as A
+from persona.bench import text as T
 from persona.bench.env import SOURCES, TASKS, Source, load_corpus
 from persona.bench.metrics import edit_distance
 
@@ -136,13 +137,13 @@ LONG = (
 )
 def test_a_whole_answer_behind_a_header_prefix_is_no_header(atom: A.Atom, prefix: str) -> None:
     answer = prefix + LONG  # 32 words: the answer itself, not a one-line header
-    assert len(answer.split()) > A.HEADER_WORDS
+    assert len(answer.split()) > T.HEADER_WORDS
     assert not atom.check(answer)
     edited = atom.edit(answer)
     head, _, body = edited.partition("\n\n")
     assert atom.check(edited) and head.startswith(prefix) and len(head.split()) <= 13
     assert body == LONG  # the content kept, its prefix gone
-    assert atom.check(prefix + " ".join(LONG.split()[: A.HEADER_WORDS - 1]))
+    assert atom.check(prefix + " ".join(LONG.split()[: T.HEADER_WORDS - 1]))
 
 
 def test_body_atoms_are_not_satisfied_by_an_answer_hidden_in_a_tl_dr_line() -> None:
@@ -191,12 +192,12 @@ def test_source_atoms_compose(source: Source) -> None:
 
 def test_a_body_is_what_lies_between_the_frame_and_can_be_written_into_it() -> None:
     frame = "TL;DR: Rain all week.\n\n# Weather\n\nBest regards,\nSam"
-    assert not A.has_body(frame) and A.has_body(
+    assert not T.has_body(frame) and T.has_body(
         frame.replace("# Weather", "# Weather\n\nIt rains.")
     )
-    filled = A.with_body(frame, "It rains. Bring a coat.")
+    filled = T.with_body(frame, "It rains. Bring a coat.")
     assert (
         filled
         == "TL;DR: Rain all week.\n\n# Weather\n\nIt rains. Bring a coat.\n\nBest regards,\nSam"
     )
-    assert A.has_body(filled) and A.with_body(filled, "Sunny.").count("It rains") == 0
+    assert T.has_body(filled) and T.with_body(filled, "Sunny.").count("It rains") == 0

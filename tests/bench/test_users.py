@@ -10,9 +10,10 @@ from langchain_core.language_models import BaseChatModel, FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from persona.bench.atoms import apply_atoms, has_body, with_body
+from persona.bench.atoms import apply_atoms
 from persona.bench.env import SOURCES, TASKS, Context, instruction, load_corpus
 from persona.bench.metrics import edit_distance, is_short
+from persona.bench.text import has_body, with_body
 from persona.bench.users import (
     JUDGE_PROMPT,
     OWN_TEXT_WORDS,

@@ -93,9 +93,9 @@ def test_follow_targets_are_compact_enough_to_end_within_the_answer_budget(
     answers = {i.id: D.tidy(i.text) for i in D.load_inputs()}
     follows = [ex for ex in examples if ex.kind == "follow"]
     for ex in follows:
-        body = D.A._parse(D.compact(answers[ex.input_id])).content
+        body = D.T.parse(D.compact(answers[ex.input_id])).content
         words = sum(len(line.split()) for line in body)
-        sentences = sum(len(D.A._sentences(line.split())) for line in body)
+        sentences = sum(len(D.T.split_sentences(line.split())) for line in body)
         # whole sentences within the budget, or the first sentence alone when it is longer
         assert words <= D.FOLLOW_BODY_WORDS or sentences == 1
     ending = [ex for ex in follows if {"call_to_action", "ends_with_emoji"} & set(ex.atoms)]
@@ -122,12 +122,12 @@ def test_follow_targets_have_a_body_and_short_titles_of_their_own(
     examples: list[D.Example],
 ) -> None:
     follows = [ex for ex in examples if ex.kind == "follow"]
-    assert all(D.A.has_body(ex.target) for ex in follows)
+    assert all(D.T.has_body(ex.target) for ex in follows)
     titled = [ex for ex in follows if "title" in ex.atoms]
     assert len(titled) >= 10
     for ex in titled:
         title = ex.target.split("\n", 1)[0][2:]
-        body = D.A._parse(ex.target).content[0].lower()
+        body = D.T.parse(ex.target).content[0].lower()
         # a heading of its own, or at least not the first sentence's words in the same case
         assert len(title.split()) <= D.TITLE_WORDS or not body.startswith(title.lower())
         assert not body.startswith(title) or "lowercase" in ex.atoms

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from persona.bench import atoms as A
 from persona.bench.labels import CachedEmbedder, Pair, Want, documents, make_pair
+from persona.bench.text import EMOJI
 from persona.errors import InvalidInputError, PersonaError
 from persona.learn.fspo_scorer import (
     BaselineScorer,
@@ -198,4 +198,4 @@ def test_text_stats_are_generic() -> None:
     a, b = text_stats(plain), text_stats(listed)
     assert a.shape == b.shape and np.all(np.isfinite(a)) and np.all(np.isfinite(b))
     assert b[3] == 1.0 and a[3] == 0.0  # share of bullet-marker lines
-    assert A.EMOJI.search("🙂") and text_stats("ok 🙂")[7] > 0
+    assert EMOJI.search("🙂") and text_stats("ok 🙂")[7] > 0
