@@ -91,15 +91,19 @@ def main() -> None:
         costs = _today(tables)
         ciphers = sorted((folder / "cipher").glob(f"seed*/{task}.json"))
         cipher = _stored(ciphers, "cipher-5")
-        if cipher and set(cipher) == set(seeds):
-            costs["cipher-5"] = cipher
         shipped = _today([p for p in shipped_tables if p.name == f"{task}.json"])
-        out[task] = {
+        row: dict[str, object] = {
             "seeds": seeds,
             "shipped adapter (follow-data-1)": _row(shipped, seeds),
-            folder.name: _row(costs, seeds),
-            f"atoms kept ({folder.name})": _script("atoms_kept").kept(tables)[task],
+            folder.name: _row(
+                costs | ({"cipher-5": cipher} if set(cipher) == set(seeds) else {}), seeds
+            ),
         }
+        if cipher and set(cipher) < set(seeds):  # CIPHER-5 run on fewer seeds: its own row
+            on = sorted(cipher)
+            row[f"{folder.name}, seeds {on}"] = _row(costs | {"cipher-5": cipher}, on)
+        row[f"atoms kept ({folder.name})"] = _script("atoms_kept").kept(tables)[task]
+        out[task] = row
     (folder / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
     json.dump(out, sys.stdout, indent=1)
 
