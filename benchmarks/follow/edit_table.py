@@ -83,10 +83,10 @@ def _row(costs: dict[str, dict[int, list[int]]], seeds: list[int]) -> dict[str, 
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    seeds = sorted(int(p.name[4:]) for p in folder.glob("seed*") if p.is_dir())
     shipped_tables = [Path(k) for k in json.loads(SHIPPED.read_text()) if k != "pooled"]
     out: dict[str, object] = {"command": f"python benchmarks/follow/edit_table.py {folder}"}
-    for task in TASKS:
+    for task in TASKS:  # the seeds this task was run on
+        seeds = sorted(int(p.parent.name[4:]) for p in folder.glob(f"seed*/{task}.json"))
         tables = [folder / f"seed{s}" / f"{task}.json" for s in seeds]
         costs = _today(tables)
         ciphers = sorted((folder / "cipher").glob(f"seed*/{task}.json"))
