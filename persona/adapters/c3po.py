@@ -472,7 +472,9 @@ def train_c3po(
     t1 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t1
-    trainer.model.save_pretrained(str(out))
+    from persona.follow.train import save_adapter
+
+    save_adapter(trainer.model, out)
     test_rows = build_rows(dataset, "test")[0]
     steps = [
         {k: v for k, v in log.items() if k.startswith("c3po/") or k in ("step", "loss")}

@@ -438,10 +438,10 @@ def train_fspo(
     acc_ipo, eval_ipo_s = measure()
 
     from persona.agents.models import LOCAL_MODEL_NAME
-    from persona.follow.train import portable, shrink
+    from persona.follow.train import portable, save_adapter, shrink
 
     trained: Any = ipo.model
-    trained.save_pretrained(str(out), selected_adapters=["default"])
+    save_adapter(trained, out, selected_adapters=["default"])
     run.finish()  # checkpoints and the SFT adapter: only a killed run needs them
     shrink(out)  # float16 tensors: half the size, peft upcasts on load
     portable(out, str(base) if base else LOCAL_MODEL_NAME)  # + the follow adapter, merged

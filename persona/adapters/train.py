@@ -288,7 +288,9 @@ def train_user_adapter(
         ref = pair_margins(peft_model, tokenizer, test)
     steps = max(trainer.state.global_step, 1)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    peft_model.save_pretrained(str(out))
+    from persona.follow.train import save_adapter
+
+    save_adapter(peft_model, out)
     record = {
         "method": "dpo+c3po-constraints",
         "user_id": user_id,

@@ -301,10 +301,11 @@ def train_follow(
     after = _eval_loss(trainer) if evals else None
     out.mkdir(parents=True, exist_ok=True)
     trained: Any = trainer.model
-    trained.save_pretrained(str(out))
     if recipe.method == "full":
+        trained.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
     else:
+        save_adapter(trained, out)
         shrink(out)
         portable(out, _base_name(model_dir))
     counts: dict[str, int] = {}
@@ -360,6 +361,16 @@ def portable(folder: Path, base: str) -> None:
     config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = base
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def save_adapter(model: Any, out: Path, **kwargs: Any) -> None:
+    """``model.save_pretrained(out)`` without the model card peft writes beside the weights
+    (a template README that says nothing about this adapter; its record says it all)."""
+    card = out / "README.md"
+    had_card = card.exists()
+    model.save_pretrained(str(out), **kwargs)
+    if not had_card:
+        card.unlink(missing_ok=True)
 
 
 def shrink(folder: Path) -> None:

@@ -123,6 +123,7 @@ def test_a_real_run_writes_a_reloadable_adapter_and_records_it(
     )
     folder = adapter_dir(tmp_path, "ana")
     assert (folder / "adapter_config.json").is_file() and (folder / "training.json").is_file()
+    assert not (folder / "README.md").exists()
     assert record["steps"] == 2 and [e for e, _ in ticks].count("step") == 2
     assert record["rows"]["near"] == 1 and record["rows"]["out"] == 1 + 2  # dataset + pool
     assert record["rows"]["train_pairs"] + record["rows"]["test_pairs"] == 4 + 1 + 2

@@ -54,6 +54,7 @@ def test_training_writes_an_adapter_and_its_record(trained: tuple[Path, Path, di
     work, out, record = trained
     assert (out / "adapter_config.json").is_file()
     assert (out / "adapter_model.safetensors").is_file()
+    assert not (out / "README.md").exists()  # peft's template card is not written
     saved = json.loads((out / "follow.json").read_text())
     assert saved["steps"] == 2 and saved["resumed"] is False
     assert saved["recipe"]["rank"] == 4
