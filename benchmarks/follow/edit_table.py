@@ -1,10 +1,12 @@
-"""A follow adapter's edit table against the shipped adapter's, under today's scripted user.
+"""A follow adapter's edit table against follow-data-1's, under today's scripted user.
 
 For an adapter folder ``DIR`` (e.g. ``benchmarks/follow/data-6``) holding edit tables
 ``DIR/seed{N}/{task}.json`` (no-learning and oracle) and, optionally,
-``DIR/cipher/seed{N}/{task}.json`` (CIPHER-5): per task, cumulative costs per seed and pooled,
-the oracle's cut against no-learning, the paired per-round difference oracle - no-learning
-with its 95 % interval, the share of the no-learning -> oracle gap that CIPHER-5 closes, and
+``DIR/cipher/seed{N}/{task}.json`` (CIPHER-5, the LLM aggregating) and
+``DIR/cipher-vote/seed{N}/{task}.json`` (CIPHER-5 by vote, the layer's default): per task,
+cumulative costs per seed and pooled, the oracle's cut against no-learning, the paired
+per-round difference oracle - no-learning with its 95 % interval, the share of the
+no-learning -> oracle gap each CIPHER-5 closes, and
 the share of the user's atoms the answers meet (``scripted-user/atoms_kept.py``).
 
 No-learning and oracle answers do not depend on earlier edits, so their stored answers are
@@ -31,6 +33,8 @@ HERE = Path(__file__).parent
 SHIPPED = HERE / "scripted-user" / "rescored.json"
 TASKS = ("summarization", "email")
 LEARNERS = ("no-learning", "oracle")
+#: CIPHER learners and the folder (under DIR) of their tables.
+CIPHERS = {"cipher-5": "cipher", "cipher-5-vote": "cipher-vote"}
 
 
 def _script(name: str) -> ModuleType:
@@ -73,11 +77,12 @@ def _row(costs: dict[str, dict[int, list[int]]], seeds: list[int]) -> dict[str, 
     row["oracle - no-learning per round [low, mean, high]"] = normal_interval(
         [o - n for o, n in zip(pooled["oracle"], pooled["no-learning"], strict=True)]
     )
-    if "cipher-5" in pooled:
-        row["cipher-5 cut"] = round(1 - sum(pooled["cipher-5"]) / nl, 3)
-        row["gap closed by cipher-5"] = (
-            round((nl - sum(pooled["cipher-5"])) / (nl - orc), 3) if nl != orc else None
-        )
+    for learner in CIPHERS:
+        if learner in pooled:
+            cost = sum(pooled[learner])
+            row[f"{learner} cut"] = round(1 - cost / nl, 3)
+            gap = round((nl - cost) / (nl - orc), 3) if nl != orc else None
+            row[f"gap closed by {learner}"] = gap
     return row
 
 
@@ -89,19 +94,21 @@ def main() -> None:
         seeds = sorted(int(p.parent.name[4:]) for p in folder.glob(f"seed*/{task}.json"))
         tables = [folder / f"seed{s}" / f"{task}.json" for s in seeds]
         costs = _today(tables)
-        ciphers = sorted((folder / "cipher").glob(f"seed*/{task}.json"))
-        cipher = _stored(ciphers, "cipher-5")
+        ciphers = {
+            learner: _stored(sorted((folder / sub).glob(f"seed*/{task}.json")), learner)
+            for learner, sub in CIPHERS.items()
+        }
+        complete = {k: v for k, v in ciphers.items() if v and set(v) == set(seeds)}
         shipped = _today([p for p in shipped_tables if p.name == f"{task}.json"])
         row: dict[str, object] = {
             "seeds": seeds,
             "shipped adapter (follow-data-1)": _row(shipped, seeds),
-            folder.name: _row(
-                costs | ({"cipher-5": cipher} if set(cipher) == set(seeds) else {}), seeds
-            ),
+            folder.name: _row(costs | complete, seeds),
         }
-        if cipher and set(cipher) < set(seeds):  # CIPHER-5 run on fewer seeds: its own row
-            on = sorted(cipher)
-            row[f"{folder.name}, seeds {on}"] = _row(costs | {"cipher-5": cipher}, on)
+        for learner, cipher in ciphers.items():
+            if cipher and set(cipher) < set(seeds):  # run on fewer seeds: its own row
+                on = sorted(cipher)
+                row[f"{folder.name}, {learner}, seeds {on}"] = _row(costs | {learner: cipher}, on)
         row[f"atoms kept ({folder.name})"] = _script("atoms_kept").kept(tables)[task]
         out[task] = row
     (folder / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
