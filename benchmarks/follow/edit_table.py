@@ -3,7 +3,9 @@
 For an adapter folder ``DIR`` (e.g. ``benchmarks/follow/data-6``) holding edit tables
 ``DIR/seed{N}/{task}.json`` (no-learning and oracle) and, optionally,
 ``DIR/cipher/seed{N}/{task}.json`` (CIPHER-5, the LLM aggregating) and
-``DIR/cipher-vote/seed{N}/{task}.json`` (CIPHER-5 by vote, the layer's default): per task,
+``DIR/cipher-vote/seed{N}/{task}.json`` (CIPHER-5 by vote, the layer's default), each also
+with the edit's counted changes in the inference prompt (``cipher-facts``,
+``cipher-vote-facts``; ``--edit-facts``): per task,
 cumulative costs per seed and pooled, the oracle's cut against no-learning, the paired
 per-round difference oracle - no-learning with its 95 % interval, the share of the
 no-learning -> oracle gap each CIPHER-5 closes, and
@@ -33,8 +35,13 @@ HERE = Path(__file__).parent
 SHIPPED = HERE / "scripted-user" / "rescored.json"
 TASKS = ("summarization", "email")
 LEARNERS = ("no-learning", "oracle")
-#: CIPHER learners and the folder (under DIR) of their tables.
-CIPHERS = {"cipher-5": "cipher", "cipher-5-vote": "cipher-vote"}
+#: CIPHER rows: name -> (the learner in the tables, their folder under DIR).
+CIPHERS = {
+    "cipher-5": ("cipher-5", "cipher"),
+    "cipher-5-vote": ("cipher-5-vote", "cipher-vote"),
+    "cipher-5 + facts": ("cipher-5", "cipher-facts"),
+    "cipher-5-vote + facts": ("cipher-5-vote", "cipher-vote-facts"),
+}
 
 
 def _script(name: str) -> ModuleType:
@@ -95,8 +102,8 @@ def main() -> None:
         tables = [folder / f"seed{s}" / f"{task}.json" for s in seeds]
         costs = _today(tables)
         ciphers = {
-            learner: _stored(sorted((folder / sub).glob(f"seed*/{task}.json")), learner)
-            for learner, sub in CIPHERS.items()
+            name: _stored(sorted((folder / sub).glob(f"seed*/{task}.json")), learner)
+            for name, (learner, sub) in CIPHERS.items()
         }
         complete = {k: v for k, v in ciphers.items() if v and set(v) == set(seeds)}
         shipped = _today([p for p in shipped_tables if p.name == f"{task}.json"])
