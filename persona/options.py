@@ -31,8 +31,9 @@ class LayerOptions:
     cipher_infer_candidates: int = 1
     # CIPHER's inference prompt also shows the edit's counted changes (line starts, words
     # added at either end, letter case, length, punctuation): edit_facts(). Off: the shipped
-    # follow adapter was not trained with them and names no more preferences with them
-    # (README, "Counted changes in CIPHER's inference prompt").
+    # follow adapter (follow-data-7) saw them in its inference examples, and with them it
+    # names the preference more often but saves no more edits (4 seeds, session 28; README,
+    # "The follow-data-7 adapter ships").
     cipher_edit_facts: bool = False
     # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
     # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40
