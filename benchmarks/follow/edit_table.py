@@ -5,15 +5,17 @@ For an adapter folder ``DIR`` (e.g. ``benchmarks/follow/data-6``) holding edit t
 ``DIR/cipher/seed{N}/{task}.json`` (CIPHER-5, the LLM aggregating) and
 ``DIR/cipher-vote/seed{N}/{task}.json`` (CIPHER-5 by vote, the layer's default), each also
 with the edit's counted changes in the inference prompt (``cipher-facts``,
-``cipher-vote-facts``; ``--edit-facts``): per task,
+``cipher-vote-facts``; ``--edit-facts``), and CIPHER-5 keeping the best of 6 inferred
+phrases (``cipher-candidates``; ``--infer-candidates 6``): per task,
 cumulative costs per seed and pooled, the oracle's cut against no-learning, the paired
 per-round difference oracle - no-learning with its 95 % interval, the share of the
 no-learning -> oracle gap each CIPHER-5 closes, and
 the share of the user's atoms the answers meet (``scripted-user/atoms_kept.py``).
 
 No-learning and oracle answers do not depend on earlier edits, so their stored answers are
-scored again with today's user (``scripted-user/rescore.py``): the shipped adapter's from the
-tables named in ``scripted-user/rescored.json`` (float32, seeds 2-5), and the adapter's own.
+scored again with today's user (``scripted-user/rescore.py``): follow-data-1's (shipped
+until session 28) from the tables named in ``scripted-user/rescored.json`` (float32, seeds
+2-5), and the adapter's own.
 CIPHER-5 learns from the edits: its stored costs are used, and they are today's user's only
 if the run was (its command and date are in its table).
 
@@ -41,6 +43,7 @@ CIPHERS = {
     "cipher-5-vote": ("cipher-5-vote", "cipher-vote"),
     "cipher-5 + facts": ("cipher-5", "cipher-facts"),
     "cipher-5-vote + facts": ("cipher-5-vote", "cipher-vote-facts"),
+    "cipher-5 + 6 candidates": ("cipher-5", "cipher-candidates"),
 }
 
 
@@ -109,7 +112,7 @@ def main() -> None:
         shipped = _today([p for p in shipped_tables if p.name == f"{task}.json"])
         row: dict[str, object] = {
             "seeds": seeds,
-            "shipped adapter (follow-data-1)": _row(shipped, seeds),
+            "follow-data-1 (shipped until session 28)": _row(shipped, seeds),
             folder.name: _row(costs | complete, seeds),
         }
         for learner, cipher in ciphers.items():
