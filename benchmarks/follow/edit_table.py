@@ -6,11 +6,12 @@ For an adapter folder ``DIR`` (e.g. ``benchmarks/follow/data-6``) holding edit t
 ``DIR/cipher-vote/seed{N}/{task}.json`` (CIPHER-5 by vote, the layer's default), each also
 with the edit's counted changes in the inference prompt (``cipher-facts``,
 ``cipher-vote-facts``; ``--edit-facts``), and CIPHER-5 keeping the best of 6 inferred
-phrases (``cipher-candidates``; ``--infer-candidates 6``): per task,
-cumulative costs per seed and pooled, the oracle's cut against no-learning, the paired
-per-round difference oracle - no-learning with its 95 % interval, the share of the
-no-learning -> oracle gap each CIPHER-5 closes, and
-the share of the user's atoms the answers meet (``scripted-user/atoms_kept.py``).
+phrases (``cipher-candidates``; ``--infer-candidates 6``).
+
+Per task: cumulative costs per seed and pooled, the oracle's cut against no-learning, the
+paired per-round difference oracle - no-learning with its 95 % interval, the share of the
+no-learning -> oracle gap each CIPHER-5 closes, and the share of the user's atoms the
+answers meet (``scripted-user/atoms_kept.py``).
 
 No-learning and oracle answers do not depend on earlier edits, so their stored answers are
 scored again with today's user (``scripted-user/rescore.py``): follow-data-1's (shipped
