@@ -125,6 +125,11 @@ def bench_follow(
         help="CIPHER's inference prompt also shows the edit's counted changes (the layer's "
         "cipher_edit_facts), for an adapter trained with them (data version 4 on).",
     ),
+    plain_only: bool = typer.Option(
+        False,
+        help="Only the side effects: both models' answers to the plain requests (minutes; "
+        "written to plain.json, follow.json is left as it is).",
+    ),
 ) -> None:
     """Base local model vs base + follow adapter: satisfaction of stated preferences (training
     and held-out atom types), CIPHER inference accuracy, and plain answers (side effects)."""
@@ -175,6 +180,7 @@ def bench_follow(
                 previous=previous,
                 reuse=[m for m, on in (("base", reuse_base), ("adapter", reuse_adapter)) if on],
                 edit_facts=edit_facts,
+                plain_only=plain_only,
             )
         result = {
             "benchmark": "follow",
@@ -186,8 +192,10 @@ def bench_follow(
             "command": "persona " + " ".join(sys.argv[1:]),
         }
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "follow.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot(result, str(out_dir / "follow.png"))
+        written = out_dir / ("plain.json" if plain_only else "follow.json")
+        written.write_text(json.dumps(result, indent=2) + "\n")
+        if not plain_only:
+            plot(result, str(out_dir / "follow.png"))
     table = Table(title=f"follow adapter: {result['llm']}", title_justify="left")
     for col in (
         "model",
@@ -199,9 +207,10 @@ def bench_follow(
         "plain loops",
     ):
         table.add_column(col)
+    none = {"train": "-", "held_out": "-"}
     for name, r in result["models"].items():
-        sat, plain = r["satisfaction"], r["plain"]
-        acc = r["inference_accuracy"] or {"train": "-", "held_out": "-"}  # guided: none
+        sat, plain = r.get("satisfaction", none), r["plain"]
+        acc = r.get("inference_accuracy") or none  # guided or plain only: none
         table.add_row(
             name,
             str(sat["train"]),
@@ -212,4 +221,4 @@ def bench_follow(
             str(plain["repetition_rate"]),
         )
     out.print(table)
-    out.print(f"wrote {out_dir / 'follow.json'}", markup=False)
+    out.print(f"wrote {written}", markup=False)

@@ -71,9 +71,12 @@ def run_follow_bench(
     previous: dict[str, Any] | None = None,
     reuse: Sequence[str] = (),
     edit_facts: bool = False,
+    plain_only: bool = False,
 ) -> dict[str, Any]:
     """Every measurement for every model, on the evaluation inputs (``on_total``: told how
-    many prompts will be generated, for a progress bar that ``tick`` advances).
+    many prompts will be generated, for a progress bar that ``tick`` advances);
+    ``plain_only``: only the side effects (plain answers), minutes where the rest takes an
+    hour on two cores.
 
     Models named in ``reuse`` keep their figures from ``previous`` (an earlier result of this
     function on the same inputs, atoms and answer budget: checked) and only answer the plain
@@ -90,6 +93,10 @@ def run_follow_bench(
         for atom in atoms
         if applicable(atom, item.kind)
     ]
+    if plain_only:
+        if reuse:
+            raise InvalidInputError("plain answers only: nothing to reuse (drop --reuse-base).")
+        return _plain_only(models, items, max_tokens, batch_size, tick, on_total)
     kept = _reusable(previous, reuse, len(items), sets, max_tokens, edit_facts)
     pairs = _inference_pairs(items, sets)
     if on_total:
@@ -199,11 +206,54 @@ def run_follow_bench(
     result["inference_pairs"] = {
         split: sum(p[0] == split for p in pairs) for split in ("train", "held_out")
     }
-    result["plain_samples"] = [
+    result["plain_samples"] = _plain_samples(items, plain_by_model)
+    return result
+
+
+def _plain_samples(
+    items: Sequence[Input], plain_by_model: dict[str, list[str]]
+) -> list[dict[str, str]]:
+    return [
         {"request": items[i].request[:160], **{m: plain_by_model[m][i] for m in plain_by_model}}
         for i in (0, len(items) // 2, len(items) - 1)
     ]
-    return result
+
+
+def _plain_only(
+    models: Sequence[Model],
+    items: Sequence[Input],
+    max_tokens: int,
+    batch_size: int,
+    tick: Callable[[int], None] | None,
+    on_total: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    """Every model's plain answers (length, looping, every answer kept) and nothing else."""
+    from persona.follow.generate import generate
+
+    if on_total:
+        on_total(len(models) * len(items))
+    plain_by_model = {
+        m.name: generate(
+            m.model,
+            m.tokenizer,
+            [i.request for i in items],
+            max_new_tokens=max_tokens,
+            batch_size=batch_size,
+            tick=tick,
+            guidance_scale=m.guidance,
+        )
+        for m in models
+    }
+    return {
+        "inputs": len(items),
+        "max_tokens": max_tokens,
+        "plain_only": True,
+        "models": {
+            name: {"plain": _plain_stats(plain), "plain_answers": plain}
+            for name, plain in plain_by_model.items()
+        },
+        "plain_samples": _plain_samples(items, plain_by_model),
+    }
 
 
 def _reusable(
@@ -219,6 +269,11 @@ def _reusable(
         return {}
     if previous is None:
         raise InvalidInputError("reuse needs the earlier result to take the figures from.")
+    if previous.get("plain_only"):
+        raise InvalidInputError(
+            "the earlier follow result has plain answers only; measure every model again "
+            "(drop --reuse-base)."
+        )
     atoms = {k: [a.name for a in v] for k, v in sets.items()}
     same = (
         previous.get("inputs") == inputs

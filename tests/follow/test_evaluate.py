@@ -89,3 +89,21 @@ def test_base_edits_are_the_benchs_inference_pairs(tiny_dir: Path) -> None:
     answers = {p[2] for p in pairs}
     assert answers <= set(plain)
     assert all(atom.edit(answer) == edited != answer for _, atom, answer, edited in pairs)
+
+
+def test_plain_only_answers_the_plain_requests_and_nothing_else(models: list[Model]) -> None:
+    full: list[int] = []
+    counted: list[int] = []
+    result = _run(models, counted, plain_only=True)
+    assert sum(counted) == 2 * 3  # two models, three plain requests each
+    assert result["plain_only"] is True
+    for block in result["models"].values():
+        assert set(block) == {"plain", "plain_answers"} and len(block["plain_answers"]) == 3
+        assert block["plain"]["mean_words"] == round(
+            sum(len(a.split()) for a in block["plain_answers"]) / 3, 1
+        )
+    assert len(result["plain_samples"]) == 3
+    with pytest.raises(InvalidInputError, match="plain answers only"):
+        _run(models, full, previous=result, reuse=("base",))
+    with pytest.raises(InvalidInputError, match="nothing to reuse"):
+        _run(models, full, plain_only=True, previous=result, reuse=("base",))
