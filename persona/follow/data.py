@@ -9,9 +9,9 @@ Four kinds of example come out, all in the placements the layer uses:
 - ``follow``: the request with a stated preference in the user turn
   (:data:`~persona.learn.prompts.USER_TURN`) → the model's answer edited by those atoms;
 - ``plain``: the request alone → the model's own answer (keeps plain answers as they were);
-- ``infer``: CIPHER's inference prompt on (answer, edited answer), half of them with its
-  counted changes (:mod:`persona.learn.edit_facts`) → the preference behind the edit, naming
-  only the atoms the edit shows;
+- ``infer``: CIPHER's inference prompt on (answer, edited answer), with its counted changes
+  (:mod:`persona.learn.edit_facts`) → the preference behind the edit, naming only the atoms
+  the edit shows;
 - ``aggregate``: CIPHER's aggregation prompt on the preferences of several similar contexts
   → the ones most of them share.
 
@@ -45,11 +45,8 @@ from persona.learn.cipher_text import infer_prompt
 # ends where a sentence or clause ends, with a full stop (editors.tldr_line); 6: a follow
 # target starts from the answer's first sentences within FOLLOW_BODY_WORDS (compact); 7: a
 # title the editor copied from the first sentence becomes a short title-case phrase
-# (distinct_title), and a follow target without a body is dropped; 8: a follow target keeps
-# the whole answer where its atoms still hold when the answer is cut at the layer's budget
-# (fits_served; compact only where they do not), and half the inference prompts leave out
-# the counted changes, as the layer serves them by default.
-DATA_VERSION = "follow-data-8"
+# (distinct_title), and a follow target without a body is dropped.
+DATA_VERSION = "follow-data-7"
 #: The data version that last changed the base answers themselves (the answer-only no-repeat
 #: rule): cached answers stay good across later versions, which only change the examples.
 ANSWERS_VERSION = "follow-data-3"
@@ -64,12 +61,6 @@ TRAIN_PER_KIND = 36
 #: float32 seeds 2-5, session 26). Cut to its first sentences, a target with every atom
 #: applied still fits.
 FOLLOW_BODY_WORDS = 45
-#: Words of an answer the layer's smallest budget (96 tokens) holds: the base answers run to
-#: 1.29 tokens per word (SmolLM2's tokenizer on the 135 cached answers, session 29), so 96
-#: tokens are about 74 words; 70 leaves a margin. A follow target whose atoms still hold when
-#: it is cut here can keep the whole answer: compacting every target (follow-data-6, -7)
-#: taught the model short answers for plain requests too (73 words against the base's 92).
-SERVED_WORDS = 70
 
 #: Atom types that cannot hold together in one preference (each pair shares a group).
 _GROUPS: dict[str, tuple[str, ...]] = {
@@ -265,19 +256,6 @@ def distinct_title(text: str) -> str:
     return parts.render()
 
 
-def served_cut(text: str, words: int = SERVED_WORDS) -> str:
-    """``text`` cut after its first ``words`` words, mid-sentence if need be, as generation
-    stops at the token budget (line breaks kept)."""
-    spans = list(re.finditer(r"\S+", text))
-    return text if len(spans) <= words else text[: spans[words - 1].end()]
-
-
-def fits_served(atoms: Sequence[A.Atom], text: str, words: int = SERVED_WORDS) -> bool:
-    """Every atom still holds, and a body is left, when ``text`` is cut at the budget."""
-    cut = served_cut(text, words)
-    return T.has_body(cut) and all(a.check(cut) for a in atoms)
-
-
 def usable(answer: str) -> bool:
     """An answer worth starting from: not empty, not looping."""
     return len(answer.split()) >= 8 and not repeats(answer)
@@ -316,9 +294,7 @@ def build_examples(
         for _ in range(follow_per_input):
             size = rng.choice((1, 1, 2, 2, 3))
             pref = sample_preference(atoms, item.kind, rng, size, answer=short)
-            edited = A.apply_atoms(pref, answer)  # the whole answer where it fits the budget
-            if not all(a.check(edited) for a in pref) or not fits_served(pref, edited):
-                edited = A.apply_atoms(pref, short)
+            edited = A.apply_atoms(pref, short)
             if not pref or not all(a.check(edited) for a in pref) or not T.has_body(edited):
                 continue  # these editors do not compose on this answer: no example
             titled = distinct_title(edited)
@@ -333,9 +309,7 @@ def build_examples(
             shown = [a for a in pref if not a.check(answer)]  # what the edit changed
             if edited == answer or not shown:
                 continue
-            # with the counted changes half the time: the layer shows them only with
-            # cipher_edit_facts (off by default), and follow-data-4 to -7 always did
-            prompt = infer_prompt(answer, edited, facts=rng.random() < 0.5)
+            prompt = infer_prompt(answer, edited, facts=True)
             target = (
                 _preference_text(shown, rng)
                 if rng.random() < 0.5

@@ -87,38 +87,19 @@ def test_follow_targets_satisfy_their_atoms_and_keep_the_answer(
         assert "Write it for a user who prefers the following style:" in ex.prompt
 
 
-def test_follow_targets_end_within_the_answer_budget_and_keep_length_where_they_can(
+def test_follow_targets_are_compact_enough_to_end_within_the_answer_budget(
     examples: list[D.Example],
 ) -> None:
     answers = {i.id: D.tidy(i.text) for i in D.load_inputs()}
     follows = [ex for ex in examples if ex.kind == "follow"]
-    whole = 0
     for ex in follows:
-        atoms = [atom_named(n) for n in ex.atoms]
-        if D.fits_served(atoms, ex.target):
-            whole += len(ex.target.split()) > D.SERVED_WORDS
-            continue  # made from the whole answer: every atom holds where generation stops
         body = D.T.parse(D.compact(answers[ex.input_id])).content
         words = sum(len(line.split()) for line in body)
         sentences = sum(len(D.T.split_sentences(line.split())) for line in body)
         # whole sentences within the budget, or the first sentence alone when it is longer
         assert words <= D.FOLLOW_BODY_WORDS or sentences == 1
-    # long answers stay long where the preference allows (follow-data-8) ...
-    assert whole > len(follows) // 6
-    # ... and a preference about the end of the answer gets a target that ends in time
     ending = [ex for ex in follows if {"call_to_action", "ends_with_emoji"} & set(ex.atoms)]
     assert ending and all(len(ex.target.split()) < 90 for ex in ending)
-
-
-def test_served_cut_stops_mid_sentence_and_keeps_line_breaks() -> None:
-    text = "- one two three\n- four five six\n\nSeven eight."
-    assert D.served_cut(text, words=6) == "- one two three\n- four"  # "-" counts
-    assert D.served_cut(text, words=50) == text
-    call = atom_named("call_to_action")
-    long = "The plan is ready. " * 20 + "Let me know what you think!"
-    assert call.check(long) and not D.fits_served([call], long)  # cut before its end
-    short = "The plan is ready. " * 5 + "Let me know what you think!"
-    assert call.check(short) and D.fits_served([call], short)
 
 
 def test_compact_keeps_whole_sentences_the_greeting_and_the_sign_off() -> None:
@@ -172,10 +153,7 @@ def test_inference_targets_name_only_what_the_edit_shows(examples: list[D.Exampl
         answer = D.tidy(answers[ex.input_id])
         assert all(not (atom_named(n)).check(answer) for n in ex.atoms)
         assert "Revised answer by the user:" in ex.prompt
-    infers = [e.prompt for e in examples if e.kind == "infer"]
-    counted = sum("What changed, counted:\n" in p for p in infers)
-    # half with the counted changes (cipher_edit_facts), half as the layer serves by default
-    assert 0.35 * len(infers) < counted < 0.65 * len(infers)
+        assert "What changed, counted:\n" in ex.prompt  # since follow-data-4
 
 
 def test_aggregate_keeps_the_most_represented(examples: list[D.Example]) -> None:
