@@ -127,7 +127,7 @@ def bench_follow(
     ),
     plain_only: bool = typer.Option(
         False,
-        help="Only the side effects: both models' answers to the plain requests (minutes; "
+        help="Only the side effects: both models' answers to the plain requests (about a minute; "
         "written to plain.json, follow.json is left as it is).",
     ),
 ) -> None:

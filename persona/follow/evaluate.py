@@ -82,7 +82,6 @@ def run_follow_bench(
     function on the same inputs, atoms and answer budget: checked) and only answer the plain
     requests again (the first model's plain answers are what inference edits). ``edit_facts``:
     CIPHER's inference prompt also shows the counted changes (the layer's cipher_edit_facts)."""
-    from persona.follow.generate import generate
 
     items = [i for i in (inputs if inputs is not None else load_inputs()) if is_eval(i)]
     sets = eval_atoms()
@@ -119,16 +118,7 @@ def run_follow_bench(
     def run(
         m: Model, prompts_: list[str], tokens: int, negatives: list[str] | None = None
     ) -> list[str]:
-        return generate(
-            m.model,
-            m.tokenizer,
-            prompts_,
-            max_new_tokens=tokens,
-            batch_size=batch_size,
-            tick=tick,
-            negatives=negatives,
-            guidance_scale=m.guidance,
-        )
+        return _answers(m, prompts_, tokens, batch_size, tick, negatives)
 
     plain_by_model: dict[str, list[str]] = {}
     for m in models:
@@ -210,6 +200,29 @@ def run_follow_bench(
     return result
 
 
+def _answers(
+    m: Model,
+    prompts_: list[str],
+    tokens: int,
+    batch_size: int,
+    tick: Callable[[int], None] | None,
+    negatives: list[str] | None = None,
+) -> list[str]:
+    """``m``'s answers to ``prompts_`` (guided against ``negatives`` when ``m`` is guided)."""
+    from persona.follow.generate import generate
+
+    return generate(
+        m.model,
+        m.tokenizer,
+        prompts_,
+        max_new_tokens=tokens,
+        batch_size=batch_size,
+        tick=tick,
+        negatives=negatives,
+        guidance_scale=m.guidance,
+    )
+
+
 def _plain_samples(
     items: Sequence[Input], plain_by_model: dict[str, list[str]]
 ) -> list[dict[str, str]]:
@@ -228,22 +241,10 @@ def _plain_only(
     on_total: Callable[[int], None] | None,
 ) -> dict[str, Any]:
     """Every model's plain answers (length, looping, every answer kept) and nothing else."""
-    from persona.follow.generate import generate
-
     if on_total:
         on_total(len(models) * len(items))
-    plain_by_model = {
-        m.name: generate(
-            m.model,
-            m.tokenizer,
-            [i.request for i in items],
-            max_new_tokens=max_tokens,
-            batch_size=batch_size,
-            tick=tick,
-            guidance_scale=m.guidance,
-        )
-        for m in models
-    }
+    requests = [i.request for i in items]
+    plain_by_model = {m.name: _answers(m, requests, max_tokens, batch_size, tick) for m in models}
     return {
         "inputs": len(items),
         "max_tokens": max_tokens,

@@ -92,7 +92,6 @@ def test_base_edits_are_the_benchs_inference_pairs(tiny_dir: Path) -> None:
 
 
 def test_plain_only_answers_the_plain_requests_and_nothing_else(models: list[Model]) -> None:
-    full: list[int] = []
     counted: list[int] = []
     result = _run(models, counted, plain_only=True)
     assert sum(counted) == 2 * 3  # two models, three plain requests each
@@ -104,6 +103,6 @@ def test_plain_only_answers_the_plain_requests_and_nothing_else(models: list[Mod
         )
     assert len(result["plain_samples"]) == 3
     with pytest.raises(InvalidInputError, match="plain answers only"):
-        _run(models, full, previous=result, reuse=("base",))
+        _run(models, [], previous=result, reuse=("base",))
     with pytest.raises(InvalidInputError, match="nothing to reuse"):
-        _run(models, full, plain_only=True, previous=result, reuse=("base",))
+        _run(models, [], plain_only=True, previous=result, reuse=("base",))
