@@ -35,6 +35,12 @@ def train_follow_cmd(
         2, help="CIPHER inference examples per input (name the preference behind an edit)."
     ),
     aggregate: int = typer.Option(160, help="CIPHER aggregation examples."),
+    plain_per_input: int = typer.Option(
+        1, help="Copies of each plain example (the model's own answer to the bare request)."
+    ),
+    infer_facts: float = typer.Option(
+        1.0, help="Share of inference prompts that show the edit's counted changes."
+    ),
     atoms: str = typer.Option(
         "all", help="Training atom types: all (45) | benchmark (the edit benchmark's 13)."
     ),
@@ -72,6 +78,8 @@ def train_follow_cmd(
         follow_per_input=follow_per_input,
         infer_per_input=infer_per_input,
         aggregate=aggregate,
+        plain_per_input=plain_per_input,
+        infer_facts=infer_facts,
         atoms=atoms,
         init_adapter=str(init_adapter) if init_adapter else "",
         seed=seed,

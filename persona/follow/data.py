@@ -278,10 +278,18 @@ def build_examples(
     follow_per_input: int = 6,
     infer_per_input: int = 2,
     aggregate: int = 200,
+    plain_per_input: int = 1,
+    infer_facts: float = 1.0,
     pool: Sequence[A.Atom] | None = None,
     include_eval: bool = False,
 ) -> list[Example]:
-    """Every example for ``inputs``, shuffled; evaluation inputs only with ``include_eval``."""
+    """Every example for ``inputs``, shuffled; evaluation inputs only with ``include_eval``.
+
+    ``plain_per_input`` copies of each plain example weigh the model's own answers against
+    the (compact) follow targets; ``infer_facts`` is the share of inference prompts that show
+    the edit's counted changes (the layer shows them only with ``cipher_edit_facts``). At
+    1 and 1.0 the examples are follow-data-7's, example for example.
+    """
     rng = random.Random(seed)
     atoms = list(pool) if pool is not None else training_atoms()
     out: list[Example] = []
@@ -289,7 +297,7 @@ def build_examples(
         answer = tidy(answers.get(item.id, ""))
         if (is_eval(item) and not include_eval) or not usable(answer):
             continue
-        out.append(Example("plain", item.request, answer, item.id))
+        out += [Example("plain", item.request, answer, item.id)] * plain_per_input
         short = compact(answer)
         for _ in range(follow_per_input):
             size = rng.choice((1, 1, 2, 2, 3))
@@ -309,7 +317,8 @@ def build_examples(
             shown = [a for a in pref if not a.check(answer)]  # what the edit changed
             if edited == answer or not shown:
                 continue
-            prompt = infer_prompt(answer, edited, facts=True)
+            facts = infer_facts >= 1 or rng.random() < infer_facts  # 1.0: the seed stream of -7
+            prompt = infer_prompt(answer, edited, facts=facts)
             target = (
                 _preference_text(shown, rng)
                 if rng.random() < 0.5

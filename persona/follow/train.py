@@ -64,6 +64,8 @@ class Recipe:
     atoms: str = "all"  # all: the 45 training types | benchmark: the edit benchmark's 13 only
     infer_per_input: int = 2
     aggregate: int = 200
+    plain_per_input: int = 1  # copies of each plain example (weight of the model's own answers)
+    infer_facts: float = 1.0  # share of inference prompts that show the counted changes
     init_adapter: str = ""  # LoRA only: continue training this adapter instead of a new one
     save_steps: int = 20
     bf16: bool | None = None  # None: where the CPU/GPU computes bfloat16 natively
@@ -81,6 +83,14 @@ class Recipe:
             raise InvalidInputError(f"learning_rate={self.learning_rate!r}; use e.g. 3e-4.")
         if self.atoms not in ("all", "benchmark"):
             raise InvalidInputError(f"atoms={self.atoms!r}; use 'all' or 'benchmark'.")
+        if not isinstance(self.plain_per_input, int) or self.plain_per_input < 1:
+            raise InvalidInputError(
+                f"plain_per_input must be an int >= 1, got {self.plain_per_input!r}."
+            )
+        if not 0 <= self.infer_facts <= 1:
+            raise InvalidInputError(
+                f"infer_facts={self.infer_facts!r}; use a share between 0 and 1 (e.g. 0.5)."
+            )
         for name in ("follow_per_input", "infer_per_input", "aggregate"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -228,6 +238,8 @@ def train_follow(
         aggregate=recipe.aggregate,
         follow_per_input=recipe.follow_per_input,
         infer_per_input=recipe.infer_per_input,
+        plain_per_input=recipe.plain_per_input,
+        infer_facts=recipe.infer_facts,
         pool=pool,
     )
     held = [i for i in items if is_eval(i)]
@@ -239,6 +251,7 @@ def train_follow(
         aggregate=max(8, recipe.eval_examples // 8),
         follow_per_input=recipe.follow_per_input,
         infer_per_input=recipe.infer_per_input,
+        infer_facts=recipe.infer_facts,
         pool=pool,
     )[: recipe.eval_examples]
     if not train:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 
@@ -172,6 +173,28 @@ def test_generation_is_seeded() -> None:
     assert D.fingerprint(one) != D.fingerprint(
         D.build_examples(inputs, answers, seed=2, aggregate=10)
     )
+
+
+def test_plain_weight_and_the_share_of_inference_prompts_with_facts() -> None:
+    inputs = D.load_inputs()[:30]
+    answers = {i.id: i.text for i in inputs}
+    one = D.build_examples(inputs, answers, seed=4, aggregate=10)
+    both = D.build_examples(inputs, answers, seed=4, aggregate=10, infer_facts=1.0)
+    assert D.fingerprint(one) == D.fingerprint(both)  # the defaults are follow-data-7's
+    shown = [e for e in one if e.kind == "infer"]
+    assert shown and all("What changed, counted" in e.prompt for e in shown)
+
+    mixed = D.build_examples(
+        inputs, answers, seed=4, aggregate=10, plain_per_input=3, infer_facts=0.5
+    )
+    plain = Counter(e.target for e in mixed if e.kind == "plain")
+    assert set(plain.values()) == {3}
+    assert set(plain) == {e.target for e in one if e.kind == "plain"}
+    infer = [e for e in mixed if e.kind == "infer"]
+    with_facts = sum("What changed, counted" in e.prompt for e in infer)
+    assert 0.25 < with_facts / len(infer) < 0.75
+    none = D.build_examples(inputs, answers, seed=4, aggregate=10, infer_facts=0.0)
+    assert not any("What changed, counted" in e.prompt for e in none if e.kind == "infer")
 
 
 def test_tidy_and_usable() -> None:

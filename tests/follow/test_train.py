@@ -149,6 +149,10 @@ def test_recipe_is_checked() -> None:
         Recipe(atoms="some").check()
     with pytest.raises(InvalidInputError, match="infer_per_input"):
         Recipe(infer_per_input=-1).check()
+    with pytest.raises(InvalidInputError, match="plain_per_input"):
+        Recipe(plain_per_input=0).check()
+    with pytest.raises(InvalidInputError, match="infer_facts=1.5"):
+        Recipe(infer_facts=1.5).check()
     with pytest.raises(InvalidInputError, match="method='lora'"):
         Recipe(method="full", init_adapter=follow_adapter_path(True)).check()
     with pytest.raises(InvalidInputError, match="no adapter_config.json"):
