@@ -270,6 +270,17 @@ def follow_prompt(request: str, preference: str) -> str:
     return prompts.USER_TURN.format(message=request.rstrip(), preferences=preference.rstrip("."))
 
 
+def data_version(plain_per_input: int = 1, infer_facts: float = 1.0) -> str:
+    """The data version an adapter's record names: :data:`DATA_VERSION`, plus the weights
+    that differ from its defaults (``follow-data-7 (plain x3, facts 0.5)``)."""
+    extra = []
+    if plain_per_input != 1:
+        extra.append(f"plain x{plain_per_input}")
+    if infer_facts < 1:
+        extra.append(f"facts {infer_facts:g}")
+    return f"{DATA_VERSION} ({', '.join(extra)})" if extra else DATA_VERSION
+
+
 def build_examples(
     inputs: Sequence[Input],
     answers: dict[str, str],

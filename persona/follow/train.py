@@ -26,10 +26,10 @@ from typing import Any
 from persona.errors import InvalidInputError
 from persona.follow.data import (
     ANSWERS_VERSION,
-    DATA_VERSION,
     Example,
     Input,
     build_examples,
+    data_version,
     fingerprint,
     is_eval,
     load_inputs,
@@ -328,7 +328,7 @@ def train_follow(
 
     record = {
         "recipe": asdict(recipe),
-        "data_version": DATA_VERSION,
+        "data_version": data_version(recipe.plain_per_input, recipe.infer_facts),
         "data_sha256": fingerprint(train),
         "examples": counts,
         "eval_examples": len(evals),

@@ -193,6 +193,8 @@ def test_plain_weight_and_the_share_of_inference_prompts_with_facts() -> None:
     infer = [e for e in mixed if e.kind == "infer"]
     with_facts = sum("What changed, counted" in e.prompt for e in infer)
     assert 0.25 < with_facts / len(infer) < 0.75
+    assert D.data_version() == D.DATA_VERSION
+    assert D.data_version(3, 0.5) == f"{D.DATA_VERSION} (plain x3, facts 0.5)"
     none = D.build_examples(inputs, answers, seed=4, aggregate=10, infer_facts=0.0)
     assert not any("What changed, counted" in e.prompt for e in none if e.kind == "infer")
 
