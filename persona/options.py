@@ -30,10 +30,10 @@ class LayerOptions:
     # original answer (1: the greedy phrase alone). Other models: no effect.
     cipher_infer_candidates: int = 1
     # CIPHER's inference prompt also shows the edit's counted changes (line starts, words
-    # added at either end, letter case, length, punctuation): edit_facts(). Off: the shipped
-    # follow adapter (follow-data-7) saw them in its inference examples, and with them it
-    # names the preference more often but saves no more edits (4 seeds, session 28; README,
-    # "The follow-data-7 adapter ships").
+    # added at either end, letter case, length, punctuation): edit_facts(). Off: the
+    # follow-data-7 adapter saw them in all its inference examples (the shipped follow-data-9
+    # in half), and with them it names the preference more often but saves no more edits
+    # (4 seeds, session 28; README, "The follow-data-7 adapter ships").
     cipher_edit_facts: bool = False
     # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
     # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40

@@ -324,6 +324,7 @@ def train_follow(
     counts: dict[str, int] = {}
     for ex in train:
         counts[ex.kind] = counts.get(ex.kind, 0) + 1
+    from persona.agents.weights import adapter_digest
     from persona.bench.machine import machine_info
 
     record = {
@@ -335,6 +336,8 @@ def train_follow(
         "inputs": {"train": sum(not is_eval(i) for i in items), "eval": len(held)},
         "base_model": _base_name(model_dir),
         "lora": _lora_shape(trained) if recipe.method == "lora" else None,
+        # which adapter it continued, whatever the folder's path on the training machine
+        "init_adapter_digest": adapter_digest(recipe.init_adapter) if recipe.init_adapter else None,
         "bf16_autocast": bf16,
         "eval_loss": {"base": before, "trained": after},
         "train_loss": [

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from persona.agents.models import LocalChatModel, follow_adapter_path
+from persona.agents.weights import adapter_digest
 from persona.errors import InvalidInputError, ModelError
 from persona.follow.data import load_inputs
 from persona.follow.train import ANSWERS_STAMP, Recipe, answers_for, answers_stamp, train_follow
@@ -59,6 +60,7 @@ def test_training_writes_an_adapter_and_its_record(trained: tuple[Path, Path, di
     assert saved["steps"] == 2 and saved["resumed"] is False
     assert saved["recipe"]["rank"] == 4
     assert len(saved["data_sha256"]) == 64 and saved["data_version"]
+    assert saved["init_adapter_digest"] is None  # a new adapter
     assert saved["examples"]["follow"] > 0 and saved["examples"]["plain"] == 6
     assert saved["eval_loss"]["base"] > 0 and saved["eval_loss"]["trained"] > 0
     assert (work / "examples.jsonl").is_file()
@@ -95,6 +97,7 @@ def test_training_can_continue_an_existing_adapter(
     )
     assert record["lora"] == {"rank": 4, "alpha": 8}  # the continued adapter's, not the recipe's
     assert record["recipe"]["init_adapter"] == str(first)
+    assert record["init_adapter_digest"] == adapter_digest(first)
     assert record["examples"]["infer"] > 0
     before = load_file(str(first / "adapter_model.safetensors"))
     after = load_file(str(out / "adapter_model.safetensors"))

@@ -122,7 +122,7 @@ def test_the_prompt_with_and_without_facts() -> None:
 
 
 def test_the_layer_shows_facts_when_asked(persona_home: Path) -> None:
-    """Off by default (the shipped follow adapter was not trained with them); on by option."""
+    """Off by default (with them, no edits were saved; README, session 28); on by option."""
     for options, shown in (({}, False), ({"cipher_edit_facts": True}, True)):
         llm = ScriptedChatModel(responses=["all lower case"])
         home = persona_home / str(shown)
