@@ -6,7 +6,8 @@ For an adapter folder ``DIR`` (e.g. ``benchmarks/follow/data-6``) holding edit t
 ``DIR/cipher-vote/seed{N}/{task}.json`` (CIPHER-5 by vote, the layer's default), each also
 with the edit's counted changes in the inference prompt (``cipher-facts``,
 ``cipher-vote-facts``; ``--edit-facts``), and CIPHER-5 keeping the best of 6 inferred
-phrases (``cipher-candidates``; ``--infer-candidates 6``).
+phrases (``cipher-candidates``; ``--infer-candidates 6``), and CIPHER-5 since session 31,
+which drops a length limit the user's revision breaks (``cipher-limits``).
 
 Per task: cumulative costs per seed and pooled, the oracle's cut against no-learning, the
 paired per-round difference oracle - no-learning with its 95 % interval, the share of the
@@ -45,6 +46,7 @@ CIPHERS = {
     "cipher-5 + facts": ("cipher-5", "cipher-facts"),
     "cipher-5-vote + facts": ("cipher-5-vote", "cipher-vote-facts"),
     "cipher-5 + 6 candidates": ("cipher-5", "cipher-candidates"),
+    "cipher-5, broken limits dropped": ("cipher-5", "cipher-limits"),
 }
 
 

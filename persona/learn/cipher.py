@@ -20,7 +20,9 @@ faithful CIPHER); ``"background"`` aggregates in a worker thread and, until the 
 aggregate is made, serves that of a set differing by one preference, else the vote.
 
 LLM output is parsed defensively: quotes, preambles and lists are stripped; an empty, over-long
-or rambling answer is rejected (:class:`LearningError`), never stored raw.
+or rambling answer is rejected (:class:`LearningError`), never stored raw. A limit on the
+answer's length that the user's own revision breaks ("no more than 10 words" for an edit that
+wrote 40) is dropped from the phrase: it cannot be the user's preference.
 """
 
 from __future__ import annotations
@@ -42,7 +44,14 @@ from langchain_core.messages import HumanMessage
 from persona.errors import InvalidInputError, LearningError, ModelError
 from persona.learn import prompts
 from persona.learn.base import Contribution, Request, Search, Writing
-from persona.learn.cipher_text import Embed, clauses, clean_phrase, infer_prompt, vote
+from persona.learn.cipher_text import (
+    Embed,
+    clauses,
+    clean_phrase,
+    infer_prompt,
+    vote,
+    without_broken_limits,
+)
 from persona.learn.edit_facts import edit_wishes
 from persona.learn.guard import looks_like_injection
 from persona.llm import complete, describe, usage
@@ -156,13 +165,28 @@ class Cipher:
         if mode == "facts" and wished:
             return "; ".join(wished)
         try:
-            phrase = self._infer(output, edited, context)
+            phrase = self._consistent(self._infer(output, edited, context), edited)
         except LearningError:
             if not wished:
                 raise
             return "; ".join(wished)  # "both": the model answered junk; the counts still hold
         stated = {c.lower() for c in clauses(phrase)}
         return "; ".join([phrase, *(w for w in wished if w.lower() not in stated)])
+
+    @staticmethod
+    def _consistent(phrase: str, edited: str) -> str:
+        """``phrase`` without a limit on the answer's length that the user's own revision
+        breaks (:func:`without_broken_limits`): a small model adds "no more than 10 words" to
+        an edit that wrote 40, and the answers that follow it are cut to a line."""
+        kept = without_broken_limits(phrase, edited)
+        if not kept:
+            raise LearningError(
+                f"the LLM answered {phrase!r}, a length limit the user's revision "
+                f"({len(edited.split())} words) breaks; nothing was stored."
+            )
+        if kept != phrase:
+            log.debug("CIPHER: dropped a limit the revision breaks: %r -> %r", phrase, kept)
+        return kept
 
     def _infer(self, output: str, edited: str, context: str | None) -> str:
         prompt = infer_prompt(

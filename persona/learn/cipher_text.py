@@ -1,5 +1,6 @@
 """CIPHER's text: the edit's compact word diff, the LLM's answer cleaned into a preference
-phrase, a description split into clauses, and the vote that aggregates without an LLM."""
+phrase, a description split into clauses, the length limits a revision rules out, and the
+vote that aggregates without an LLM."""
 
 from __future__ import annotations
 
@@ -122,6 +123,63 @@ def clauses(text: str) -> list[str]:
             start = i + 1
     out.append(text[start:])
     return [c.strip(" .;,-*•\t") for c in out if c.strip(" .;,-*•\t")]
+
+
+#: A limit on an answer's length: "no more than 10 words", "at most 2 sentences", "40 words
+#: or fewer".
+_LIMIT = re.compile(
+    r"(?:\b(?:no|not)\s+(?:more|longer)\s+than|\bat\s+most|\bunder|\bfewer\s+than|\bless\s+than"
+    r"|\bup\s+to|\bbelow|\bwithin|\bmax(?:imum)?(?:\s+of)?|\blimit(?:ed)?\s+to)"
+    r"\s+(?P<n>\d+)\s+(?P<unit>words?|sentences?)\b"
+    r"|\b(?P<n2>\d+)\s+(?P<unit2>words?|sentences?)\s+(?:or\s+(?:fewer|less)|max(?:imum)?|at\s+most)\b",
+    re.IGNORECASE,
+)
+#: Words that make a limit about a part of the answer (its sentences, lines, title ...),
+#: which the length of the whole revision cannot contradict.
+_PART = re.compile(
+    r"\b(?:sentences?|lines?|bullets?|points?|paragraphs?|titles?|headings?|headers?|tl;?dr|"
+    r"subject|items?|greetings?|sign-?offs?|openings?|closings?|each|per|first|last)\b",
+    re.IGNORECASE,
+)
+#: Words around a limit that say nothing without it ("keep it under 50 words").
+_FILLER = re.compile(
+    r"(?:\b(?:keep|keeping|it|the|answer|answers|response|reply|text|total|length|to|be|"
+    r"write|make|in|a|and|with|of|short|brief)\b\s*)+$",
+    re.IGNORECASE,
+)
+_SEPARATOR = re.compile(r"(?:;\s|,\s|\n|\s+and\s+)")
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
+
+
+def _length(text: str, unit: str) -> int:
+    if unit.lower().startswith("word"):
+        return len(text.split())
+    return sum(1 for s in _SENTENCE_END.split(text) if re.search(r"\w", s))
+
+
+def without_broken_limits(phrase: str, revision: str) -> str:
+    """``phrase`` without the limits on the whole answer's length, in words or sentences,
+    that ``revision`` (the text the user wrote) breaks: the user cannot want at most 10 words
+    and write 40. A limit on a part of the answer ("sentences of at most 12 words", "a title
+    of at most 8 words") is kept, as is every other word of the phrase; "" when nothing is
+    left."""
+    out = phrase
+    for m in reversed(list(_LIMIT.finditer(phrase))):
+        unit = m.group("unit") or m.group("unit2")
+        limit = int(m.group("n") or m.group("n2"))
+        starts = [s.end() for s in _SEPARATOR.finditer(out, 0, m.start())]
+        clause_start = starts[-1] if starts else 0
+        stop = _SEPARATOR.search(out, m.end())
+        clause_end = stop.start() if stop else len(out)
+        rest = out[clause_start : m.start()] + out[m.end() : clause_end]
+        if _PART.search(rest) or _length(revision, unit) <= limit:
+            continue
+        head = out[clause_start : m.start()]
+        filler = _FILLER.search(head)
+        start = m.start() - (len(filler.group()) if filler else 0)
+        before = re.sub(r"(?:\s*[;,]\s*|\s+and\s*|\s+)$", "", out[:start])
+        out = before + out[m.end() :]
+    return out.strip(" \t\n;,").strip()
 
 
 def vote(texts: Sequence[str], embed: Embed, same: float = 0.4) -> str:

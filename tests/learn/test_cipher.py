@@ -18,7 +18,14 @@ from persona.agents.fakes import FailingChatModel, ScriptedChatModel
 from persona.agents.models import LocalChatModel
 from persona.config import MAX_TEXT_CHARS
 from persona.learn.cipher import Cipher, CipherConfig, guided
-from persona.learn.cipher_text import clauses, clean_phrase, infer_prompt, vote, word_diff
+from persona.learn.cipher_text import (
+    clauses,
+    clean_phrase,
+    infer_prompt,
+    vote,
+    without_broken_limits,
+    word_diff,
+)
 from persona.store.embed import HashEmbedder
 
 NEWS = "Summarize this news article about the city council vote on the new bike lanes"
@@ -583,3 +590,54 @@ def test_inference_candidates_on_the_local_model(
     options = list(dict.fromkeys(m.text[:20] for m in written))
     assert phrase in options and len(scored) == len(options) > 1
     assert all(answers == [EDITED, OUT] for _, answers in scored)
+
+
+FORTY = " ".join(f"w{i}" for i in range(40))
+
+
+@pytest.mark.parametrize(
+    ("phrase", "revision", "want"),
+    [
+        # a limit on the whole answer that the revision breaks goes, with its connector
+        (
+            "start with a one-line TL;DR; no more than 10 words",
+            FORTY,
+            "start with a one-line TL;DR",
+        ),
+        ("open with 'Dear team,' and at most 20 words", FORTY, "open with 'Dear team,'"),
+        ("no more than 10 words, a formal greeting", FORTY, "a formal greeting"),
+        ("30 words or fewer; casual tone", FORTY, "casual tone"),
+        ("keep it under 25 words", FORTY, ""),
+        ("bullet points; at most 3 sentences", "One. Two. Three. Four.", "bullet points"),
+        # kept: the revision keeps the limit, or the limit is on a part of the answer
+        ("start with a one-line TL;DR; no more than 10 words", "w " * 9, None),
+        ("at most 40 words", FORTY, None),
+        ("sentences of at most 12 words", FORTY, None),
+        ("a title of at most 8 words; no emoji", FORTY, None),
+        ("each bullet under 6 words", FORTY, None),
+        ("at most 3 sentences", "One. Two. Three.", None),
+        ("no emoji; formal tone", FORTY, None),
+    ],
+)
+def test_a_limit_the_revision_breaks_is_dropped(
+    phrase: str, revision: str, want: str | None
+) -> None:
+    assert without_broken_limits(phrase, revision) == (phrase if want is None else want)
+
+
+def test_inference_drops_a_limit_the_users_revision_breaks(persona_home: Path) -> None:
+    """The user wrote 40 words: "no more than 10 words" is not their preference, the rest is;
+    a phrase that is nothing but such a limit stores nothing."""
+    with open_layer(persona_home, ["bullet points; no more than 10 words"]) as layer:
+        [pref] = layer.learn_from_edit("alice", NEWS, "x y z", FORTY)
+        assert pref.text == "bullet points"
+    with open_layer(persona_home / "only", ["at most 10 words"]) as layer:
+        before = snapshot(layer)
+        with pytest.raises(LearningError, match="length limit the user's revision"):
+            layer.learn_from_edit("alice", NEWS, "x y z", FORTY)
+        assert snapshot(layer) == before
+    # "both": the counted changes still stand when the model's phrase was only such a limit
+    with open_layer(persona_home / "both", ["at most 10 words"], cipher_infer="both") as layer:
+        long = "The council voted on Monday and the plan passed after a debate about the lanes."
+        [pref] = layer.learn_from_edit("alice", NEWS, long, long.lower())
+        assert "10 words" not in pref.text and pref.text
