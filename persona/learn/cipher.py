@@ -177,7 +177,7 @@ class Cipher:
     def _consistent(phrase: str, edited: str) -> str:
         """``phrase`` without a limit on the answer's length that the user's own revision
         breaks (:func:`without_broken_limits`): a small model adds "no more than 10 words" to
-        an edit that wrote 40, and the answers that follow it are cut to a line."""
+        an edit that wrote 40, and the layer would state it to the model as the user's."""
         kept = without_broken_limits(phrase, edited)
         if not kept:
             raise LearningError(

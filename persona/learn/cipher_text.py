@@ -12,7 +12,7 @@ import numpy as np
 
 from persona.errors import LearningError
 from persona.learn import prompts
-from persona.learn.edit_facts import facts_block
+from persona.learn.edit_facts import count_sentences, count_words, facts_block
 from persona.learn.guard import looks_like_injection, until_template_token
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
@@ -148,13 +148,6 @@ _FILLER = re.compile(
     re.IGNORECASE,
 )
 _SEPARATOR = re.compile(r"(?:;\s|,\s|\n|\s+and\s+)")
-_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
-
-
-def _length(text: str, unit: str) -> int:
-    if unit.lower().startswith("word"):
-        return len(text.split())
-    return sum(1 for s in _SENTENCE_END.split(text) if re.search(r"\w", s))
 
 
 def without_broken_limits(phrase: str, revision: str) -> str:
@@ -171,10 +164,10 @@ def without_broken_limits(phrase: str, revision: str) -> str:
         clause_start = starts[-1] if starts else 0
         stop = _SEPARATOR.search(out, m.end())
         clause_end = stop.start() if stop else len(out)
-        rest = out[clause_start : m.start()] + out[m.end() : clause_end]
-        if _PART.search(rest) or _length(revision, unit) <= limit:
-            continue
         head = out[clause_start : m.start()]
+        count = count_words if unit.lower().startswith("word") else count_sentences
+        if _PART.search(head + out[m.end() : clause_end]) or count(revision) <= limit:
+            continue
         filler = _FILLER.search(head)
         start = m.start() - (len(filler.group()) if filler else 0)
         before = re.sub(r"(?:\s*[;,]\s*|\s+and\s*|\s+)$", "", out[:start])

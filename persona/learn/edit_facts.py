@@ -85,6 +85,17 @@ def _mark(line: str) -> str | None:
     return f"'{mark}'"
 
 
+def count_words(text: str) -> int:
+    """Words in ``text``, counted as the edit's counted changes count them."""
+    return len(_WORD.findall(text))
+
+
+def count_sentences(text: str) -> int:
+    """Sentences in ``text`` (a line break ends one too), counted as the edit's counted
+    changes count them."""
+    return sum(1 for s in _SENTENCE.findall(text) if re.search(r"\w", s))
+
+
 def _profile(text: str) -> _Profile:
     lines = tuple(ln.strip() for ln in text.splitlines() if ln.strip())
     letters = [c for c in text if c.isalpha()]
@@ -92,8 +103,8 @@ def _profile(text: str) -> _Profile:
     last = stripped[-1] if stripped else ""
     marks = Counter(m for m in (_mark(ln) for ln in lines) if m)
     return _Profile(
-        words=len(_WORD.findall(text)),
-        sentences=sum(1 for s in _SENTENCE.findall(text) if re.search(r"\w", s)),
+        words=count_words(text),
+        sentences=count_sentences(text),
         lines=lines,
         paragraphs=len([p for p in re.split(r"\n\s*\n", text) if p.strip()]),
         letters=len(letters),

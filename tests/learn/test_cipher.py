@@ -640,4 +640,4 @@ def test_inference_drops_a_limit_the_users_revision_breaks(persona_home: Path) -
     with open_layer(persona_home / "both", ["at most 10 words"], cipher_infer="both") as layer:
         long = "The council voted on Monday and the plan passed after a debate about the lanes."
         [pref] = layer.learn_from_edit("alice", NEWS, long, long.lower())
-        assert "10 words" not in pref.text and pref.text
+        assert "10 words" not in pref.text and "no capital letters" in pref.text
