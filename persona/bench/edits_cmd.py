@@ -37,7 +37,9 @@ def bench_edits(
         "| scripted-atoms-only (atoms only: the tables before session 18) | llm (PRELUDE's).",
     ),
     user_llm: str | None = typer.Option(None, help="The LLM user's model (default: --llm)."),
-    embedder: str = typer.Option("minilm", help="Context embedder: minilm | hash."),
+    embedder: str = typer.Option(
+        "minilm", help="Context embedder: minilm | minilm-sentences | hash."
+    ),
     max_tokens: int = typer.Option(128, help="Answer budget in tokens."),
     torch_threads: int | None = typer.Option(None, help="torch.set_num_threads for the run."),
     jobs: int = typer.Option(

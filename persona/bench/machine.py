@@ -58,6 +58,20 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _gpu() -> str | None:
+    """The CUDA device's name, read only where torch is already loaded (nothing heavy is
+    imported here); ``None`` where there is none or torch was not used."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(0))
+    except (RuntimeError, AssertionError):  # a CPU build, or a driver that does not answer
+        pass
+    return None
+
+
 def command_line(argv: list[str] | None = None) -> str:
     """The command as typed: ``persona bench latency --users 10`` (program name, not its path)."""
     args = list(sys.argv if argv is None else argv)
@@ -81,6 +95,7 @@ def machine_info(argv: list[str] | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "sqlite": sqlite3.sqlite_version,
+        "gpu": _gpu(),  # None: the run used no GPU (or did not load torch)
         "packages": {name: _version(name) for name in PACKAGES},
         # Other processes competing for the CPU skew latency figures: check this first.
         "load_average_1_5_15m": [round(x, 2) for x in os.getloadavg()],

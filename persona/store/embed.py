@@ -78,18 +78,31 @@ class MiniLMEmbedder:
     short query ``condition()`` embeds (p50 9.5 → 8.1 ms on a 2-core CPU). ``dtype="auto"``
     uses bfloat16 where the CPU computes it natively (4.4 ms; cosine >= 0.9999 to float32),
     float32 elsewhere. Dynamic int8 was measured too and rejected: 3 ms, but cosine 0.95.
+
+    ``pooling="sentences"`` embeds each sentence (and line) of a text on its own and averages
+    the vectors, so every sentence counts alike: a context is then near others written the
+    same way (terse notes, a formal review) more than others on the same topic. Its name
+    differs, so a store written with the other pooling is re-embedded when it is opened.
     """
 
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 32, dtype: str = "auto") -> None:
+    def __init__(self, batch_size: int = 32, dtype: str = "auto", pooling: str = "text") -> None:
         if dtype not in ("auto", "float32", "bfloat16"):
             raise InvalidInputError(
                 f"dtype={dtype!r} is unknown; use 'auto', 'float32' or 'bfloat16'."
             )
+        if pooling not in ("text", "sentences"):
+            raise InvalidInputError(
+                f"pooling={pooling!r} is unknown; use 'text' (one vector for the whole text) "
+                "or 'sentences' (the mean of its sentences' vectors)."
+            )
         self.batch_size = batch_size
         self.dtype = dtype
+        self.pooling = pooling
+        if pooling == "sentences":
+            self.name = f"{MiniLMEmbedder.name}/sentences"
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -118,6 +131,23 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.pooling == "sentences":
+            return self._embed_sentences(texts)
+        return self._embed_texts(texts)
+
+    def _embed_sentences(self, texts: list[str]) -> np.ndarray:
+        from persona.learn.scope_text import split_sentences
+
+        pieces: list[str] = []
+        starts: list[int] = []
+        for text in texts:
+            starts.append(len(pieces))
+            parts = [s for line in text.splitlines() for s in split_sentences(line)]
+            pieces.extend(parts or [text])
+        sums = np.add.reduceat(self._embed_texts(pieces), starts, axis=0)
+        return _normalize(sums)
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
         import torch
 
         model = self._load()
@@ -140,17 +170,20 @@ class MiniLMEmbedder:
 
 
 def load_embedder(spec: str | Embedder | None = None) -> Embedder:
-    """``None``/``"minilm"`` → MiniLM; ``"hash"`` or ``"hash:DIM"`` → HashEmbedder; or pass one."""
+    """``None``/``"minilm"`` → MiniLM; ``"minilm-sentences"`` → MiniLM averaging a text's
+    sentences; ``"hash"`` or ``"hash:DIM"`` → HashEmbedder; or pass one."""
     if spec is None or spec == "minilm":
         return MiniLMEmbedder()
+    if spec == "minilm-sentences":
+        return MiniLMEmbedder(pooling="sentences")
     if isinstance(spec, str):
         if spec == "hash":
             return HashEmbedder()
         if spec.startswith("hash:") and spec[5:].isdigit():
             return HashEmbedder(int(spec[5:]))
         raise InvalidInputError(
-            f"unknown embedder {spec!r}; use 'minilm' (default), 'hash', 'hash:DIM', or pass "
-            "an object with .dim and .embed(texts)."
+            f"unknown embedder {spec!r}; use 'minilm' (default), 'minilm-sentences', 'hash', "
+            "'hash:DIM', or pass an object with .dim and .embed(texts)."
         )
     if isinstance(spec, Embedder):
         return spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,22 @@ def test_machine_info() -> None:
     assert info["command"] == "persona bench latency --users 'a b'"
     assert info["cores"] >= 1 and info["python"].count(".") == 2
     assert {"torch", "faiss-cpu", "sentence-transformers"} <= set(info["packages"])
+
+
+def test_machine_info_names_the_gpu_only_where_torch_saw_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert machine_info([])["gpu"] is None  # this CPU machine
+    cuda = types.SimpleNamespace(is_available=lambda: True, get_device_name=lambda i: "NVIDIA H200")
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert machine_info([])["gpu"] == "NVIDIA H200"
+    monkeypatch.delitem(sys.modules, "torch")
+    assert machine_info([])["gpu"] is None  # torch not loaded: nothing is imported to ask
 
 
 @pytest.mark.slow

@@ -67,3 +67,26 @@ def test_minilm_fast_path_agrees_with_sentence_transformers(dtype: str) -> None:
 def test_minilm_dtype_is_checked() -> None:
     with pytest.raises(InvalidInputError, match="dtype"):
         MiniLMEmbedder(dtype="int8")
+
+
+def test_minilm_pooling_is_checked_and_named() -> None:
+    with pytest.raises(InvalidInputError, match="pooling='words'.*'sentences'"):
+        MiniLMEmbedder(pooling="words")
+    sentences = load_embedder("minilm-sentences")
+    assert isinstance(sentences, MiniLMEmbedder) and sentences.pooling == "sentences"
+    # another name, so a store embedded with the other pooling is re-embedded when opened
+    assert sentences.name != MiniLMEmbedder().name == MiniLMEmbedder.name
+
+
+@pytest.mark.slow
+def test_minilm_sentence_pooling_averages_the_sentences_and_lines() -> None:
+    e = MiniLMEmbedder(dtype="float32", pooling="sentences")
+    whole = MiniLMEmbedder(dtype="float32")
+    text = "Met Dr. Lee at noon. Budget is fine!\nNext step: book the room"
+    parts = ["Met Dr. Lee at noon.", "Budget is fine!", "Next step: book the room"]
+    mean = whole.embed(parts).sum(axis=0)
+    got = e.embed(["One plain sentence here.", text, ""])
+    np.testing.assert_allclose(got[1], mean / np.linalg.norm(mean), atol=1e-5)
+    np.testing.assert_allclose(got[0], whole.embed(["One plain sentence here."])[0], atol=1e-5)
+    assert got.shape == (3, 384) and np.isfinite(got).all()  # an empty text still gets a vector
+    np.testing.assert_allclose(e.embed([text])[0], got[1], atol=1e-5)  # alone = batched
