@@ -20,9 +20,11 @@ faithful CIPHER); ``"background"`` aggregates in a worker thread and, until the 
 aggregate is made, serves that of a set differing by one preference, else the vote.
 
 LLM output is parsed defensively: quotes, preambles and lists are stripped; an empty, over-long
-or rambling answer is rejected (:class:`LearningError`), never stored raw. A limit on the
-answer's length that the user's own revision breaks ("no more than 10 words" for an edit that
-wrote 40) is dropped from the phrase: it cannot be the user's preference.
+or rambling answer is rejected (:class:`LearningError`), never stored raw. What the user's own
+revision contradicts is dropped from the phrase, since it cannot be the user's preference: a
+limit on the answer's length it breaks ("no more than 10 words" for an edit that wrote 40) and
+a literal opening or ending its first or last line lacks ("start with a TL;DR" for a revision
+that starts "Subject: ...").
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from persona.learn.cipher_text import (
     infer_prompt,
     vote,
     without_broken_limits,
+    without_contradicted_ends,
 )
 from persona.learn.edit_facts import edit_wishes
 from persona.learn.guard import looks_like_injection
@@ -175,17 +178,21 @@ class Cipher:
 
     @staticmethod
     def _consistent(phrase: str, edited: str) -> str:
-        """``phrase`` without a limit on the answer's length that the user's own revision
-        breaks (:func:`without_broken_limits`): a small model adds "no more than 10 words" to
-        an edit that wrote 40, and the layer would state it to the model as the user's."""
-        kept = without_broken_limits(phrase, edited)
+        """``phrase`` without what the user's own revision contradicts: a limit on the
+        answer's length it breaks (:func:`without_broken_limits`; a small model adds "no more
+        than 10 words" to an edit that wrote 40) and a literal opening or ending its first or
+        last line does not have (:func:`without_contradicted_ends`; "start with a TL;DR" from
+        a revision that starts "Subject: ..."). The layer would state either to the model as
+        the user's."""
+        kept = without_contradicted_ends(without_broken_limits(phrase, edited), edited)
         if not kept:
             raise LearningError(
-                f"the LLM answered {phrase!r}, a length limit the user's revision "
-                f"({len(edited.split())} words) breaks; nothing was stored."
+                f"the LLM answered {phrase!r}, which the user's revision contradicts (a length "
+                f"limit its {len(edited.split())} words break, or an opening or ending its "
+                "first or last line does not have); nothing was stored."
             )
         if kept != phrase:
-            log.debug("CIPHER: dropped a limit the revision breaks: %r -> %r", phrase, kept)
+            log.debug("CIPHER: dropped what the revision contradicts: %r -> %r", phrase, kept)
         return kept
 
     def _infer(self, output: str, edited: str, context: str | None) -> str:

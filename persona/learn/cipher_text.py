@@ -1,6 +1,6 @@
 """CIPHER's text: the edit's compact word diff, the LLM's answer cleaned into a preference
-phrase, a description split into clauses, the length limits a revision rules out, and the
-vote that aggregates without an LLM."""
+phrase, a description split into clauses, the length limits and the openings and endings a
+revision rules out, and the vote that aggregates without an LLM."""
 
 from __future__ import annotations
 
@@ -173,6 +173,66 @@ def without_broken_limits(phrase: str, revision: str) -> str:
         before = re.sub(r"(?:\s*[;,]\s*|\s+and\s*|\s+)$", "", out[:start])
         out = before + out[m.end() :]
     return out.strip(" \t\n;,").strip()
+
+
+#: A clause about the answer's first or last words: "start with a one-line TL;DR", "open with
+#: 'Dear ...'", "end with a 'Best regards' line".
+_ENDS = re.compile(
+    r"^(?:(?:always|please)\s+)?(?P<verb>start|begin|open|end|close|finish)(?:s|ing)?"
+    r"\s+(?:with|by)\b(?P<rest>.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+#: "start with X and end with Y" is two clauses.
+_AND_ENDS = re.compile(
+    r"\s+and\s+(?=(?:start|begin|open|end|close|finish)(?:s|ing)?\s+(?:with|by)\b)",
+    re.IGNORECASE,
+)
+#: What such a clause names literally: a quotation ('Dear ...', "Cheers,") or a marker written
+#: in capitals (TL;DR, P.S., FYI). A named kind of text ("a greeting", "a summary") is not
+#: literal, and is never checked.
+_QUOTE = re.compile(r"'([^']+)'|\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’")
+_MARKER = re.compile(r"(?<![\w;.])(?:[A-Z]{1,4}[;.][A-Z]{1,4}\.?|[A-Z]{2,5})(?![\w;])")
+#: Where a quotation stops being literal: a placeholder ("[Name]") or an ellipsis.
+_PLACEHOLDER = re.compile(r"\[|\.\.\.|…|<")
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+def _literals(rest: str) -> list[str]:
+    quoted = [next(g for g in m.groups() if g) for m in _QUOTE.finditer(rest)]
+    if quoted:
+        heads = [_PLACEHOLDER.split(q, maxsplit=1)[0] for q in quoted]
+        return [h for h in heads if len(_alnum(h)) >= 2]
+    return [m.group() for m in _MARKER.finditer(rest)]
+
+
+def _contradicted(clause: str, revision: str) -> bool:
+    m = _ENDS.match(clause.strip())
+    if not m:
+        return False
+    literals = _literals(m.group("rest"))
+    lines = [line for line in revision.splitlines() if _alnum(line)]
+    if not literals or not lines:
+        return False
+    first = m.group("verb").lower() in ("start", "begin", "open")
+    line = _alnum(lines[0] if first else lines[-1])
+    return not all(_alnum(lit) in line for lit in literals)
+
+
+def without_contradicted_ends(phrase: str, revision: str) -> str:
+    """``phrase`` without the clauses asking the answer to start or end with literal words
+    (a quotation, or a marker such as TL;DR) that ``revision``'s own first or last line does
+    not hold: the user who wrote "Subject: ..." first does not want answers that open with a
+    TL;DR. Clauses naming no literal words ("start with a greeting") are kept; the phrase is
+    returned as it is when nothing is dropped, the kept clauses joined with "; " otherwise,
+    and "" when nothing is left."""
+    parts = [p for c in clauses(phrase) for p in _AND_ENDS.split(c) if p.strip()]
+    kept = [p for p in parts if not _contradicted(p, revision)]
+    if len(kept) == len(parts):
+        return phrase.strip()
+    return "; ".join(p.strip() for p in kept)
 
 
 def vote(texts: Sequence[str], embed: Embed, same: float = 0.4) -> str:

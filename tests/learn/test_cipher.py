@@ -24,6 +24,7 @@ from persona.learn.cipher_text import (
     infer_prompt,
     vote,
     without_broken_limits,
+    without_contradicted_ends,
     word_diff,
 )
 from persona.store.embed import HashEmbedder
@@ -633,7 +634,7 @@ def test_inference_drops_a_limit_the_users_revision_breaks(persona_home: Path) -
         assert pref.text == "bullet points"
     with open_layer(persona_home / "only", ["at most 10 words"]) as layer:
         before = snapshot(layer)
-        with pytest.raises(LearningError, match="length limit the user's revision"):
+        with pytest.raises(LearningError, match="revision contradicts.*length limit"):
             layer.learn_from_edit("alice", NEWS, "x y z", FORTY)
         assert snapshot(layer) == before
     # "both": the counted changes still stand when the model's phrase was only such a limit
@@ -641,3 +642,55 @@ def test_inference_drops_a_limit_the_users_revision_breaks(persona_home: Path) -
         long = "The council voted on Monday and the plan passed after a debate about the lanes."
         [pref] = layer.learn_from_edit("alice", NEWS, long, long.lower())
         assert "10 words" not in pref.text and "no capital letters" in pref.text
+
+
+ANNOUNCEMENT = "Subject: Portal maintenance\nTL;DR: the portal is down on Saturday.\nPlan ahead."
+
+
+@pytest.mark.parametrize(
+    ("phrase", "revision", "want"),
+    [
+        # a literal opening or ending the revision's own first or last line does not have goes
+        ("start with a one-line TL;DR", ANNOUNCEMENT, ""),
+        ("open with a one-line TL;DR; no bold text", ANNOUNCEMENT, "no bold text"),
+        (
+            "begin with 'Dear [Name],' and end with 'Cheers'",
+            "Hi all,\nsee you\nCheers",
+            "end with 'Cheers'",
+        ),
+        (
+            "close with a 'Best regards' line, formal tone",
+            "Dear Ana,\nThanks.\nBest,\nLi",
+            "formal tone",
+        ),
+        ("finish with a P.S. line", "Hello\nBye", ""),
+        # kept: the revision has it (any case, any punctuation), or nothing literal is named
+        ("start with a one-line TL;DR", "tldr - the portal is down\nmore", None),
+        ("start with a one-line 'Subject: Po' line", ANNOUNCEMENT, None),
+        ("open with 'Dear ...', close with 'Best regards'", "Dear Ana,\nok\n\nBest regards,", None),
+        ("end with 'Thanks!'", "Body text.\nThanks! See you", None),
+        ("start with a greeting; end with a question", ANNOUNCEMENT, None),
+        ("use bullet points", ANNOUNCEMENT, None),
+        ("start with a one-line TL;DR", "", None),  # an empty revision shows nothing
+    ],
+)
+def test_an_opening_or_ending_the_revision_lacks_is_dropped(
+    phrase: str, revision: str, want: str | None
+) -> None:
+    assert without_contradicted_ends(phrase, revision) == (phrase if want is None else want)
+
+
+def test_inference_drops_an_opening_the_users_revision_does_not_have(persona_home: Path) -> None:
+    """The user's revision starts "Subject: ...": "start with a TL;DR" is not their
+    preference, the rest is; a phrase that is nothing else stores nothing and loses nothing."""
+    with open_layer(persona_home, ["start with a one-line TL;DR; no bold text"]) as layer:
+        [pref] = layer.learn_from_edit("alice", NEWS, "TL;DR: down", ANNOUNCEMENT)
+        assert pref.text == "no bold text"
+    with open_layer(persona_home / "only", ["start with a one-line TL;DR"]) as layer:
+        before = snapshot(layer)
+        with pytest.raises(LearningError, match="revision contradicts.*opening or ending"):
+            layer.learn_from_edit("alice", NEWS, "TL;DR: down", ANNOUNCEMENT)
+        assert snapshot(layer) == before
+    with open_layer(persona_home / "kept", ["start with a one-line TL;DR"]) as layer:
+        [pref] = layer.learn_from_edit("alice", NEWS, "The portal is down.", "TL;DR: down\nok")
+        assert pref.text == "start with a one-line TL;DR"
