@@ -178,7 +178,7 @@ def without_broken_limits(phrase: str, revision: str) -> str:
 #: A clause about the answer's first or last words: "start with a one-line TL;DR", "open with
 #: 'Dear ...'", "end with a 'Best regards' line".
 _ENDS = re.compile(
-    r"^(?:(?:always|please)\s+)?(?P<verb>start|begin|open|end|close|finish)(?:s|ing)?"
+    r"^(?:(?:and|then|also|always|please)\s+)*(?P<verb>start|begin|open|end|close|finish)(?:s|ing)?"
     r"\s+(?:with|by)\b(?P<rest>.+)$",
     re.IGNORECASE | re.DOTALL,
 )
@@ -187,6 +187,7 @@ _AND_ENDS = re.compile(
     r"\s+and\s+(?=(?:start|begin|open|end|close|finish)(?:s|ing)?\s+(?:with|by)\b)",
     re.IGNORECASE,
 )
+_LEADING_AND = re.compile(r"^(?:and|then|also)\s+", re.IGNORECASE)
 #: What such a clause names literally: a quotation ('Dear ...', "Cheers,") or a marker written
 #: in capitals (TL;DR, P.S., FYI). A named kind of text ("a greeting", "a summary") is not
 #: literal, and is never checked.
@@ -232,7 +233,7 @@ def without_contradicted_ends(phrase: str, revision: str) -> str:
     kept = [p for p in parts if not _contradicted(p, revision)]
     if len(kept) == len(parts):
         return phrase.strip()
-    return "; ".join(p.strip() for p in kept)
+    return "; ".join(_LEADING_AND.sub("", p.strip()) for p in kept)
 
 
 def vote(texts: Sequence[str], embed: Embed, same: float = 0.4) -> str:

@@ -664,6 +664,9 @@ ANNOUNCEMENT = "Subject: Portal maintenance\nTL;DR: the portal is down on Saturd
             "formal tone",
         ),
         ("finish with a P.S. line", "Hello\nBye", ""),
+        # a clause cut at ", and": checked, and the kept one loses its "and"
+        ("open with 'Dear Sam', and end with a TL;DR", "Hi Sam\nok\nTL;DR: ok", "end with a TL;DR"),
+        ("open with 'Hi', and end with a one-line TL;DR", "Hi Sam\nok :)", "open with 'Hi'"),
         # kept: the revision has it (any case, any punctuation), or nothing literal is named
         ("start with a one-line TL;DR", "tldr - the portal is down\nmore", None),
         ("start with a one-line 'Subject: Po' line", ANNOUNCEMENT, None),
