@@ -47,6 +47,7 @@ CIPHERS = {
     "cipher-5-vote + facts": ("cipher-5-vote", "cipher-vote-facts"),
     "cipher-5 + 6 candidates": ("cipher-5", "cipher-candidates"),
     "cipher-5, broken limits dropped": ("cipher-5", "cipher-limits"),
+    "cipher-5, sentence-pooled contexts": ("cipher-5", "cipher-sentences"),
 }
 
 
