@@ -626,18 +626,11 @@ def test_a_limit_the_revision_breaks_is_dropped(
     assert without_broken_limits(phrase, revision) == (phrase if want is None else want)
 
 
-def test_inference_drops_a_limit_the_users_revision_breaks(persona_home: Path) -> None:
-    """The user wrote 40 words: "no more than 10 words" is not their preference, the rest is;
-    a phrase that is nothing but such a limit stores nothing."""
-    with open_layer(persona_home, ["bullet points; no more than 10 words"]) as layer:
-        [pref] = layer.learn_from_edit("alice", NEWS, "x y z", FORTY)
-        assert pref.text == "bullet points"
-    with open_layer(persona_home / "only", ["at most 10 words"]) as layer:
-        before = snapshot(layer)
-        with pytest.raises(LearningError, match="revision contradicts.*length limit"):
-            layer.learn_from_edit("alice", NEWS, "x y z", FORTY)
-        assert snapshot(layer) == before
-    # "both": the counted changes still stand when the model's phrase was only such a limit
+def test_both_keeps_the_counted_changes_when_the_phrase_was_only_a_broken_limit(
+    persona_home: Path,
+) -> None:
+    """With cipher_infer="both", the counted changes still stand when the model's phrase was
+    nothing but a limit the revision breaks."""
     with open_layer(persona_home / "both", ["at most 10 words"], cipher_infer="both") as layer:
         long = "The council voted on Monday and the plan passed after a debate about the lanes."
         [pref] = layer.learn_from_edit("alice", NEWS, long, long.lower())
@@ -683,17 +676,39 @@ def test_an_opening_or_ending_the_revision_lacks_is_dropped(
     assert without_contradicted_ends(phrase, revision) == (phrase if want is None else want)
 
 
-def test_inference_drops_an_opening_the_users_revision_does_not_have(persona_home: Path) -> None:
-    """The user's revision starts "Subject: ...": "start with a TL;DR" is not their
-    preference, the rest is; a phrase that is nothing else stores nothing and loses nothing."""
-    with open_layer(persona_home, ["start with a one-line TL;DR; no bold text"]) as layer:
-        [pref] = layer.learn_from_edit("alice", NEWS, "TL;DR: down", ANNOUNCEMENT)
-        assert pref.text == "no bold text"
-    with open_layer(persona_home / "only", ["start with a one-line TL;DR"]) as layer:
+@pytest.mark.parametrize(
+    ("phrase", "kept", "output", "revision", "why"),
+    [
+        # the user wrote 40 words: "no more than 10 words" is not their preference
+        ("bullet points; no more than 10 words", "bullet points", "x y z", FORTY, "length limit"),
+        # the user's revision starts "Subject: ...": "start with a TL;DR" is not theirs either
+        (
+            "start with a one-line TL;DR; no bold text",
+            "no bold text",
+            "TL;DR: down",
+            ANNOUNCEMENT,
+            "opening or ending",
+        ),
+    ],
+)
+def test_inference_drops_what_the_revision_contradicts(
+    persona_home: Path, phrase: str, kept: str, output: str, revision: str, why: str
+) -> None:
+    """The rest of the phrase is stored; a phrase that is nothing else stores nothing and
+    loses nothing."""
+    with open_layer(persona_home, [phrase]) as layer:
+        [pref] = layer.learn_from_edit("alice", NEWS, output, revision)
+        assert pref.text == kept
+    dropped = phrase.replace(kept, "").strip("; ")
+    with open_layer(persona_home / "only", [dropped]) as layer:
         before = snapshot(layer)
-        with pytest.raises(LearningError, match="revision contradicts.*opening or ending"):
-            layer.learn_from_edit("alice", NEWS, "TL;DR: down", ANNOUNCEMENT)
+        with pytest.raises(LearningError, match=f"revision contradicts.*{why}"):
+            layer.learn_from_edit("alice", NEWS, output, revision)
         assert snapshot(layer) == before
+
+
+def test_inference_keeps_an_opening_the_users_revision_has(persona_home: Path) -> None:
+    """Checked and kept: the revision's first line has the TL;DR."""
     with open_layer(persona_home / "kept", ["start with a one-line TL;DR"]) as layer:
         [pref] = layer.learn_from_edit("alice", NEWS, "The portal is down.", "TL;DR: down\nok")
         assert pref.text == "start with a one-line TL;DR"
