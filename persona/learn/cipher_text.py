@@ -191,7 +191,7 @@ _LEADING_AND = re.compile(r"^(?:and|then|also)\s+", re.IGNORECASE)
 #: What such a clause names literally: a quotation ('Dear ...', "Cheers,") or a marker written
 #: in capitals (TL;DR, P.S., FYI). A named kind of text ("a greeting", "a summary") is not
 #: literal, and is never checked.
-_QUOTE = re.compile(r"'([^']+)'|\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’")
+_QUOTE = re.compile(r"(?<![A-Za-z])'([^']+)'|\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’")  # not "user's"
 _MARKER = re.compile(r"(?<![\w;.])(?:[A-Z]{1,4}[;.][A-Z]{1,4}\.?|[A-Z]{2,5})(?![\w;])")
 #: Where a quotation stops being literal: a placeholder ("[Name]") or an ellipsis.
 _PLACEHOLDER = re.compile(r"\[|\.\.\.|…|<")

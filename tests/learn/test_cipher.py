@@ -665,6 +665,7 @@ ANNOUNCEMENT = "Subject: Portal maintenance\nTL;DR: the portal is down on Saturd
         ("start with a one-line 'Subject: Po' line", ANNOUNCEMENT, None),
         ("open with 'Dear ...', close with 'Best regards'", "Dear Ana,\nok\n\nBest regards,", None),
         ("end with 'Thanks!'", "Body text.\nThanks! See you", None),
+        ("open with the client's name: 'Hi Ana'", "Hi Ana,\nsee you", None),  # an apostrophe
         ("start with a greeting; end with a question", ANNOUNCEMENT, None),
         ("use bullet points", ANNOUNCEMENT, None),
         ("start with a one-line TL;DR", "", None),  # an empty revision shows nothing
