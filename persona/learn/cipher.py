@@ -54,6 +54,7 @@ from persona.learn.cipher_text import (
     vote,
     without_broken_limits,
     without_contradicted_ends,
+    without_contradicted_features,
 )
 from persona.learn.edit_facts import edit_wishes
 from persona.learn.guard import looks_like_injection
@@ -180,16 +181,20 @@ class Cipher:
     def _consistent(phrase: str, edited: str) -> str:
         """``phrase`` without what the user's own revision contradicts: a limit on the
         answer's length it breaks (:func:`without_broken_limits`; a small model adds "no more
-        than 10 words" to an edit that wrote 40) and a literal opening or ending its first or
+        than 10 words" to an edit that wrote 40), a literal opening or ending its first or
         last line does not have (:func:`without_contradicted_ends`; "start with a TL;DR" from
-        a revision that starts "Subject: ..."). The layer would state either to the model as
-        the user's."""
-        kept = without_contradicted_ends(without_broken_limits(phrase, edited), edited)
+        a revision that starts "Subject: ...") and a surface feature it has but the phrase
+        bans, or lacks but the phrase asks for (:func:`without_contradicted_features`; "no
+        lists" from a revision in bullet points). The layer would state any of them to the
+        model as the user's."""
+        kept = without_broken_limits(phrase, edited)
+        kept = without_contradicted_features(without_contradicted_ends(kept, edited), edited)
         if not kept:
             raise LearningError(
                 f"the LLM answered {phrase!r}, which the user's revision contradicts (a length "
-                f"limit its {len(edited.split())} words break, or an opening or ending its "
-                "first or last line does not have); nothing was stored."
+                f"limit its {len(edited.split())} words break, an opening or ending its first "
+                "or last line does not have, or a list, emoji or other mark it has but the "
+                "phrase bans, or lacks but the phrase asks for); nothing was stored."
             )
         if kept != phrase:
             log.debug("CIPHER: dropped what the revision contradicts: %r -> %r", phrase, kept)

@@ -1,6 +1,8 @@
 """CIPHER's text: the edit's compact word diff, the LLM's answer cleaned into a preference
 phrase, a description split into clauses, the length limits and the openings and endings a
-revision rules out, and the vote that aggregates without an LLM."""
+revision rules out (its length limits, its literal openings and endings, the features it has
+but a clause bans or lacks but a clause asks for), and the vote that aggregates without an
+LLM."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 
 from persona.errors import LearningError
 from persona.learn import prompts
-from persona.learn.edit_facts import count_sentences, count_words, facts_block
+from persona.learn.edit_facts import count_sentences, count_words, facts_block, features
 from persona.learn.guard import looks_like_injection, until_template_token
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> L2-normalized rows
@@ -231,6 +233,95 @@ def without_contradicted_ends(phrase: str, revision: str) -> str:
     and "" when nothing is left."""
     parts = [p for c in clauses(phrase) for p in _AND_ENDS.split(c) if p.strip()]
     kept = [p for p in parts if not _contradicted(p, revision)]
+    if len(kept) == len(parts):
+        return phrase.strip()
+    return "; ".join(_LEADING_AND.sub("", p.strip()) for p in kept)
+
+
+#: The surface features a clause can name, each with the features of :func:`features` that
+#: count as having it; the first that matches a name wins ("numbered list" is not any list).
+_FEATURE_NAMES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), frozenset(have))
+    for pattern, have in (
+        (r"\bnumber(?:ed|s)\b(?:\s+lists?)?|\benumerat\w*", ("numbered",)),
+        (r"\bbullet(?:ed|s)?(?:[- ]points?)?(?:\s+lists?)?", ("bullets",)),
+        (r"\blists?\b|\blist items?\b", ("numbered", "bullets")),
+        (r"\bemojis?\b|\bemoticons?\b|\bsmileys?\b", ("emoji",)),
+        (r"\bexclamation", ("exclamation",)),
+        (r"\bquestions?\b", ("question",)),
+        (r"\bhashtags?\b", ("hashtag",)),
+        (r"\bbold\b", ("bold",)),
+        (r"\bcontractions?\b", ("contraction",)),
+        (r"\blinks?\b|\burls?\b", ("link",)),
+    )
+)
+_CLAUSE_LEAD = r"^(?:(?:and|then|also|always|please)\s+)*"
+#: A clause that bans what it names: "no lists", "avoid emojis", "don't use contractions".
+_BAN = re.compile(
+    _CLAUSE_LEAD + r"(?:(?:use\s+)?no|avoid(?:ing)?|without|never\s+(?:use|add|include)|"
+    r"do(?:n['’]t|\s+not)\s+(?:use|add|include|put)|remove|drop|omit|skip|stop\s+using)\s+"
+    r"(?P<what>.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+#: A clause that asks for what it names: "use bullet points", "end with an emoji".
+_ASK = re.compile(
+    _CLAUSE_LEAD + r"(?:use|include|add|insert|put|(?:format(?:ted)?|write|written|organi[sz]ed?)"
+    r"\s+(?:as|in|with|into)|(?:start|begin|open|end|close|finish)(?:s|ing)?\s+with|in|as)\s+"
+    r"(?P<what>.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+#: Words that make a clause about how much or where, which presence alone cannot settle
+#: ("no more than two emojis", "avoid emojis except at the end", "use fewer lists").
+_DEGREE = re.compile(
+    r"\b(?:more|fewer|less|least|most|few|many|much|too|excessive(?:ly)?|over-?use|only|"
+    r"except|unless|but|instead|rather|than|minimum|maximum|max|limit(?:ed)?|one|single|"
+    r"no|not|never|avoid|without|don['’]t)\b|\d",
+    re.IGNORECASE,
+)
+
+
+#: "end with an emoji and use hashtags" is two clauses.
+_AND_CLAUSE = re.compile(
+    r"\s+and\s+(?=(?:(?:start|begin|open|end|close|finish)(?:s|ing)?\s+with|use|include|add|"
+    r"avoid|never|no|without|do(?:n['’]t|\s+not))\b)",
+    re.IGNORECASE,
+)
+
+
+def _named(what: str) -> list[frozenset[str]]:
+    named = []
+    for name, have in _FEATURE_NAMES:
+        if name.search(what):
+            named.append(have)
+            what = name.sub(" ", what)
+    return named
+
+
+def _feature_contradicted(clause: str, has: frozenset[str]) -> bool:
+    text = clause.strip()
+    for pattern, wanted in ((_BAN, False), (_ASK, True)):
+        m = pattern.match(text)
+        if not m or _DEGREE.search(m.group("what")):
+            continue
+        named = _named(m.group("what"))
+        if not named:
+            return False
+        present = [bool(has & alternatives) for alternatives in named]
+        return not all(present) if wanted else any(present)
+    return False
+
+
+def without_contradicted_features(phrase: str, revision: str) -> str:
+    """``phrase`` without the clauses that ban a surface feature ``revision`` has ("no lists"
+    from a revision in bullet points: the user wrote them) or ask for one it lacks ("use
+    emojis" from a revision with none). Features are those of :func:`features` (list items,
+    emoji, exclamation and question marks, hashtags, bold, contractions, links); a clause
+    about how many or where ("at most one emoji", "no emoji except at the end") and every
+    clause naming no feature are kept. The phrase is returned as it is when nothing is
+    dropped, the kept clauses joined with "; " otherwise, and "" when nothing is left."""
+    has = features(revision)
+    parts = [p for c in clauses(phrase) for p in _AND_CLAUSE.split(c) if p.strip()]
+    kept = [p for p in parts if not _feature_contradicted(p, has)]
     if len(kept) == len(parts):
         return phrase.strip()
     return "; ".join(_LEADING_AND.sub("", p.strip()) for p in kept)

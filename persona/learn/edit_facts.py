@@ -337,3 +337,32 @@ def facts_block(before: str, after: str, *, limit: int = 6) -> str:
     """:func:`edit_facts` as ``- `` lines, or ``(none)`` when nothing measured changed."""
     facts = edit_facts(before, after, limit=limit)
     return "\n".join(f"- {f}" for f in facts) if facts else "(none)"
+
+
+#: A contraction, not a possessive: "don't", "we're", "it's", but not "Ana's".
+_SURE_CONTRACTION = re.compile(
+    r"\b\w+n['’]t\b|\b\w+['’](?:re|ve|ll|m|d)\b|\b(?:it|that|there|here|what|let|who)['’]s\b",
+    re.I,
+)
+_NUMBERED_LINE = re.compile(r"^\s*\d+[.)]\s")
+_BULLET_LINE = re.compile(r"^\s*[-*•+]\s")
+
+
+def features(text: str) -> frozenset[str]:
+    """The surface features ``text`` has, by name: ``numbered`` and ``bullets`` (a line that
+    is a list item), ``emoji``, ``exclamation``, ``question``, ``hashtag``, ``bold``,
+    ``contraction`` (not a possessive) and ``link``. What a text has, its writer cannot have
+    wanted gone."""
+    lines = text.splitlines()
+    found = {
+        "numbered": any(_NUMBERED_LINE.match(ln) for ln in lines),
+        "bullets": any(_BULLET_LINE.match(ln) for ln in lines),
+        "emoji": any(_is_emoji(c) for c in text),
+        "exclamation": "!" in text,
+        "question": "?" in text,
+        "hashtag": bool(_TAG.search(text)),
+        "bold": bool(_BOLD.search(text)),
+        "contraction": bool(_SURE_CONTRACTION.search(text)),
+        "link": bool(_LINK.search(text)),
+    }
+    return frozenset(name for name, present in found.items() if present)

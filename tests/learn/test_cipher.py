@@ -25,6 +25,7 @@ from persona.learn.cipher_text import (
     vote,
     without_broken_limits,
     without_contradicted_ends,
+    without_contradicted_features,
     word_diff,
 )
 from persona.store.embed import HashEmbedder
@@ -677,6 +678,45 @@ def test_an_opening_or_ending_the_revision_lacks_is_dropped(
     assert without_contradicted_ends(phrase, revision) == (phrase if want is None else want)
 
 
+MEETING = "TL;DR: launch moved.\n- QA ends Friday\n- Ana owns the notes\nWe're set."
+
+
+@pytest.mark.parametrize(
+    ("phrase", "revision", "want"),
+    [
+        # a ban on what the revision has goes: the user wrote it
+        ("open with a TL;DR line; no lists", MEETING, "open with a TL;DR line"),
+        ("no lists or bold formatting", MEETING, ""),
+        ("avoid bullet points, keep it short", MEETING, "keep it short"),
+        ("formal tone; no contractions", MEETING, "formal tone"),
+        ("don't use emojis", "See you there 🎉", ""),
+        ("never use exclamation marks; friendly", "Great news! We won.", "friendly"),
+        # a request for what the revision lacks goes: the user did not write it
+        ("use a numbered list; formal tone", MEETING, "formal tone"),
+        ("end with an emoji and use hashtags", "Done 🙂", "end with an emoji"),
+        (
+            "open with a list, end with a call to action",
+            "Subject: Hi\nCome!",
+            "end with a call to action",
+        ),
+        # kept: the revision agrees, the clause is about how many or where, or names no feature
+        ("use bullet points; no emoji", MEETING, None),
+        ("no numbered lists", MEETING, None),  # dashes are not numbers
+        ("no contractions", "Ana's report is ready.", None),  # a possessive is not one
+        ("at most one emoji", "Hi 🙂 🎉", None),
+        ("no emoji except at the end", "Hi 🙂", None),
+        ("no more than two exclamation marks", "Yes! Yes! Yes!", None),
+        ("use fewer lists", MEETING, None),
+        ("no greeting; open by thanking the reader", MEETING, None),
+        ("end with a call to action", "", None),
+    ],
+)
+def test_a_feature_the_revision_contradicts_is_dropped(
+    phrase: str, revision: str, want: str | None
+) -> None:
+    assert without_contradicted_features(phrase, revision) == (phrase if want is None else want)
+
+
 @pytest.mark.parametrize(
     ("phrase", "kept", "output", "revision", "why"),
     [
@@ -690,6 +730,8 @@ def test_an_opening_or_ending_the_revision_lacks_is_dropped(
             ANNOUNCEMENT,
             "opening or ending",
         ),
+        # the user wrote bullet points: "no lists" is not theirs
+        ("open with a TL;DR line; no lists", "open with a TL;DR line", "x y z", MEETING, "bans"),
     ],
 )
 def test_inference_drops_what_the_revision_contradicts(
