@@ -48,6 +48,9 @@ CIPHERS = {
     "cipher-5 + 6 candidates": ("cipher-5", "cipher-candidates"),
     "cipher-5, broken limits dropped": ("cipher-5", "cipher-limits"),
     "cipher-5, sentence-pooled contexts": ("cipher-5", "cipher-sentences"),
+    "cipher-5-vote, contradicted features dropped": ("cipher-5-vote", "cipher-vote-features"),
+    "cipher-5-vote, --cipher-infer facts": ("cipher-5-vote", "cipher-vote-wishes"),
+    "cipher-5-vote, --cipher-infer both": ("cipher-5-vote", "cipher-vote-phrase-and-wishes"),
 }
 
 

@@ -52,9 +52,7 @@ from persona.learn.cipher_text import (
     clean_phrase,
     infer_prompt,
     vote,
-    without_broken_limits,
-    without_contradicted_ends,
-    without_contradicted_features,
+    without_contradicted,
 )
 from persona.learn.edit_facts import edit_wishes
 from persona.learn.guard import looks_like_injection
@@ -179,16 +177,14 @@ class Cipher:
 
     @staticmethod
     def _consistent(phrase: str, edited: str) -> str:
-        """``phrase`` without what the user's own revision contradicts: a limit on the
-        answer's length it breaks (:func:`without_broken_limits`; a small model adds "no more
-        than 10 words" to an edit that wrote 40), a literal opening or ending its first or
-        last line does not have (:func:`without_contradicted_ends`; "start with a TL;DR" from
-        a revision that starts "Subject: ...") and a surface feature it has but the phrase
-        bans, or lacks but the phrase asks for (:func:`without_contradicted_features`; "no
-        lists" from a revision in bullet points). The layer would state any of them to the
-        model as the user's."""
-        kept = without_broken_limits(phrase, edited)
-        kept = without_contradicted_features(without_contradicted_ends(kept, edited), edited)
+        """``phrase`` without what the user's own revision contradicts
+        (:func:`without_contradicted`): a limit on the answer's length it breaks (a small
+        model adds "no more than 10 words" to an edit that wrote 40), a literal opening or
+        ending its first or last line does not have ("start with a TL;DR" from a revision
+        that starts "Subject: ...") and a surface feature it has but the phrase bans, or
+        lacks but the phrase asks for ("no lists" from a revision in bullet points). The
+        layer would state any of them to the model as the user's."""
+        kept = without_contradicted(phrase, edited)
         if not kept:
             raise LearningError(
                 f"the LLM answered {phrase!r}, which the user's revision contradicts (a length "

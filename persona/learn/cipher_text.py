@@ -327,6 +327,14 @@ def without_contradicted_features(phrase: str, revision: str) -> str:
     return "; ".join(_LEADING_AND.sub("", p.strip()) for p in kept)
 
 
+def without_contradicted(phrase: str, revision: str) -> str:
+    """``phrase`` without everything ``revision`` contradicts: :func:`without_broken_limits`,
+    then :func:`without_contradicted_ends`, then :func:`without_contradicted_features`; ""
+    when nothing is left. What CIPHER stores of a model's phrase."""
+    kept = without_contradicted_ends(without_broken_limits(phrase, revision), revision)
+    return without_contradicted_features(kept, revision)
+
+
 def vote(texts: Sequence[str], embed: Embed, same: float = 0.4) -> str:
     """CIPHER's aggregation without an LLM: the clauses that a strict majority of ``texts``
     state (two clauses are the same preference at cosine ``same`` or more), each once, nearest
