@@ -1,8 +1,7 @@
 """CIPHER's text: the edit's compact word diff, the LLM's answer cleaned into a preference
-phrase, a description split into clauses, the length limits and the openings and endings a
-revision rules out (its length limits, its literal openings and endings, the features it has
-but a clause bans or lacks but a clause asks for), and the vote that aggregates without an
-LLM."""
+phrase, a description split into clauses, what a revision rules out (length limits it breaks,
+literal openings and endings it lacks, features it has but a clause bans or lacks but a clause
+asks for), and the vote that aggregates without an LLM."""
 
 from __future__ import annotations
 
@@ -231,8 +230,15 @@ def without_contradicted_ends(phrase: str, revision: str) -> str:
     TL;DR. Clauses naming no literal words ("start with a greeting") are kept; the phrase is
     returned as it is when nothing is dropped, the kept clauses joined with "; " otherwise,
     and "" when nothing is left."""
-    parts = [p for c in clauses(phrase) for p in _AND_ENDS.split(c) if p.strip()]
-    kept = [p for p in parts if not _contradicted(p, revision)]
+    return _without(phrase, _AND_ENDS, lambda clause: _contradicted(clause, revision))
+
+
+def _without(phrase: str, and_split: re.Pattern[str], drop: Callable[[str], bool]) -> str:
+    """``phrase`` split into clauses (also at ``and_split``) without those ``drop`` says:
+    the phrase as it is when nothing is dropped, the kept clauses joined with "; " otherwise,
+    "" when nothing is left."""
+    parts = [p for c in clauses(phrase) for p in and_split.split(c) if p.strip()]
+    kept = [p for p in parts if not drop(p)]
     if len(kept) == len(parts):
         return phrase.strip()
     return "; ".join(_LEADING_AND.sub("", p.strip()) for p in kept)
@@ -320,11 +326,7 @@ def without_contradicted_features(phrase: str, revision: str) -> str:
     clause naming no feature are kept. The phrase is returned as it is when nothing is
     dropped, the kept clauses joined with "; " otherwise, and "" when nothing is left."""
     has = features(revision)
-    parts = [p for c in clauses(phrase) for p in _AND_CLAUSE.split(c) if p.strip()]
-    kept = [p for p in parts if not _feature_contradicted(p, has)]
-    if len(kept) == len(parts):
-        return phrase.strip()
-    return "; ".join(_LEADING_AND.sub("", p.strip()) for p in kept)
+    return _without(phrase, _AND_CLAUSE, lambda clause: _feature_contradicted(clause, has))
 
 
 def without_contradicted(phrase: str, revision: str) -> str:
