@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -138,6 +139,12 @@ def bench_follow(
         help="Only the side effects: both models' answers to the plain requests (about a minute; "
         "written to plain.json, follow.json is left as it is).",
     ),
+    inference_only: bool = typer.Option(
+        False,
+        help="Only CIPHER's inference, scored as the phrase the model wrote and as what CIPHER "
+        "stores of it with each --cipher-infer mode (llm, facts, both); written to "
+        "inference.json, follow.json is left as it is.",
+    ),
 ) -> None:
     """Base local model vs base + follow adapter: satisfaction of stated preferences (training
     and held-out atom types), CIPHER inference accuracy, and plain answers (side effects)."""
@@ -154,6 +161,11 @@ def bench_follow(
 
         torch.set_num_threads(torch_threads)
     with errors():
+        if plain_only and inference_only:
+            raise InvalidInputError(
+                "--plain-only and --inference-only each measure one part; pick one (or neither "
+                "for every measurement)."
+            )
         folder = str(ensure_local_model())
         choice: bool | str = str(adapter) if adapter else True
         models = []
@@ -189,6 +201,7 @@ def bench_follow(
                 reuse=[m for m, on in (("base", reuse_base), ("adapter", reuse_adapter)) if on],
                 edit_facts=edit_facts,
                 plain_only=plain_only,
+                inference_only=inference_only,
             )
         result = {
             "benchmark": "follow",
@@ -200,10 +213,15 @@ def bench_follow(
             "command": "persona " + " ".join(sys.argv[1:]),
         }
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = out_dir / ("plain.json" if plain_only else "follow.json")
+        name = "plain" if plain_only else "inference" if inference_only else "follow"
+        written = out_dir / f"{name}.json"
         written.write_text(json.dumps(result, indent=2) + "\n")
-        if not plain_only:
+        if name == "follow":
             plot(result, str(out_dir / "follow.png"))
+    if inference_only:
+        out.print(_inference_table(result))
+        out.print(f"wrote {written}", markup=False)
+        return
     table = Table(title=f"follow adapter: {result['llm']}", title_justify="left")
     for col in (
         "model",
@@ -230,3 +248,17 @@ def bench_follow(
         )
     out.print(table)
     out.print(f"wrote {written}", markup=False)
+
+
+def _inference_table(result: dict[str, Any]) -> Table:
+    """Inference accuracy per model and per way of storing the phrase (train / held-out)."""
+    from persona.follow.evaluate import INFER_SCORES
+
+    table = Table(title=f"CIPHER's inference: {result['llm']}", title_justify="left")
+    table.add_column("model")
+    for mode in INFER_SCORES:
+        table.add_column(f"{mode} train / held-out")
+    for name, r in result["models"].items():
+        cells = [r["inference_by_mode"][mode]["accuracy"] for mode in INFER_SCORES]
+        table.add_row(name, *(f"{c['train']} / {c['held_out']}" for c in cells))
+    return table

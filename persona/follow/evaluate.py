@@ -26,8 +26,17 @@ from persona.bench.metrics import repeats
 from persona.errors import InvalidInputError, LearningError
 from persona.follow.data import Input, applicable, follow_prompt, is_eval, load_inputs
 from persona.follow.phrases import HELD_OUT, atom_type
-from persona.learn.cipher_text import clean_phrase, infer_prompt
+from persona.learn.cipher import wishes, with_wishes
+from persona.learn.cipher_text import clean_phrase, infer_prompt, without_contradicted
 from persona.store.embed import Embedder
+
+#: Tokens for an inferred phrase (CIPHER's inference budget is larger; phrases are short).
+INFER_TOKENS = 40
+
+#: What is scored of each inference: the model's phrase as cleaned ("phrase", the figure of
+#: sessions before 34) and what CIPHER stores of it under each ``cipher_infer`` mode
+#: (:func:`stored`).
+INFER_SCORES: tuple[str, ...] = ("phrase", "llm", "facts", "both")
 
 #: An answer to a stated-preference request with fewer words than this is not an answer to
 #: the task (a document's summary, an email, a chat answer): often the preference echoed.
@@ -72,11 +81,13 @@ def run_follow_bench(
     reuse: Sequence[str] = (),
     edit_facts: bool = False,
     plain_only: bool = False,
+    inference_only: bool = False,
 ) -> dict[str, Any]:
     """Every measurement for every model, on the evaluation inputs (``on_total``: told how
     many prompts will be generated, for a progress bar that ``tick`` advances);
     ``plain_only``: only the side effects (plain answers), minutes where the rest takes an
-    hour on two cores.
+    hour on two cores; ``inference_only``: only CIPHER's inference, scored for each way the
+    layer can store a phrase (:func:`score_inference`).
 
     Models named in ``reuse`` keep their figures from ``previous`` (an earlier result of this
     function on the same inputs, atoms and answer budget: checked) and only answer the plain
@@ -96,6 +107,12 @@ def run_follow_bench(
         if reuse:
             raise InvalidInputError("plain answers only: nothing to reuse (drop --reuse-base).")
         return _plain_only(models, items, max_tokens, batch_size, tick, on_total)
+    if inference_only:
+        if reuse:
+            raise InvalidInputError("inference only: nothing to reuse (drop --reuse-base).")
+        return _inference_only(
+            models, items, sets, max_tokens, batch_size, tick, on_total, embedder, edit_facts
+        )
     kept = _reusable(previous, reuse, len(items), sets, max_tokens, edit_facts)
     pairs = _inference_pairs(items, sets)
     if on_total:
@@ -105,8 +122,6 @@ def run_follow_bench(
             len(models) * len(items) + len(measured) * len(cases) + len(inferring) * len(pairs)
         )
     every_type = {atom_type(a): a.description for s in sets.values() for a in s}
-    type_names = list(every_type)
-    type_vecs = embedder.embed(list(every_type.values()))
     result: dict[str, Any] = {
         "inputs": len(items),
         "atoms": {k: [a.name for a in v] for k, v in sets.items()},
@@ -171,33 +186,115 @@ def run_follow_bench(
         # the answers are the unguided model's.
         result["models"][m.name]["inference_accuracy"] = None
     for m in (m for m in models if m.name not in kept and m.guidance == 1.0):
-        raws = run(m, infer_prompts, 40)
-        hits: dict[str, list[bool]] = {"train": [], "held_out": []}
-        per_atom_hits: dict[str, list[bool]] = {}
-        samples: list[dict[str, str]] = []
-        for (split, atom, _, _), raw in zip(pairs, raws, strict=True):
-            try:
-                phrase_ = clean_phrase(raw)
-            except LearningError:
-                phrase_ = ""
-            right = False
-            if phrase_:
-                vec = embedder.embed([phrase_])[0]
-                right = type_names[int(np.argmax(type_vecs @ vec))] == atom_type(atom)
-            hits[split].append(right)
-            per_atom_hits.setdefault(atom.name, []).append(right)
-            if split == "held_out" and len(samples) < 10:
-                samples.append({"atom": atom.name, "inferred": phrase_ or raw[:80]})
-        result["models"][m.name]["inference_accuracy"] = {k: _rate(v) for k, v in hits.items()}
-        result["models"][m.name]["inference_accuracy_per_atom"] = {
-            k: _rate(v) for k, v in per_atom_hits.items()
-        }
-        result["models"][m.name]["inference_samples_held_out"] = samples
+        raws = run(m, infer_prompts, INFER_TOKENS)
+        result["models"][m.name].update(score_inference(pairs, raws, embedder, every_type))
     result["inference_pairs"] = {
         split: sum(p[0] == split for p in pairs) for split in ("train", "held_out")
     }
     result["plain_samples"] = _plain_samples(items, plain_by_model)
     return result
+
+
+def stored(mode: str, raw: str, output: str, edited: str) -> str:
+    """What CIPHER stores for ``output`` → ``edited`` when its model answered ``raw`` to the
+    inference prompt, as :meth:`~persona.learn.cipher.Cipher.infer` would with
+    ``infer=mode``; "" when it stores nothing. ``mode="phrase"``: the cleaned phrase before
+    CIPHER's consistency checks."""
+    try:
+        phrase = clean_phrase(raw)
+    except LearningError:
+        phrase = ""
+    if mode == "phrase":
+        return phrase
+    wished = [] if mode == "llm" else wishes(output, edited)
+    if mode == "facts" and wished:
+        return "; ".join(wished)
+    kept = without_contradicted(phrase, edited) if phrase else ""
+    if not kept:
+        return "; ".join(wished)
+    return with_wishes(kept, wished)
+
+
+def score_inference(
+    pairs: Sequence[tuple[str, A.Atom, str, str]],
+    raws: Sequence[str],
+    embedder: Embedder,
+    types: dict[str, str],
+) -> dict[str, Any]:
+    """A model's inferences (``raws``, one per pair) scored: a stored phrase is right when its
+    embedding is closest to its atom's type description among every type's (``types``),
+    per split and atom, for each of :data:`INFER_SCORES`; "inference_accuracy" is the
+    "phrase" figure, as before session 34."""
+    names = list(types)
+    type_vecs = embedder.embed(list(types.values()))
+    by_mode: dict[str, dict[str, Any]] = {}
+    samples: list[dict[str, str]] = []
+    for mode in INFER_SCORES:
+        phrases = [stored(mode, raw, a, e) for (_, _, a, e), raw in zip(pairs, raws, strict=True)]
+        said = [p for p in phrases if p]
+        vecs = iter(embedder.embed(said) if said else [])
+        hits: dict[str, list[bool]] = {"train": [], "held_out": []}
+        per_atom: dict[str, list[bool]] = {}
+        for (split, atom, _, _), phrase in zip(pairs, phrases, strict=True):
+            right = bool(phrase) and names[int(np.argmax(type_vecs @ next(vecs)))] == atom_type(
+                atom
+            )
+            hits[split].append(right)
+            per_atom.setdefault(atom.name, []).append(right)
+        by_mode[mode] = {
+            "accuracy": {k: _rate(v) for k, v in hits.items()},
+            "stored_nothing": _rate([not p for p in phrases]),
+            "per_atom": {k: _rate(v) for k, v in per_atom.items()},
+        }
+        held = [
+            (atom.name, phrase, raw)
+            for (split, atom, _, _), phrase, raw in zip(pairs, phrases, raws, strict=True)
+            if split == "held_out"
+        ]
+        if mode == "phrase":
+            samples = [{"atom": n, "inferred": p or r[:80]} for n, p, r in held[:10]]
+    return {
+        "inference_accuracy": by_mode["phrase"]["accuracy"],
+        "inference_accuracy_per_atom": by_mode["phrase"]["per_atom"],
+        "inference_samples_held_out": samples,
+        "inference_by_mode": by_mode,
+    }
+
+
+def _inference_only(
+    models: Sequence[Model],
+    items: Sequence[Input],
+    sets: dict[str, list[A.Atom]],
+    max_tokens: int,
+    batch_size: int,
+    tick: Callable[[int], None] | None,
+    on_total: Callable[[int], None] | None,
+    embedder: Embedder,
+    edit_facts: bool,
+) -> dict[str, Any]:
+    """CIPHER's inference alone: the first model's plain answers edited by each atom, every
+    model's phrase for each edit, scored by :func:`score_inference`."""
+    inferring = [m for m in models if m.guidance == 1.0]
+    if on_total:
+        on_total(len(items) + len(inferring) * len(_inference_pairs(items, sets)))
+    plain = _answers(models[0], [i.request for i in items], max_tokens, batch_size, tick)
+    pairs = _inference_pairs(items, sets, plain)
+    prompts_ = [infer_prompt(a, e, facts=edit_facts) for _, _, a, e in pairs]
+    types = {atom_type(a): a.description for s in sets.values() for a in s}
+    return {
+        "inputs": len(items),
+        "atoms": {k: [a.name for a in v] for k, v in sets.items()},
+        "max_tokens": max_tokens,
+        "edit_facts": edit_facts,
+        "inference_only": True,
+        "inference_pairs": {s: sum(p[0] == s for p in pairs) for s in ("train", "held_out")},
+        "models": {
+            m.name: score_inference(
+                pairs, _answers(m, prompts_, INFER_TOKENS, batch_size, tick), embedder, types
+            )
+            for m in inferring
+        },
+    }
 
 
 def _answers(

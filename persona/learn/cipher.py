@@ -132,6 +132,13 @@ def wishes(output: str, edited: str) -> list[str]:
     return [w for w in edit_wishes(output, edited) if not looks_like_injection(w)]
 
 
+def with_wishes(phrase: str, wished: Sequence[str]) -> str:
+    """``phrase``, then each of ``wished`` that it does not already state: CIPHER's phrase
+    with ``infer="both"``."""
+    stated = {c.lower() for c in clauses(phrase)}
+    return "; ".join([phrase, *(w for w in wished if w.lower() not in stated)])
+
+
 class Cipher:
     """CIPHER's two LLM steps. Tokens used are counted in ``tokens_in`` / ``tokens_out``."""
 
@@ -172,8 +179,7 @@ class Cipher:
             if not wished:
                 raise
             return "; ".join(wished)  # "both": the model answered junk; the counts still hold
-        stated = {c.lower() for c in clauses(phrase)}
-        return "; ".join([phrase, *(w for w in wished if w.lower() not in stated)])
+        return with_wishes(phrase, wished)
 
     @staticmethod
     def _consistent(phrase: str, edited: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from persona.errors import InvalidInputError
+from persona.errors import InvalidInputError, LearningError
 from persona.follow.data import is_eval, load_inputs
 from persona.follow.evaluate import Model, eval_atoms, run_follow_bench
 from persona.follow.train import load_base
@@ -106,3 +106,73 @@ def test_plain_only_answers_the_plain_requests_and_nothing_else(models: list[Mod
         _run(models, [], previous=result, reuse=("base",))
     with pytest.raises(InvalidInputError, match="nothing to reuse"):
         _run(models, [], plain_only=True, previous=result, reuse=("base",))
+
+
+MODES = ("llm", "facts", "both")
+# The model's answer to CIPHER's inference prompt: a phrase, one the revision contradicts
+# (the edits below add list items or a question), and junk that names nothing.
+RAWS = ("Use short sentences.", "No lists and no questions.", "...")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("raw", RAWS)
+@pytest.mark.parametrize("atom_name", ["numbered", "bullets", "question_end", "formal"])
+def test_the_bench_stores_what_cipher_would(mode: str, raw: str, atom_name: str) -> None:
+    """The bench scores, for each mode, the phrase Cipher.infer itself returns for that
+    model answer: the same phrase, or nothing where CIPHER raises and stores nothing."""
+    from persona.agents.fakes import ScriptedChatModel
+    from persona.bench import atoms as A
+    from persona.follow.evaluate import stored
+    from persona.learn.cipher import Cipher, CipherConfig
+
+    output = (
+        "The council approved the bike lanes on Monday. Work starts in May and ends in "
+        "October. Residents can comment online until Friday."
+    )
+    edited = A.ATOMS[atom_name].edit(output)
+    assert edited != output
+    cipher = Cipher(ScriptedChatModel(responses=[raw]), CipherConfig(infer=mode))  # type: ignore[arg-type]
+    try:
+        want = cipher.infer(output, edited)
+    except LearningError:
+        want = ""
+    assert stored(mode, raw, output, edited) == want
+
+
+def test_inference_only_scores_every_way_of_storing(models: list[Model]) -> None:
+    counted: list[int] = []
+    result = _run(models, counted, inference_only=True)
+    assert result["inference_only"] is True
+    pairs = sum(result["inference_pairs"].values())
+    assert pairs and sum(counted) == 3 + 2 * pairs  # the base's plain answers, then phrases
+    for block in result["models"].values():
+        assert set(block["inference_by_mode"]) == {"phrase", *MODES}
+        assert block["inference_accuracy"] == block["inference_by_mode"]["phrase"]["accuracy"]
+        for scored in block["inference_by_mode"].values():
+            assert all(v is None or 0 <= v <= 1 for v in scored["accuracy"].values())
+            assert 0 <= scored["stored_nothing"] <= 1
+    with pytest.raises(InvalidInputError, match="nothing to reuse"):
+        _run(models, [], inference_only=True, previous=result, reuse=("base",))
+
+
+def test_a_phrase_naming_the_atom_scores_right_and_junk_scores_wrong() -> None:
+    from persona.follow.evaluate import _inference_pairs, score_inference
+    from persona.follow.phrases import atom_type
+
+    items = [i for i in load_inputs() if is_eval(i)][:3]
+    sets = eval_atoms()
+    answers = [
+        "The plan was approved on Monday. Work starts in May. Residents can comment online."
+    ] * len(items)
+    pairs = _inference_pairs(items, sets, answers)
+    types = {atom_type(a): a.description for s in sets.values() for a in s}
+    named = score_inference(
+        pairs, [atom.description for _, atom, _, _ in pairs], HashEmbedder(), types
+    )
+    assert named["inference_by_mode"]["phrase"]["accuracy"] == {"train": 1.0, "held_out": 1.0}
+    junk = score_inference(pairs, ["..."] * len(pairs), HashEmbedder(), types)
+    for mode in ("phrase", "llm"):
+        assert junk["inference_by_mode"][mode]["stored_nothing"] == 1.0
+        assert junk["inference_by_mode"][mode]["accuracy"] == {"train": 0.0, "held_out": 0.0}
+    # The counted wishes need no model: an edit that changes something countable stores them.
+    assert junk["inference_by_mode"]["facts"]["stored_nothing"] < 1.0
