@@ -88,6 +88,7 @@ class PreferenceLayer(
             self._nearest,
             opts,
             local_llm=self._local_llm(),
+            follows=self._follows(),
             cache_dir=home / "cache" if home else None,
         )
         self.stated, self.c3po, self.cipher, self.fspo = learners
@@ -101,6 +102,14 @@ class PreferenceLayer(
         from persona.agents.models import LocalChatModel
 
         return self._llm_spec == "local" or isinstance(self._llm_spec, LocalChatModel)
+
+    def _follows(self) -> bool:
+        """True when the layer's LLM is the local model with a follow adapter on."""
+        from persona.agents.models import LocalChatModel
+
+        if isinstance(self._llm_spec, LocalChatModel):
+            return bool(self._llm_spec.follow_adapter)
+        return self._llm_spec == "local" and bool(self.follow_adapter)
 
     # -- construction ----------------------------------------------------------------
     @classmethod

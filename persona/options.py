@@ -38,9 +38,10 @@ class LayerOptions:
     # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
     # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40
     # words": no model call unless nothing counted changed) or "both" (the model's phrase and
-    # the wishes it leaves out). None: "llm". Session 24 made "facts" the embedded model's
-    # default; with the corrected scripted user (session 25) its wishes cost as many edits on
-    # summaries and more on emails (4 seeds; README), so every model names the preference.
+    # the wishes it leaves out). None: "facts" for the local model with its follow adapter
+    # (with follow-r64 the wishes cost 681 / 603 edits where its phrase cost 779 / 759,
+    # summaries / emails, 4 seeds, session 33; README), "llm" for every other model (the
+    # local one without the adapter included: its wishes cost more edits, session 25).
     cipher_infer: str | None = None
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path

@@ -79,8 +79,8 @@ def bench_edits(
     cipher_infer: str = typer.Option(
         "llm",
         help="Where CIPHER's phrase for an edit comes from (the layer's cipher_infer): llm "
-        "(PRELUDE's CIPHER; the layer's default with the local model is facts), facts (the "
-        "edit's counted changes as wishes, no model call) or both.",
+        "(PRELUDE's CIPHER; the layer's default with the local model and its follow adapter is "
+        "facts), facts (the edit's counted changes as wishes, no model call) or both.",
     ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""

@@ -35,11 +35,14 @@ def make_learners(
     opts: LayerOptions,
     *,
     local_llm: bool,
+    follows: bool = False,
     cache_dir: Path | None = None,
 ) -> Learners:
     """Every learner, sharing the store, the embedder, the layer's LLM (loaded on first use)
     and its nearest-rows search. With the local model, C3PO writes no dataset by default
-    (``c3po_categories=None``): its datasets cost scope accuracy."""
+    (``c3po_categories=None``): its datasets cost scope accuracy. With the local model and
+    its follow adapter (``follows``), CIPHER stores the edit's counted changes by default
+    (``cipher_infer=None``): they cost fewer edits than the model's phrase (README, session 33)."""
     categories = opts.c3po_categories
     if categories is None:
         categories = 0 if local_llm else 4
@@ -58,7 +61,7 @@ def make_learners(
                 infer_guidance=float(opts.cipher_infer_guidance),
                 infer_candidates=opts.cipher_infer_candidates,
                 edit_facts=opts.cipher_edit_facts,
-                infer=cast(Infer, opts.cipher_infer or "llm"),
+                infer=cast(Infer, opts.cipher_infer or ("facts" if follows else "llm")),
             ),
             embedder.embed,
         ),

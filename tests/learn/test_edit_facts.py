@@ -243,24 +243,41 @@ def test_both_adds_the_wishes_the_model_left_out(persona_home: Path) -> None:
         PreferenceLayer.open(persona_home / "bad", llm=llm, cipher_infer="rules")
 
 
-def test_every_model_names_the_preference_by_default_and_wishes_are_an_option(
+def test_the_local_model_with_its_follow_adapter_stores_wishes_by_default(
     persona_home: Path,
 ) -> None:
-    """CIPHER asks the model for the phrase by default, the embedded one included (its wishes
-    cost more edits on emails with the corrected scripted user; README); with
-    cipher_infer="facts" a counted edit is learned without even loading the model."""
+    """CIPHER states the counted changes by default with the local model and its follow
+    adapter (they cost fewer edits than its phrase with follow-r64; README, session 33); every
+    other model names the preference, the local one without the adapter included; an
+    explicit cipher_infer wins. A counted edit is learned without even loading the model."""
+    from persona.agents.models import LocalChatModel
+
     ctx = "Summarize the council news"
+    for name, llm, options, want in (
+        ("local", "local", {}, "facts"),
+        ("bare", "local", {"follow_adapter": False}, "llm"),
+        ("asked", "local", {"cipher_infer": "llm"}, "llm"),
+        ("model", LocalChatModel(), {}, "facts"),
+        ("bare-model", LocalChatModel(follow_adapter=False), {}, "llm"),
+    ):
+        with PreferenceLayer.open(
+            persona_home / name, llm=llm, embedder=HashEmbedder(64), **options
+        ) as layer:
+            assert layer.cipher.config.infer == want, name
     with PreferenceLayer.open(
-        persona_home / "local", llm="local", embedder=HashEmbedder(64)
+        persona_home / "learns", llm="local", embedder=HashEmbedder(64)
     ) as layer:
-        assert layer.cipher.config.infer == "llm"
-    with PreferenceLayer.open(
-        persona_home / "told", llm="local", embedder=HashEmbedder(64), cipher_infer="facts"
-    ) as layer:
-        assert layer.cipher.config.infer == "facts"
         [pref] = layer.learn_from_edit("alice", ctx, TEXT, TEXT.lower())
         assert pref.text == "all lower case with no capital letters"
         assert layer._llm is None  # never loaded
+    with PreferenceLayer.open(
+        persona_home / "told",
+        llm="local",
+        embedder=HashEmbedder(64),
+        follow_adapter=False,
+        cipher_infer="facts",
+    ) as layer:
+        assert layer.cipher.config.infer == "facts"
     scripted = ScriptedChatModel(responses=["lower case"])
     with PreferenceLayer.open(
         persona_home / "other", llm=scripted, embedder=HashEmbedder(64)
