@@ -51,6 +51,7 @@ CIPHERS = {
     "cipher-5-vote, contradicted features dropped": ("cipher-5-vote", "cipher-vote-features"),
     "cipher-5-vote, --cipher-infer facts": ("cipher-5-vote", "cipher-vote-wishes"),
     "cipher-5-vote, --cipher-infer both": ("cipher-5-vote", "cipher-vote-phrase-and-wishes"),
+    "cipher-5, --cipher-infer facts": ("cipher-5", "cipher-wishes"),
 }
 
 
