@@ -268,3 +268,12 @@ def test_the_app_refuses_an_unknown_aggregation_by_name(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidInputError, match="cipher_aggregate='later'.*sync"):
         serve(path=tmp_path, llm="fake", embedder="hash", block=False, cipher_aggregate="later")
+
+
+def test_bench_follow_measures_one_part_at_a_time(tmp_path: Path) -> None:
+    """--plain-only and --inference-only each measure one part: asked together, refused
+    before any model is loaded, and nothing is written."""
+    args = ["bench", "follow", "--plain-only", "--inference-only", "--out", str(tmp_path)]
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 1 and "pick one" in bad.output
+    assert not list(tmp_path.iterdir())
