@@ -43,6 +43,10 @@ class LayerOptions:
     # summaries / emails, 4 seeds, session 33; README), "llm" for every other model (the
     # local one without the adapter included: its wishes cost more edits, session 25).
     cipher_infer: str | None = None
+    # An edit also stores the clauses of the description its answer was conditioned on that
+    # the revision visibly kept (a literal opening or ending, a list or emoji it has): the
+    # edit itself shows only what changed. Measured in session 34 (README).
+    cipher_keep_shown: bool = True
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path
     follow_adapter: bool | str = True
@@ -112,6 +116,11 @@ class LayerOptions:
             raise InvalidInputError(
                 f"cipher_infer_candidates={n!r:.40} must be a whole number from 1 to 16, e.g. 6 "
                 "(1: the greedy phrase alone)."
+            )
+        if not isinstance(self.cipher_keep_shown, bool):
+            raise InvalidInputError(
+                f"cipher_keep_shown={self.cipher_keep_shown!r:.40} must be True or False "
+                "(True: an edit also keeps what the user left of the preference applied)."
             )
         if not isinstance(self.cipher_edit_facts, bool):
             raise InvalidInputError(

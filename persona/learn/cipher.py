@@ -51,6 +51,8 @@ from persona.learn.cipher_text import (
     clauses,
     clean_phrase,
     infer_prompt,
+    same_clause,
+    shown_clauses,
     vote,
     without_contradicted,
 )
@@ -113,6 +115,11 @@ class CipherConfig:
     # words"), with no model call, and the model only when nothing counted changed; "both":
     # the model's phrase, then the wishes it does not already state.
     infer: Infer = "llm"
+    # An edit also stores the clauses of the description its answer was conditioned on that
+    # the user's revision visibly kept (shown_clauses(): its literal opening or ending, a
+    # list or emoji it has): an edit shows only what the user changed, so "bullet points"
+    # learned from an answer that already opened with the wanted TL;DR would lose the TL;DR.
+    keep_shown: bool = True
     aggregate_tokens: int = 60  # generation budget for aggregation
     cache_size: int = 512  # aggregations memoized on their exact inputs (greedy: same result)
 
@@ -379,20 +386,39 @@ class CipherLearner:
         # "facts" needs no model unless nothing counted changed: it is not loaded for it
         counted = wishes(output, edited) if self.config.infer == "facts" else []
         phrase = "; ".join(counted) if counted else self.cipher.infer(output, edited, context)
+        phrase, carried_from = self._with_kept(phrase, user_id, context, embedding, edited)
         if self.config.aggregate == "vote" and self._embed is not None:
             # embedded now, beside the LLM's inference, not on a later request's path
             self._clause_vectors(clauses(phrase) or [phrase])
         with writing(user_id) as write:
             edit = write.store.add_edit(user_id, context, output, edited)
+            prov = (f"edit:{edit.id}", *(f"preference:{i}" for i in carried_from))
             return [
                 write.add_preference(
-                    phrase,
-                    "edit",
-                    context=context,
-                    embedding=embedding,
-                    provenance=(f"edit:{edit.id}",),
+                    phrase, "edit", context=context, embedding=embedding, provenance=prov
                 )
             ]
+
+    def _with_kept(
+        self, phrase: str, user_id: str, context: str, embedding: np.ndarray, edited: str
+    ) -> tuple[str, tuple[int, ...]]:
+        """``phrase``, then the clauses of the description the answer was conditioned on that
+        the revision visibly kept and the phrase does not state (``config.keep_shown``), with
+        the ids of the preferences that description came from (none when nothing is kept).
+        Only a description this process remembers serving is read: computing it again could
+        call the model."""
+        if not self.config.keep_shown:
+            return phrase, ()
+        used = self._used_for(user_id, context, embedding, recompute=False)
+        if used is None:
+            return phrase, ()
+        stated = clauses(phrase)
+        kept = [
+            c for c in shown_clauses(used[0], edited) if not any(same_clause(c, s) for s in stated)
+        ]
+        if not kept:
+            return phrase, ()
+        return "; ".join([phrase, *dict.fromkeys(kept)]), used[1]
 
     # -- conditioning --------------------------------------------------------------------
     def contribute(self, request: Request) -> Contribution:
@@ -541,9 +567,15 @@ class CipherLearner:
             while len(self._used) > self.config.remembered:
                 self._used.popitem(last=False)
 
-    def _used_for(self, user_id: str, context: str, embedding: np.ndarray) -> Used | None:
+    def _used_for(
+        self, user_id: str, context: str, embedding: np.ndarray, recompute: bool = True
+    ) -> Used | None:
+        """The description this context's answer was conditioned on and the ids it came from;
+        when this process does not remember it, computed again (``recompute``) or None."""
         with self._lock:
             remembered = self._used.get(self._key(user_id, context))
+        if remembered is None and not recompute:
+            return None
         nearest = self._search(user_id, embedding)
         if remembered is not None:
             # Trust the memory only while every row it names still exists for this user
@@ -551,6 +583,8 @@ class CipherLearner:
             alive = {h.preference.id for h in nearest}
             if set(remembered[1]) <= alive:
                 return remembered
+        if not recompute:
+            return None
         # Not remembered (another process answered, or a restart): recompute, deterministic.
         part = self.contribute(Request(user_id, context, embedding, nearest))
         return (part.summary, tuple(p.id for p in part.preferences)) if part.summary else None

@@ -329,6 +329,35 @@ def without_contradicted_features(phrase: str, revision: str) -> str:
     return _without(phrase, _AND_CLAUSE, lambda clause: _feature_contradicted(clause, has))
 
 
+def _shown(clause: str, revision: str, has: frozenset[str]) -> bool:
+    text = _LEADING_AND.sub("", clause.strip())
+    ends = _ENDS.match(text)
+    literals = _literals(ends.group("rest")) if ends else []
+    if literals:
+        return not _contradicted(text, revision) and bool(_alnum(revision))
+    if _BAN.match(text) or _DEGREE.search(text):
+        return False
+    asked = _ASK.match(text)
+    named = _named(asked.group("what") if asked else text)
+    return bool(named) and all(has & alternatives for alternatives in named)
+
+
+def shown_clauses(phrase: str, revision: str) -> list[str]:
+    """The clauses of ``phrase`` that ``revision`` visibly has: an opening or ending in
+    literal words its first or last line holds ("start with 'TL;DR'"), or a surface feature
+    of :func:`features` it has, asked for without a degree ("bullet points", "use
+    hashtags"). A ban, a limit, a tone or anything else no count can confirm is not shown."""
+    has = features(revision)
+    parts = [p for c in clauses(phrase) for p in _AND_CLAUSE.split(c) if p.strip()]
+    parts = [p for c in parts for p in _AND_ENDS.split(c) if p.strip()]
+    return [_LEADING_AND.sub("", p.strip()) for p in parts if _shown(p, revision, has)]
+
+
+def same_clause(a: str, b: str) -> bool:
+    """Two clauses that say the same words, whatever their quotes, case and punctuation."""
+    return _alnum(a) == _alnum(b)
+
+
 def without_contradicted(phrase: str, revision: str) -> str:
     """``phrase`` without everything ``revision`` contradicts: :func:`without_broken_limits`,
     then :func:`without_contradicted_ends`, then :func:`without_contradicted_features`; ""

@@ -61,6 +61,7 @@ def make_learners(
                 infer_guidance=float(opts.cipher_infer_guidance),
                 infer_candidates=opts.cipher_infer_candidates,
                 edit_facts=opts.cipher_edit_facts,
+                keep_shown=opts.cipher_keep_shown,
                 infer=cast(Infer, opts.cipher_infer or ("facts" if follows else "llm")),
             ),
             embedder.embed,

@@ -755,3 +755,50 @@ def test_inference_keeps_an_opening_the_users_revision_has(persona_home: Path) -
     with open_layer(persona_home / "kept", ["start with a one-line TL;DR"]) as layer:
         [pref] = layer.learn_from_edit("alice", NEWS, "The portal is down.", "TL;DR: down\nok")
         assert pref.text == "start with a one-line TL;DR"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "shown"),
+    [
+        ("start with 'TL;DR; bullet points", ["start with 'TL;DR", "bullet points"]),
+        ('start with "Subject:"', []),  # the revision's first line is the TL;DR
+        ('end with "Best regards," and use emojis', ['end with "Best regards,"']),
+        ("no emoji; short sentences; at most 50 words; a formal tone", []),
+        ("at most one list", []),
+    ],
+)
+def test_shown_clauses_are_those_the_revision_visibly_has(phrase: str, shown: list[str]) -> None:
+    from persona.learn.cipher_text import shown_clauses
+
+    revision = (
+        "TL;DR: the vote passed.\n- Work starts in May.\n- Comments until Friday.\nBest regards,"
+    )
+    assert shown_clauses(phrase, revision) == shown
+
+
+def test_an_edit_keeps_what_the_user_left_of_the_preference_applied(persona_home: Path) -> None:
+    """The edit shows only what changed: bullets added to an answer that already opened with
+    the wanted TL;DR are stored with the TL;DR kept, traced to the preference it came from;
+    a clause the revision removed is not kept, and with cipher_keep_shown=False nothing is."""
+    first = "The council voted for the lanes. Work starts in May."
+    tldr = "TL;DR: lanes approved.\n" + first
+    listed = "TL;DR: lanes approved.\n- The council voted for the lanes.\n- Work starts in May."
+    for keep in (True, False):
+        with open_layer(
+            persona_home / str(keep), [], cipher_infer="facts", cipher_keep_shown=keep
+        ) as layer:
+            [opening] = layer.learn_from_edit("alice", NEWS, first, tldr)
+            assert opening.text == 'start with "TL;DR:"'
+            assert layer.condition("alice", NEWS2).summary == opening.text  # served, remembered
+            [pref] = layer.learn_from_edit("alice", NEWS2, tldr, listed)
+            bullets = "bullet points (lines starting with '-')"
+            if keep:
+                assert pref.text == f'{bullets}; start with "TL;DR:"'
+                assert f"preference:{opening.id}" in pref.provenance
+            else:
+                assert pref.text == bullets and len(pref.provenance) == 1
+            # the user took the TL;DR out: it is not kept
+            dropped = layer.learn_from_edit("alice", NEWS2, tldr, first.replace(". ", ".\n- "))
+            assert "TL;DR" not in dropped[0].text
+    with pytest.raises(InvalidInputError, match="cipher_keep_shown"):
+        open_layer(persona_home / "bad", [], cipher_keep_shown="yes")
