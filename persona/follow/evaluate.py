@@ -209,10 +209,7 @@ def stored(mode: str, raw: str, output: str, edited: str) -> str:
     wished = [] if mode == "llm" else wishes(output, edited)
     if mode == "facts" and wished:
         return "; ".join(wished)
-    kept = without_contradicted(phrase, edited) if phrase else ""
-    if not kept:
-        return "; ".join(wished)
-    return with_wishes(kept, wished)
+    return with_wishes(without_contradicted(phrase, edited) if phrase else "", wished)
 
 
 def score_inference(

@@ -140,8 +140,11 @@ def wishes(output: str, edited: str) -> list[str]:
 
 
 def with_wishes(phrase: str, wished: Sequence[str]) -> str:
-    """``phrase``, then each of ``wished`` that it does not already state: CIPHER's phrase
-    with ``infer="both"``."""
+    """CIPHER's phrase for an edit from the model's checked ``phrase`` ("" when it gave none
+    or nothing survived the checks) and the edit's ``wished`` (empty with ``infer="llm"``):
+    the phrase, then each wish it does not already state; the wishes alone without one."""
+    if not phrase:
+        return "; ".join(wished)
     stated = {c.lower() for c in clauses(phrase)}
     return "; ".join([phrase, *(w for w in wished if w.lower() not in stated)])
 
@@ -185,7 +188,7 @@ class Cipher:
         except LearningError:
             if not wished:
                 raise
-            return "; ".join(wished)  # "both": the model answered junk; the counts still hold
+            phrase = ""  # "both": the model answered junk; the counts still hold
         return with_wishes(phrase, wished)
 
     @staticmethod
