@@ -220,6 +220,14 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "email.json").read_text())["config"]["cipher_infer"] == "facts"
+    # and whether an edit also keeps the applied clauses the revision kept (off unless asked)
+    assert json.loads((out / "email.json").read_text())["config"]["cipher_keep_shown"] is False
+    out = tmp_path / "kept"
+    result = CliRunner().invoke(
+        app, [*guided, "--keep-shown", "--embedder", "hash", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "email.json").read_text())["config"]["cipher_keep_shown"] is True
     bad = CliRunner().invoke(app, [*guided, "--cipher-infer", "rules", "--embedder", "hash"])
     assert bad.exit_code == 1 and "cipher_infer" in bad.output and "'facts'" in bad.output
 

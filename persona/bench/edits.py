@@ -53,6 +53,7 @@ class EditsConfig:
     cipher_infer_candidates: int = 1  # CIPHER's inference: the phrase, of N, explaining the edit
     cipher_edit_facts: bool = False  # CIPHER's inference prompt shows the edit's counted changes
     cipher_infer: str = "llm"  # CIPHER's phrase: the LLM's, the counted changes' or both
+    cipher_keep_shown: bool = False  # an edit also keeps the applied clauses the revision kept
     user: str = "scripted"  # scripted | scripted-atoms-only | llm
     # learners run at once (threads; the local model batches their calls); 0: all. 1 (in turn)
     # is faster on a small CPU, where long padded prompts cost more than batching saves.
@@ -284,6 +285,7 @@ def run_edits(
                 cipher_infer_candidates=config.cipher_infer_candidates,
                 cipher_edit_facts=config.cipher_edit_facts,
                 cipher_infer=config.cipher_infer,
+                cipher_keep_shown=config.cipher_keep_shown,
                 adapter_config=adapter_config,
             )
             try:

@@ -82,6 +82,11 @@ def bench_edits(
         "(PRELUDE's CIPHER; the layer's default with the local model and its follow adapter is "
         "facts), facts (the edit's counted changes as wishes, no model call) or both.",
     ),
+    keep_shown: bool = typer.Option(
+        False,
+        help="With an edit's phrase CIPHER also stores the clauses of the applied preference "
+        "that the user's revision visibly kept (the layer's cipher_keep_shown).",
+    ),
 ) -> None:
     """PRELUDE's edit-cost benchmark: cumulative edit cost per learner, on the same rounds."""
     from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +138,7 @@ def bench_edits(
                     cipher_infer_candidates=infer_candidates,
                     cipher_edit_facts=edit_facts,
                     cipher_infer=cipher_infer,
+                    cipher_keep_shown=keep_shown,
                 )
                 return run_edits(
                     learners,

@@ -326,6 +326,7 @@ def make_learner(
     cipher_infer_candidates: int = 1,
     cipher_edit_facts: bool = False,
     cipher_infer: str = "llm",
+    cipher_keep_shown: bool = False,
 ) -> Learner:
     """Build a learner by name (see :data:`LEARNERS`)."""
     from persona.errors import InvalidInputError
@@ -349,6 +350,7 @@ def make_learner(
             cipher_infer_guidance=cipher_infer_guidance,
             cipher_edit_facts=cipher_edit_facts,
             cipher_infer=cipher_infer,
+            cipher_keep_shown=cipher_keep_shown,
         )
         return AdapterLearner(layer, name, int(every), bool(head), **(adapter_config or {}))
     base, plus, truth = name.partition("+")
@@ -371,6 +373,7 @@ def make_learner(
             cipher_infer_candidates=cipher_infer_candidates,
             cipher_edit_facts=cipher_edit_facts,
             cipher_infer=cipher_infer,
+            cipher_keep_shown=cipher_keep_shown,
             # "cipher-K": the paper's CIPHER (the LLM aggregates the k retrieved preferences);
             # "cipher-K-vote": the layer's default request path (the clauses most of the k
             # state; no LLM); "cipher-K-list": the deduplicated list (no LLM);

@@ -271,7 +271,7 @@ def test_corpus_same_source_measures_how_the_embedder_groups_sources() -> None:
 
 @pytest.mark.parametrize("name", ["cipher-5", "cipher-5-vote", "cipher-5-vote+truth", "adapter-4"])
 def test_cipher_learners_take_the_edit_facts_choices(tmp_path: Path, name: str) -> None:
-    for facts, infer in ((False, "llm"), (True, "facts"), (False, "both")):
+    for facts, infer, kept in ((False, "llm", False), (True, "facts", True), (False, "both", True)):
         learner = make_learner(
             name,
             llm=ScriptedChatModel(responses=["x"]),
@@ -281,10 +281,12 @@ def test_cipher_learners_take_the_edit_facts_choices(tmp_path: Path, name: str) 
             min_similarity=0.0,
             cipher_edit_facts=facts,
             cipher_infer=infer,
+            cipher_keep_shown=kept,
         )
         layer = learner.layer  # type: ignore[attr-defined]
         try:
             assert layer.cipher.config.edit_facts is facts
             assert layer.cipher.config.infer == infer
+            assert layer.cipher.config.keep_shown is kept
         finally:
             layer.close()
