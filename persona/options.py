@@ -79,7 +79,7 @@ class LayerOptions:
     served_adapters: bool = False
 
     def __post_init__(self) -> None:
-        from persona.learn.cipher import AGGREGATE_MODES, INFER_MODES
+        from persona.learn.cipher_model import AGGREGATE_MODES, INFER_MODES
         from persona.learn.fspo import SCORERS
 
         if self.c3po_categories is not None:

@@ -39,7 +39,7 @@ from persona.errors import LearningError, PersonaError
 from persona.layer import PreferenceLayer
 from persona.learn import prompts
 from persona.learn.base import render_system_prompt
-from persona.learn.cipher import Cipher
+from persona.learn.cipher_model import Cipher
 from persona.store.embed import Embedder
 from persona.types import AppliedPreference, Conditioning, Why
 

@@ -26,7 +26,7 @@ from persona.bench.metrics import repeats
 from persona.errors import InvalidInputError, LearningError
 from persona.follow.data import Input, applicable, follow_prompt, is_eval, load_inputs
 from persona.follow.phrases import HELD_OUT, atom_type
-from persona.learn.cipher import wishes, with_wishes
+from persona.learn.cipher_model import wishes, with_wishes
 from persona.learn.cipher_text import clean_phrase, infer_prompt, without_contradicted
 from persona.store.embed import Embedder
 
@@ -197,7 +197,7 @@ def run_follow_bench(
 
 def stored(mode: str, raw: str, output: str, edited: str) -> str:
     """What CIPHER stores for ``output`` → ``edited`` when its model answered ``raw`` to the
-    inference prompt, as :meth:`~persona.learn.cipher.Cipher.infer` would with
+    inference prompt, as :meth:`~persona.learn.cipher_model.Cipher.infer` would with
     ``infer=mode``; "" when it stores nothing. ``mode="phrase"``: the cleaned phrase before
     CIPHER's consistency checks."""
     try:

@@ -17,7 +17,7 @@ from persona import InvalidInputError, LearningError, ModelError, PreferenceLaye
 from persona.agents.fakes import FailingChatModel, ScriptedChatModel
 from persona.agents.models import LocalChatModel
 from persona.config import MAX_TEXT_CHARS
-from persona.learn.cipher import Cipher, CipherConfig, guided
+from persona.learn.cipher_model import Cipher, CipherConfig, guided
 from persona.learn.cipher_text import (
     clauses,
     clean_phrase,
@@ -584,7 +584,8 @@ def test_inference_candidates_on_the_local_model(
         return real(self, prompt, answers, **kwargs)
 
     monkeypatch.setattr(LocalChatModel, "loglikelihood", spy)
-    monkeypatch.setattr("persona.learn.cipher.clean_phrase", lambda raw, max_words=25: raw[:20])
+    cut = lambda raw, max_words=25: raw[:20]  # noqa: E731
+    monkeypatch.setattr("persona.learn.cipher_model.clean_phrase", cut)
     cipher = Cipher(tiny_local, CipherConfig(infer_candidates=3, infer_tokens=6))
     phrase = cipher.infer(OUT, EDITED, NEWS)
     asked = infer_prompt(OUT, EDITED)
