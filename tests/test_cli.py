@@ -284,4 +284,11 @@ def test_bench_follow_measures_one_part_at_a_time(tmp_path: Path) -> None:
     args = ["bench", "follow", "--plain-only", "--inference-only", "--out", str(tmp_path)]
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 1 and "pick one" in bad.output
+    # guidance and reranking steer only answers to a stated preference, which neither measures
+    for steer in (["--rerank", "4"], ["--guidance", "2"]):
+        bad = CliRunner().invoke(app, [*args[:3], *args[4:], *steer])
+        assert bad.exit_code == 1 and "drop one" in bad.output
+    for count in ("1", "17"):  # 1 is the adapter's own answer, measured anyway
+        bad = CliRunner().invoke(app, [*args[:2], "--rerank", count, "--out", str(tmp_path)])
+        assert bad.exit_code == 1 and f"--rerank {count}" in bad.output
     assert not list(tmp_path.iterdir())

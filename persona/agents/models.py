@@ -449,10 +449,8 @@ class LocalChatModel(BaseChatModel):
                 negative["attention_mask"].repeat(rows, 1),
                 self.guidance_scale,
             )
-        answers = rerank_.candidates(model, gen, self.rerank, stop_ids, samples)
-        prompt_ids = gen["input_ids"][0].tolist()
         negative_ids = negative["input_ids"][0].tolist()
-        return answers[rerank_.best(rerank_.pmi(model, prompt_ids, negative_ids, answers))]
+        return rerank_.choose(model, gen, self.rerank, stop_ids, negative_ids, samples)
 
     def _generate(
         self,

@@ -94,6 +94,21 @@ def pmi(
     return [c - n for c, n in zip(cond, neg, strict=True)]
 
 
+def choose(
+    model: Any,
+    gen: dict[str, Any],
+    n: int,
+    stop_ids: Sequence[int],
+    negative_ids: list[int],
+    sample_processor: Any | None = None,
+) -> list[int]:
+    """The token ids of the best of ``n`` :func:`candidates` for ``gen`` (one prompt), by
+    :func:`pmi` against ``negative_ids`` (the request without its preferences)."""
+    answers = candidates(model, gen, n, stop_ids, sample_processor)
+    prompt_ids = gen["input_ids"][0].tolist()
+    return answers[best(pmi(model, prompt_ids, negative_ids, answers))]
+
+
 def best(scores: Sequence[float]) -> int:
     """The index of the highest score; the first (the call's own answer) on ties."""
     return max(range(len(scores)), key=lambda i: (scores[i], -i))

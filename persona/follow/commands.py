@@ -122,12 +122,18 @@ def bench_follow(
         "inputs, atoms and --max-tokens; checked) and measure only the adapter.",
     ),
     reuse_adapter: bool = typer.Option(
-        False, help="Keep the adapter's figures from that follow.json too (with --guidance)."
+        False,
+        help="Keep the adapter's figures from that follow.json too (with --guidance or --rerank).",
     ),
     guidance: float | None = typer.Option(
         None,
         help="Also measure the adapter with classifier-free guidance at this scale (the "
         "layer's guidance_scale), against the request without its preference.",
+    ),
+    rerank: int | None = typer.Option(
+        None,
+        help="Also measure the adapter keeping the best of N answers to each stated preference "
+        "(the layer's rerank), e.g. 4.",
     ),
     edit_facts: bool = typer.Option(
         False,
@@ -161,6 +167,11 @@ def bench_follow(
 
         torch.set_num_threads(torch_threads)
     with errors():
+        if (plain_only or inference_only) and (guidance is not None or rerank is not None):
+            raise InvalidInputError(
+                "--guidance and --rerank change only answers to a stated preference, which "
+                "--plain-only and --inference-only do not measure; drop one of them."
+            )
         if plain_only and inference_only:
             raise InvalidInputError(
                 "--plain-only and --inference-only each measure one part; pick one (or neither "
@@ -181,6 +192,15 @@ def bench_follow(
             adapter_ = models[1]
             name = f"adapter+guidance {guidance:g}"
             models.append(Model(name, adapter_.model, adapter_.tokenizer, guidance))
+        if rerank is not None:
+            if not 2 <= rerank <= 16:
+                raise InvalidInputError(
+                    f"--rerank {rerank} must be a number of answers from 2 to 16 (1 is the "
+                    "adapter's own answer, measured anyway), e.g. 4."
+                )
+            adapter_ = models[1]
+            name = f"adapter+rerank {rerank}"
+            models.append(Model(name, adapter_.model, adapter_.tokenizer, rerank=rerank))
         previous = None
         if reuse_base:
             earlier = out_dir / "follow.json"

@@ -56,12 +56,20 @@ def eval_atoms() -> dict[str, list[A.Atom]]:
 class Model:
     """A named (model, tokenizer) to generate with; ``guidance`` != 1 guides its answers to
     stated preferences toward the preference (classifier-free guidance against the request
-    alone, as ``LocalChatModel.guidance_scale`` does)."""
+    alone, as ``LocalChatModel.guidance_scale`` does); ``rerank`` > 1 keeps the best of that
+    many answers to each (``LocalChatModel.rerank``). Either changes only answers to a stated
+    preference."""
 
     name: str
     model: Any
     tokenizer: Any
     guidance: float = 1.0
+    rerank: int = 1
+
+    @property
+    def steered(self) -> bool:
+        """Guided or reranked: its plain and inference answers are the unsteered model's."""
+        return self.guidance != 1.0 or self.rerank > 1
 
 
 def _rate(flags: Sequence[bool]) -> float | None:
@@ -117,7 +125,7 @@ def run_follow_bench(
     pairs = _inference_pairs(items, sets)
     if on_total:
         measured = [m for m in models if m.name not in kept]
-        inferring = [m for m in measured if m.guidance == 1.0]
+        inferring = [m for m in measured if not m.steered]
         on_total(
             len(models) * len(items) + len(measured) * len(cases) + len(inferring) * len(pairs)
         )
@@ -173,6 +181,7 @@ def run_follow_bench(
             },
             "plain": _plain_stats(plain),
             "guidance_scale": m.guidance,
+            "rerank": m.rerank,
             # every stated answer, so a changed checker can score them again without a model
             "answers": [
                 {"input": item.id, "atom": atom.name, "split": split, "ok": ok, "answer": answer}
@@ -181,11 +190,11 @@ def run_follow_bench(
         }
     pairs = _inference_pairs(items, sets, plain_by_model[models[0].name])
     infer_prompts = [infer_prompt(a, e, facts=edit_facts) for _, _, a, e in pairs]
-    for m in (m for m in models if m.name not in kept and m.guidance != 1.0):
-        # CIPHER's inference prompt states no preference: guidance has nothing to act on, and
-        # the answers are the unguided model's.
+    for m in (m for m in models if m.name not in kept and m.steered):
+        # CIPHER's inference prompt states no preference: guidance and reranking have nothing
+        # to act on, and the answers are the unsteered model's.
         result["models"][m.name]["inference_accuracy"] = None
-    for m in (m for m in models if m.name not in kept and m.guidance == 1.0):
+    for m in (m for m in models if m.name not in kept and not m.steered):
         raws = run(m, infer_prompts, INFER_TOKENS)
         result["models"][m.name].update(score_inference(pairs, raws, embedder, every_type))
     result["inference_pairs"] = {
@@ -271,7 +280,7 @@ def _inference_only(
 ) -> dict[str, Any]:
     """CIPHER's inference alone: the first model's plain answers edited by each atom, every
     model's phrase for each edit, scored by :func:`score_inference`."""
-    inferring = [m for m in models if m.guidance == 1.0]
+    inferring = [m for m in models if not m.steered]
     if on_total:
         on_total(len(items) + len(inferring) * len(_inference_pairs(items, sets)))
     plain = _answers(models[0], [i.request for i in items], max_tokens, batch_size, tick)
@@ -302,7 +311,8 @@ def _answers(
     tick: Callable[[int], None] | None,
     negatives: list[str] | None = None,
 ) -> list[str]:
-    """``m``'s answers to ``prompts_`` (guided against ``negatives`` when ``m`` is guided)."""
+    """``m``'s answers to ``prompts_`` (guided against ``negatives``, or reranked, when ``m``
+    is; never without ``negatives``: plain and inference prompts state no preference)."""
     from persona.follow.generate import generate
 
     return generate(
@@ -314,6 +324,7 @@ def _answers(
         tick=tick,
         negatives=negatives,
         guidance_scale=m.guidance,
+        rerank=m.rerank if negatives is not None else 1,
     )
 
 

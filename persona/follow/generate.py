@@ -28,19 +28,26 @@ def generate(
     tick: Callable[[int], None] | None = None,
     negatives: Sequence[str] | None = None,
     guidance_scale: float = 1.0,
+    rerank: int = 1,
 ) -> list[str]:
     """The model's greedy answer to each prompt (a user turn), in the order given.
 
     ``negatives`` (one per prompt: the same request without its preference) with
     ``guidance_scale`` != 1 guides each answer toward what its prompt adds, as
     :attr:`LocalChatModel.guidance_scale <persona.agents.models.LocalChatModel.guidance_scale>`
-    does in the layer."""
+    does in the layer; with ``rerank`` > 1 each answer is the best of that many by
+    :func:`persona.agents.rerank.choose`, as :attr:`LocalChatModel.rerank
+    <persona.agents.models.LocalChatModel.rerank>` chooses (one prompt at a time)."""
     import torch
     from transformers import LogitsProcessorList
 
     guided = negatives is not None and guidance_scale != 1.0
     if negatives is not None and len(negatives) != len(prompts):
         raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts")
+    if rerank > 1:
+        if negatives is None or guided:
+            raise ValueError("reranking needs negatives and no guidance")
+        return _reranked(model, tokenizer, prompts, negatives, rerank, max_new_tokens, tick)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     side = tokenizer.padding_side
@@ -69,6 +76,47 @@ def generate(
                 tick(len(ids))
     finally:
         tokenizer.padding_side = side
+    return out
+
+
+def _reranked(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    negatives: Sequence[str],
+    n: int,
+    max_new_tokens: int,
+    tick: Callable[[int], None] | None,
+) -> list[str]:
+    """Each prompt's best of ``n`` answers against its negative, with the settings
+    :class:`LocalChatModel` reranks with (greedy first, its no-repeat rule, samples seeded
+    by the prompt)."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from persona.agents import rerank as rerank_
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop_ids = LocalChatModel._stop_ids(model, tokenizer)
+    out = []
+    for prompt, negative in zip(prompts, negatives, strict=True):
+        enc = _encode(tokenizer, [prompt]).to(model.device)
+        n_in = int(enc["input_ids"].shape[1])
+        gen: dict[str, Any] = {
+            **enc,
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "pad_token_id": pad,
+        }
+        processors = answer_no_repeat(NO_REPEAT, n_in)
+        if processors:
+            gen["logits_processor"] = LogitsProcessorList(processors)
+        negative_ids = _encode(tokenizer, [negative])["input_ids"][0].tolist()
+        with torch.inference_mode():
+            ids = rerank_.choose(model, gen, n, stop_ids, negative_ids)
+        out.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        if tick:
+            tick(1)
     return out
 
 

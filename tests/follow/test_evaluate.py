@@ -80,6 +80,43 @@ def test_a_guided_model_is_measured_on_the_same_cases(models: list[Model]) -> No
         )
 
 
+def test_a_reranked_model_answers_as_the_local_model_reranks(tiny_dir: Path) -> None:
+    """The bench's reranked answers are the layer's: LocalChatModel(rerank=N) given the
+    request without its preference as ``negative_messages``."""
+    from langchain_core.messages import HumanMessage
+
+    from persona.agents.models import LocalChatModel
+    from persona.follow.data import follow_prompt
+    from persona.follow.generate import generate
+
+    local = LocalChatModel(
+        model_dir=str(tiny_dir), follow_adapter=False, dtype="float32", rerank=3, max_new_tokens=6
+    )
+    model, tokenizer = local.load()
+    requests = ["Summarize: the river rose overnight.", "Write an email about the new desks."]
+    prompts = [follow_prompt(r, "Use bullet points.") for r in requests]
+    got = generate(model, tokenizer, prompts, max_new_tokens=6, negatives=requests, rerank=3)
+    want = [
+        local.invoke([HumanMessage(p)], negative_messages=[HumanMessage(r)]).text.strip()
+        for p, r in zip(prompts, requests, strict=True)
+    ]
+    assert got == want
+    greedy = generate(model, tokenizer, prompts, max_new_tokens=6)
+    assert greedy == [
+        local.model_copy(update={"rerank": 1}).invoke(p).text.strip() for p in prompts
+    ]
+    with pytest.raises(ValueError, match="negatives"):
+        generate(model, tokenizer, prompts, max_new_tokens=6, rerank=3)
+    # in the bench, only answers to a stated preference are reranked
+    counted: list[int] = []
+    ranked = Model("adapter+rerank 3", model, tokenizer, rerank=3)
+    result = _run([Model("adapter", model, tokenizer), ranked], counted)
+    block, own = result["models"]["adapter+rerank 3"], result["models"]["adapter"]
+    assert block["rerank"] == 3 and own["rerank"] == 1
+    assert block["inference_accuracy"] is None and own["inference_accuracy"] is not None
+    assert block["plain"] == own["plain"]
+
+
 def test_base_edits_are_the_benchs_inference_pairs(tiny_dir: Path) -> None:
     from persona.follow.evaluate import base_edits
 
