@@ -53,6 +53,7 @@ CIPHERS = {
     "cipher-5-vote, --cipher-infer both": ("cipher-5-vote", "cipher-vote-phrase-and-wishes"),
     "cipher-5, --cipher-infer facts": ("cipher-5", "cipher-wishes"),
     "cipher-5-vote, --cipher-infer facts, kept clauses": ("cipher-5-vote", "cipher-vote-wishes-kept"),
+    "cipher-5, --cipher-infer facts --edit-facts": ("cipher-5", "cipher-wishes-edit-facts"),
 }
 
 
