@@ -33,7 +33,8 @@ class LayerOptions:
     # added at either end, letter case, length, punctuation): edit_facts(). Off: the
     # follow-data-7 adapter saw them in all its inference examples (the shipped follow-data-9
     # in half), and with them it names the preference more often but saves no more edits
-    # (4 seeds, session 28; README, "The follow-data-7 adapter ships").
+    # (4 seeds, session 28; README, "The follow-data-7 adapter ships"). With follow-r64 they
+    # do save edits (session 35: 965 -> 697 summaries, 607 -> 574 emails with the wishes).
     cipher_edit_facts: bool = False
     # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
     # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40
