@@ -35,7 +35,9 @@ class LayerOptions:
     # in half), and with them it names the preference more often but saves no more edits
     # (4 seeds, session 28; README, "The follow-data-7 adapter ships"). With follow-r64 they
     # do save edits (session 35: 965 -> 697 summaries, 607 -> 574 emails with the wishes).
-    cipher_edit_facts: bool = False
+    # None: on for the local model with its follow adapter (follow-r64 was trained with them
+    # in half its inference prompts), off for every other model (PRELUDE's prompt).
+    cipher_edit_facts: bool | None = None
     # Where CIPHER's phrase for an edit comes from: "llm" (the model reads the edit, as in
     # PRELUDE), "facts" (the edit's counted changes stated as wishes, "no emoji; at most 40
     # words": no model call unless nothing counted changed) or "both" (the model's phrase and
@@ -124,9 +126,9 @@ class LayerOptions:
                 f"cipher_keep_shown={self.cipher_keep_shown!r:.40} must be True or False "
                 "(True: an edit also keeps what the user left of the preference applied)."
             )
-        if not isinstance(self.cipher_edit_facts, bool):
+        if self.cipher_edit_facts is not None and not isinstance(self.cipher_edit_facts, bool):
             raise InvalidInputError(
-                f"cipher_edit_facts={self.cipher_edit_facts!r:.40} must be True or False "
+                f"cipher_edit_facts={self.cipher_edit_facts!r:.40} must be True, False or None "
                 "(True: CIPHER's inference prompt shows the edit's counted changes)."
             )
         if self.guidance_scale is not None:

@@ -42,7 +42,8 @@ def make_learners(
     and its nearest-rows search. With the local model, C3PO writes no dataset by default
     (``c3po_categories=None``): its datasets cost scope accuracy. With the local model and
     its follow adapter (``follows``), CIPHER stores the edit's counted changes by default
-    (``cipher_infer=None``): they cost fewer edits than the model's phrase (README, session 33)."""
+    (``cipher_infer=None``): they cost fewer edits than the model's phrase (README, session 33),
+    and shows them in the inference prompt (``cipher_edit_facts=None``; session 35)."""
     categories = opts.c3po_categories
     if categories is None:
         categories = 0 if local_llm else 4
@@ -60,7 +61,7 @@ def make_learners(
                 aggregate=cast(Aggregate, opts.cipher_aggregate),
                 infer_guidance=float(opts.cipher_infer_guidance),
                 infer_candidates=opts.cipher_infer_candidates,
-                edit_facts=opts.cipher_edit_facts,
+                edit_facts=follows if opts.cipher_edit_facts is None else opts.cipher_edit_facts,
                 keep_shown=opts.cipher_keep_shown,
                 infer=cast(Infer, opts.cipher_infer or ("facts" if follows else "llm")),
             ),

@@ -122,7 +122,8 @@ def test_the_prompt_with_and_without_facts() -> None:
 
 
 def test_the_layer_shows_facts_when_asked(persona_home: Path) -> None:
-    """Off by default (with them, no edits were saved; README, session 28); on by option."""
+    """Off by default with a model other than the local one with its follow adapter; on by
+    option."""
     for options, shown in (({}, False), ({"cipher_edit_facts": True}, True)):
         llm = ScriptedChatModel(responses=["all lower case"])
         home = persona_home / str(shown)
@@ -264,6 +265,8 @@ def test_the_local_model_with_its_follow_adapter_stores_wishes_by_default(
             persona_home / name, llm=llm, embedder=HashEmbedder(64), **options
         ) as layer:
             assert layer.cipher.config.infer == want, name
+            # the counted changes are shown to the model wherever the adapter is on
+            assert layer.cipher.config.edit_facts is ("bare" not in name), name
     with PreferenceLayer.open(
         persona_home / "learns", llm="local", embedder=HashEmbedder(64)
     ) as layer:
