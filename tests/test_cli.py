@@ -183,53 +183,34 @@ def test_bench_edits_writes_the_table(tmp_path: Path) -> None:
     assert "cipher-5 vs no-learning" in doc["comparisons"]
     negative = CliRunner().invoke(app, [*args[:3], "email", "--jobs", "-1", "--llm", "fake"])
     assert negative.exit_code != 0 and "--jobs" in negative.output
-    # CIPHER's inference guidance reaches the layer (a fake model has none: no effect) ...
+    # each CIPHER option of the bench reaches the layer's config (a fake model: no effect) ...
     guided = [*args[:3], "email", "--rounds", "2", "--learner", "cipher-5-vote", "--llm", "fake:x"]
-    out = tmp_path / "guided"
-    result = CliRunner().invoke(
-        app, [*guided, "--infer-guidance", "2", "--embedder", "hash", "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    doc = json.loads((out / "email.json").read_text())
-    assert doc["config"]["cipher_infer_guidance"] == 2.0
-    # ... and a bad scale is refused before any round
-    bad = CliRunner().invoke(app, [*guided, "--infer-guidance", "-1", "--embedder", "hash"])
-    assert bad.exit_code == 1 and "cipher_infer_guidance" in bad.output
-    # so does the number of phrases CIPHER's inference chooses among, checked the same way
-    out = tmp_path / "channel"
-    result = CliRunner().invoke(
-        app, [*guided, "--infer-candidates", "4", "--embedder", "hash", "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "email.json").read_text())["config"]["cipher_infer_candidates"] == 4
-    bad = CliRunner().invoke(app, [*guided, "--infer-candidates", "0", "--embedder", "hash"])
-    assert bad.exit_code == 1 and "cipher_infer_candidates" in bad.output
-    # and the edit's counted changes in CIPHER's inference prompt (off unless asked)
-    assert json.loads((out / "email.json").read_text())["config"]["cipher_edit_facts"] is False
-    out = tmp_path / "facts"
-    result = CliRunner().invoke(
-        app, [*guided, "--edit-facts", "--embedder", "hash", "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "email.json").read_text())["config"]["cipher_edit_facts"] is True
-    # and where CIPHER's phrase comes from: the model's (the default), or the counted changes
-    assert json.loads((out / "email.json").read_text())["config"]["cipher_infer"] == "llm"
-    out = tmp_path / "wishes"
-    result = CliRunner().invoke(
-        app, [*guided, "--cipher-infer", "facts", "--embedder", "hash", "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "email.json").read_text())["config"]["cipher_infer"] == "facts"
-    # and whether an edit also keeps the applied clauses the revision kept (off unless asked)
-    assert json.loads((out / "email.json").read_text())["config"]["cipher_keep_shown"] is False
-    out = tmp_path / "kept"
-    result = CliRunner().invoke(
-        app, [*guided, "--keep-shown", "--embedder", "hash", "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "email.json").read_text())["config"]["cipher_keep_shown"] is True
-    bad = CliRunner().invoke(app, [*guided, "--cipher-infer", "rules", "--embedder", "hash"])
-    assert bad.exit_code == 1 and "cipher_infer" in bad.output and "'facts'" in bad.output
+
+    def config(*flags: str) -> dict[str, object]:
+        out = tmp_path / "-".join(f.strip("-") for f in flags)
+        result = CliRunner().invoke(app, [*guided, *flags, "--embedder", "hash", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "email.json").read_text())["config"]
+
+    defaults = config()
+    assert defaults["cipher_edit_facts"] is False and defaults["cipher_keep_shown"] is False
+    assert defaults["cipher_infer"] == "llm"  # the model's phrase unless asked
+    for flags, key, value in [
+        (("--infer-guidance", "2"), "cipher_infer_guidance", 2.0),
+        (("--infer-candidates", "4"), "cipher_infer_candidates", 4),
+        (("--edit-facts",), "cipher_edit_facts", True),
+        (("--cipher-infer", "facts"), "cipher_infer", "facts"),
+        (("--keep-shown",), "cipher_keep_shown", True),
+    ]:
+        assert config(*flags)[key] == value, flags
+    # ... and a bad value is refused before any round, naming the option
+    for flags, named in [
+        (("--infer-guidance", "-1"), ["cipher_infer_guidance"]),
+        (("--infer-candidates", "0"), ["cipher_infer_candidates"]),
+        (("--cipher-infer", "rules"), ["cipher_infer", "'facts'"]),
+    ]:
+        bad = CliRunner().invoke(app, [*guided, *flags, "--embedder", "hash"])
+        assert bad.exit_code == 1 and all(n in bad.output for n in named), flags
 
 
 def test_train_follow_refuses_a_folder_that_is_no_adapter(tmp_path: Path) -> None:
