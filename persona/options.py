@@ -33,8 +33,9 @@ class LayerOptions:
     # added at either end, letter case, length, punctuation): edit_facts(). Off: the
     # follow-data-7 adapter saw them in all its inference examples (the shipped follow-data-9
     # in half), and with them it names the preference more often but saves no more edits
-    # (4 seeds, session 28; README, "The follow-data-7 adapter ships"). With follow-r64 they
-    # do save edits (session 35: 965 -> 697 summaries, 607 -> 574 emails with the wishes).
+    # (4 seeds, session 28; benchmarks/follow/README.md, "The follow-data-7 adapter ships").
+    # With follow-r64 they do save edits (session 35: 965 -> 697 summaries, 607 -> 574 emails
+    # with the wishes).
     # None: on for the local model with its follow adapter (follow-r64 was trained with them
     # in half its inference prompts), off for every other model (PRELUDE's prompt).
     cipher_edit_facts: bool | None = None
@@ -43,13 +44,15 @@ class LayerOptions:
     # words": no model call unless nothing counted changed) or "both" (the model's phrase and
     # the wishes it leaves out). None: "facts" for the local model with its follow adapter
     # (with follow-r64 the wishes cost 681 / 603 edits where its phrase cost 779 / 759,
-    # summaries / emails, 4 seeds, session 33; README), "llm" for every other model (the
-    # local one without the adapter included: its wishes cost more edits, session 25).
+    # summaries / emails, 4 seeds, session 33; benchmarks/follow/README.md), "llm" for every
+    # other model (the local one without the adapter included: its wishes cost more edits,
+    # session 25).
     cipher_infer: str | None = None
     # An edit also stores the clauses of the description its answer was conditioned on that
     # the revision visibly kept (a literal opening or ending, a list or emoji it has): the
     # edit itself shows only what changed. Off: with follow-r64 and the wishes it cost 33
-    # more edits on summaries and 51 fewer on emails (4 seeds, session 34; README).
+    # more edits on summaries and 51 fewer on emails (4 seeds, session 34;
+    # benchmarks/follow/README.md).
     cipher_keep_shown: bool = False
     index_capacity: int = 256  # users whose FAISS index is kept in memory
     # -- the local model: True, the shipped follow adapter; False, none; or a folder path

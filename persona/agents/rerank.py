@@ -10,8 +10,8 @@ the pointwise mutual information of the answer and the preferences, per token. G
 (:mod:`persona.agents.guidance`) tilts every token toward the preference; here each candidate
 is a whole answer the conditioned model wrote itself, and only the choice among them looks at
 the preference. The sampling settings were fixed before any measurement, and the per-token
-score was chosen over the summed one on the follow bench's training atom types only (see the
-README).
+score was chosen over the summed one on the follow bench's training atom types only (see
+benchmarks/follow/README.md, session 14).
 
 Sampling is seeded by the prompt's tokens, so the same call gets the same answer.
 """

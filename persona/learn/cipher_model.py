@@ -93,7 +93,8 @@ class CipherConfig:
     # the user's revision visibly kept (shown_clauses(): its literal opening or ending, a
     # list or emoji it has): an edit shows only what the user changed, so "bullet points"
     # learned from an answer that already opened with the wanted TL;DR would lose the TL;DR.
-    keep_shown: bool = False  # off by default: a mixed result (README, session 34)
+    # Off by default: a mixed result (benchmarks/follow/README.md, session 34).
+    keep_shown: bool = False
     aggregate_tokens: int = 60  # generation budget for aggregation
     cache_size: int = 512  # aggregations memoized on their exact inputs (greedy: same result)
 

@@ -42,8 +42,9 @@ def make_learners(
     and its nearest-rows search. With the local model, C3PO writes no dataset by default
     (``c3po_categories=None``): its datasets cost scope accuracy. With the local model and
     its follow adapter (``follows``), CIPHER stores the edit's counted changes by default
-    (``cipher_infer=None``): they cost fewer edits than the model's phrase (README, session 33),
-    and shows them in the inference prompt (``cipher_edit_facts=None``; session 35)."""
+    (``cipher_infer=None``): they cost fewer edits than the model's phrase
+    (benchmarks/follow/README.md, session 33), and shows them in the inference prompt
+    (``cipher_edit_facts=None``; session 35)."""
     categories = opts.c3po_categories
     if categories is None:
         categories = 0 if local_llm else 4

@@ -248,9 +248,10 @@ def test_the_local_model_with_its_follow_adapter_stores_wishes_by_default(
     persona_home: Path,
 ) -> None:
     """CIPHER states the counted changes by default with the local model and its follow
-    adapter (they cost fewer edits than its phrase with follow-r64; README, session 33); every
-    other model names the preference, the local one without the adapter included; an
-    explicit cipher_infer wins. A counted edit is learned without even loading the model."""
+    adapter (they cost fewer edits than its phrase with follow-r64; benchmarks/follow/README.md,
+    session 33); every other model names the preference, the local one without the adapter
+    included; an explicit cipher_infer wins. A counted edit is learned without even loading
+    the model."""
     from persona.agents.models import LocalChatModel
 
     ctx = "Summarize the council news"
