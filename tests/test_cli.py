@@ -272,4 +272,6 @@ def test_bench_follow_measures_one_part_at_a_time(tmp_path: Path) -> None:
     for count in ("1", "17"):  # 1 is the adapter's own answer, measured anyway
         bad = CliRunner().invoke(app, [*args[:2], "--rerank", count, "--out", str(tmp_path)])
         assert bad.exit_code == 1 and f"--rerank {count}" in bad.output
+    bad = CliRunner().invoke(app, [*args[:2], "--guidance", "1", "--out", str(tmp_path)])
+    assert bad.exit_code == 1 and "--guidance 1" in bad.output  # 1 is no guidance
     assert not list(tmp_path.iterdir())

@@ -133,7 +133,8 @@ def bench_follow(
     rerank: int | None = typer.Option(
         None,
         help="Also measure the adapter keeping the best of N answers to each stated preference "
-        "(the layer's rerank), e.g. 4.",
+        "(the layer's rerank), e.g. 4. With --guidance: the adapter with both, every candidate "
+        "guided, as the layer combines them.",
     ),
     edit_facts: bool = typer.Option(
         False,
@@ -177,30 +178,36 @@ def bench_follow(
                 "--plain-only and --inference-only each measure one part; pick one (or neither "
                 "for every measurement)."
             )
+        if guidance is not None and (not 0 <= guidance <= 10 or guidance == 1):
+            raise InvalidInputError(
+                f"--guidance {guidance} must be a scale between 0 and 10 other than 1 "
+                "(1 is no guidance), e.g. 1.5."
+            )
+        if rerank is not None and not 2 <= rerank <= 16:
+            raise InvalidInputError(
+                f"--rerank {rerank} must be a number of answers from 2 to 16 (1 is the "
+                "adapter's own answer, measured anyway), e.g. 4."
+            )
         folder = str(ensure_local_model())
         choice: bool | str = str(adapter) if adapter else True
         models = []
         for name, follow in (("base", False), ("adapter", choice)):
             local = LocalChatModel(model_dir=folder, follow_adapter=follow)
             models.append(Model(name, *local.load()))
-        if guidance is not None:
-            if not 0 <= guidance <= 10 or guidance == 1:
-                raise InvalidInputError(
-                    f"--guidance {guidance} must be a scale between 0 and 10 other than 1 "
-                    "(1 is no guidance), e.g. 1.5."
-                )
+        if guidance is not None or rerank is not None:
+            # one steered model: guided, reranked, or both (every candidate guided)
             adapter_ = models[1]
-            name = f"adapter+guidance {guidance:g}"
-            models.append(Model(name, adapter_.model, adapter_.tokenizer, guidance))
-        if rerank is not None:
-            if not 2 <= rerank <= 16:
-                raise InvalidInputError(
-                    f"--rerank {rerank} must be a number of answers from 2 to 16 (1 is the "
-                    "adapter's own answer, measured anyway), e.g. 4."
+            parts = [f"guidance {guidance:g}"] if guidance is not None else []
+            parts += [f"rerank {rerank}"] if rerank is not None else []
+            models.append(
+                Model(
+                    "+".join(["adapter", *parts]),
+                    adapter_.model,
+                    adapter_.tokenizer,
+                    guidance if guidance is not None else 1.0,
+                    rerank or 1,
                 )
-            adapter_ = models[1]
-            name = f"adapter+rerank {rerank}"
-            models.append(Model(name, adapter_.model, adapter_.tokenizer, rerank=rerank))
+            )
         previous = None
         if reuse_base:
             earlier = out_dir / "follow.json"

@@ -37,7 +37,8 @@ def generate(
     :attr:`LocalChatModel.guidance_scale <persona.agents.models.LocalChatModel.guidance_scale>`
     does in the layer; with ``rerank`` > 1 each answer is the best of that many by
     :func:`persona.agents.rerank.choose`, as :attr:`LocalChatModel.rerank
-    <persona.agents.models.LocalChatModel.rerank>` chooses (one prompt at a time)."""
+    <persona.agents.models.LocalChatModel.rerank>` chooses (one prompt at a time; with both,
+    every candidate is guided, as the layer combines them)."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -45,9 +46,10 @@ def generate(
     if negatives is not None and len(negatives) != len(prompts):
         raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts")
     if rerank > 1:
-        if negatives is None or guided:
-            raise ValueError("reranking needs negatives and no guidance")
-        return _reranked(model, tokenizer, prompts, negatives, rerank, max_new_tokens, tick)
+        if negatives is None:
+            raise ValueError("reranking needs negatives (the prompts without the preference)")
+        scale = guidance_scale if guided else 1.0
+        return _reranked(model, tokenizer, prompts, negatives, rerank, max_new_tokens, tick, scale)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     side = tokenizer.padding_side
@@ -87,10 +89,11 @@ def _reranked(
     n: int,
     max_new_tokens: int,
     tick: Callable[[int], None] | None,
+    guidance_scale: float = 1.0,
 ) -> list[str]:
     """Each prompt's best of ``n`` answers against its negative, with the settings
     :class:`LocalChatModel` reranks with (greedy first, its no-repeat rule, samples seeded
-    by the prompt)."""
+    by the prompt; each guided against the negative when ``guidance_scale`` != 1)."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -109,11 +112,22 @@ def _reranked(
             "pad_token_id": pad,
         }
         processors = answer_no_repeat(NO_REPEAT, n_in)
+        neg = _encode(tokenizer, [negative]).to(model.device)
+        samples = None
+        if guidance_scale != 1.0:
+            mask = neg["attention_mask"]
+            processors += guidance_processor(model, neg["input_ids"], mask, guidance_scale)
+            samples = guidance_processor(
+                model,
+                neg["input_ids"].repeat(n - 1, 1),
+                mask.repeat(n - 1, 1),
+                guidance_scale,
+            )
         if processors:
             gen["logits_processor"] = LogitsProcessorList(processors)
-        negative_ids = _encode(tokenizer, [negative])["input_ids"][0].tolist()
+        negative_ids = neg["input_ids"][0].tolist()
         with torch.inference_mode():
-            ids = rerank_.choose(model, gen, n, stop_ids, negative_ids)
+            ids = rerank_.choose(model, gen, n, stop_ids, negative_ids, samples)
         out.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
         if tick:
             tick(1)

@@ -107,6 +107,18 @@ def test_a_reranked_model_answers_as_the_local_model_reranks(tiny_dir: Path) -> 
     ]
     with pytest.raises(ValueError, match="negatives"):
         generate(model, tokenizer, prompts, max_new_tokens=6, rerank=3)
+    # with guidance too, every candidate is guided, as the layer combines the two
+    both = local.model_copy(update={"guidance_scale": 2.0})
+    reranked = got
+    got = generate(
+        model, tokenizer, prompts, max_new_tokens=6, negatives=requests, rerank=3,
+        guidance_scale=2.0,
+    )  # fmt: skip
+    want = [
+        both.invoke([HumanMessage(p)], negative_messages=[HumanMessage(r)]).text.strip()
+        for p, r in zip(prompts, requests, strict=True)
+    ]
+    assert got == want and got != reranked  # the guidance is applied, the same way
     # in the bench, only answers to a stated preference are reranked
     counted: list[int] = []
     ranked = Model("adapter+rerank 3", model, tokenizer, rerank=3)
