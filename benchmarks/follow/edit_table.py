@@ -54,6 +54,11 @@ CIPHERS = {
     "cipher-5, --cipher-infer facts": ("cipher-5", "cipher-wishes"),
     "cipher-5-vote, --cipher-infer facts, kept clauses": ("cipher-5-vote", "cipher-vote-wishes-kept"),
     "cipher-5, --cipher-infer facts --edit-facts": ("cipher-5", "cipher-wishes-edit-facts"),
+    "oracle, --guidance 2": ("oracle", "oracle-guidance"),
+    "cipher-5, --cipher-infer facts --edit-facts --guidance 2": (
+        "cipher-5",
+        "cipher-wishes-edit-facts-guidance",
+    ),
 }
 
 
