@@ -39,7 +39,8 @@ HERE = Path(__file__).parent
 SHIPPED = HERE / "scripted-user" / "rescored.json"
 TASKS = ("summarization", "email")
 LEARNERS = ("no-learning", "oracle")
-#: CIPHER rows: name -> (the learner in the tables, their folder under DIR).
+#: CIPHER rows (and the oracle with an option): name -> (the learner in the tables, their
+#: folder under DIR).
 CIPHERS = {
     "cipher-5": ("cipher-5", "cipher"),
     "cipher-5-vote": ("cipher-5-vote", "cipher-vote"),
@@ -106,8 +107,9 @@ def _row(costs: dict[str, dict[int, list[int]]], seeds: list[int]) -> dict[str, 
         if learner in pooled:
             cost = sum(pooled[learner])
             row[f"{learner} cut"] = round(1 - cost / nl, 3)
-            gap = round((nl - cost) / (nl - orc), 3) if nl != orc else None
-            row[f"gap closed by {learner}"] = gap
+            if CIPHERS[learner][0] != "oracle":  # a steered oracle has no gap of its own to close
+                gap = round((nl - cost) / (nl - orc), 3) if nl != orc else None
+                row[f"gap closed by {learner}"] = gap
     return row
 
 
