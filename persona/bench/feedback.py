@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableLambda
 
 from persona.bench.feedback_checks import adheres
 from persona.errors import InvalidInputError, PersonaError
@@ -68,14 +69,40 @@ def with_feedback(prompt: str, feedback: str) -> str:
     return prompts.USER_TURN.format(message=prompt, preferences=feedback.rstrip("."))
 
 
-def answer_all(model: BaseChatModel, texts: Sequence[str], max_tokens: int) -> list[str]:
-    """The model's answers, concurrently (the local model merges them into batches)."""
-    replies = model.batch(
-        [[HumanMessage(t)] for t in texts],
-        config={"max_concurrency": 8},
-        max_tokens=max_tokens,
-    )
-    return [r.text for r in replies]
+def steered(model: BaseChatModel) -> bool:
+    """Whether the local model guides or reranks its answers toward a stated preference
+    (``guidance_scale`` != 1 or ``rerank`` > 1): it then needs each request alone beside it."""
+    return getattr(model, "guidance_scale", 1.0) != 1.0 or getattr(model, "rerank", 1) > 1
+
+
+def answer_all(
+    model: BaseChatModel,
+    texts: Sequence[str],
+    max_tokens: int,
+    alone: Sequence[str] | None = None,
+) -> list[str]:
+    """The model's answers, concurrently (the local model merges them into batches).
+
+    ``alone``: each request without its feedback. A steered local model (:func:`steered`) is
+    given it as ``negative_messages=``, as :class:`~persona.agents.runnable.PreferenceRunnable`
+    gives it, so its answers are the ones the layer would serve; other models ignore it."""
+    if alone is None or not steered(model):
+        replies = model.batch(
+            [[HumanMessage(t)] for t in texts],
+            config={"max_concurrency": 8},
+            max_tokens=max_tokens,
+        )
+        return [r.text for r in replies]
+
+    def one(pair: tuple[str, str]) -> str:
+        told, bare = pair
+        reply = model.invoke(
+            [HumanMessage(told)], max_tokens=max_tokens, negative_messages=[HumanMessage(bare)]
+        )
+        return reply.text
+
+    pairs = list(zip(texts, alone, strict=True))
+    return RunnableLambda(one).batch(pairs, config={"max_concurrency": 8})
 
 
 class CachedBuilder(DatasetBuilder):
@@ -320,7 +347,9 @@ def _behaviour(
     for group in GROUPS:
         texts = fb[group]
         plain = answer_all(model, texts, max_tokens)
-        told = answer_all(model, [with_feedback(t, fb["text"]) for t in texts], max_tokens)
+        told = answer_all(
+            model, [with_feedback(t, fb["text"]) for t in texts], max_tokens, alone=texts
+        )
         out[group] = _judged(fb, group, plain, told, decisions[group]["c3po_scope"], judge)
     return out
 

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from persona.cli_common import err, errors, out
+from persona.cli_common import GUIDANCE, RERANK, err, errors, out
 from persona.config import default_home
 from persona.errors import InvalidInputError
 
@@ -86,6 +86,8 @@ def bench_feedback(
         help="Judge the answers of an earlier run (its feedback.json) under today's scope "
         "decisions instead of generating new ones (same feedbacks and --examples).",
     ),
+    guidance: float | None = GUIDANCE,
+    rerank: int | None = RERANK,
     out_dir: Path = typer.Option(Path("benchmarks/feedback"), "--out", help="Output folder."),
 ) -> None:
     """C3PO on the shipped feedback set: scope-decision accuracy (in-context, similarity
@@ -94,7 +96,7 @@ def bench_feedback(
     from rich.progress import Progress
 
     from persona.agents.models import load_chat_model
-    from persona.bench.edits import batched, model_label
+    from persona.bench.edits import batched, decoding, model_label
     from persona.bench.feedback import fit_scope as fit
     from persona.bench.feedback import plot, run_feedback_bench, scope_features
     from persona.bench.feedback_checks import SPLITS, load_feedback_set
@@ -110,6 +112,13 @@ def bench_feedback(
         answerer = (
             load_chat_model(answer_llm, follow_adapter=follow_adapter) if answer_llm else model
         )
+        if (guidance is not None or rerank is not None) and (not answers or answers_from):
+            raise InvalidInputError(
+                "--guidance / --rerank steer the answers this run writes; drop them with "
+                "--no-answers or --answers-from."
+            )
+        # the answers only: the LLM writing the datasets is never steered
+        answerer = decoding(answerer, guidance_scale=guidance, rerank=rerank)
         judge_llm = load_chat_model(judge, follow_adapter=follow_adapter) if judge else None
         reader = LLMJudge(judge_llm) if judge_llm is not None else None
         emb = load_embedder("minilm")

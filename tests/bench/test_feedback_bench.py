@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import HumanMessage
 from typer.testing import CliRunner
 
+from persona.agents.models import LocalChatModel
 from persona.bench.feedback import (
     GROUPS,
     METHODS,
+    answer_all,
     fit_scope,
     run_feedback_bench,
     scope_features,
+    steered,
     summarize,
+    with_feedback,
 )
 from persona.bench.feedback_checks import load_feedback_set
 from persona.errors import InvalidInputError
@@ -381,3 +387,63 @@ def test_the_recorded_llm_datasets_still_answer_every_prompt_the_builder_sends()
                 assert cost.calls == 2 + 2 * categories
                 assert len(data["categories"]) == categories
     assert llm.missed == []
+
+
+class _Steered(FakeListChatModel):
+    """A fake that says it guides (as the local model with ``guidance_scale`` set) and records
+    the ``negative_messages=`` of every call."""
+
+    guidance_scale: float = 2.0
+    seen: list[tuple[str, str | None]] = []
+
+    def _call(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        negative = kw.get("negative_messages")
+        self.seen.append((messages[-1].text, negative[-1].text if negative else None))
+        return super()._call(messages, stop, run_manager, **kw)
+
+
+def test_steered_answers_to_a_feedback_come_with_the_request_alone(
+    minilm: MiniLMEmbedder,
+) -> None:
+    """With --guidance / --rerank the answers with the feedback are given the request without
+    it, as the layer's runnable gives it; the plain answers are not steered."""
+    fb = [f for f in load_feedback_set("test") if f["checker"]][0]
+    model = _Steered(responses=["An answer."])
+    run_feedback_bench([fb], llm=None, embedder=minilm, answer_model=model)
+    requests = [r for g in GROUPS for r in fb[g]]
+    told = {with_feedback(r, fb["text"]): r for r in requests}
+    assert len(model.seen) == 2 * len(requests)
+    assert sorted(p for p, n in model.seen if n is None) == sorted(requests)
+    assert sorted((p, n) for p, n in model.seen if n is not None) == sorted(told.items())
+    # a model that does not steer is never given the request alone
+    plain = FakeListChatModel(responses=["An answer."])
+    assert not steered(plain) and answer_all(plain, list(told), 8, alone=requests)
+
+
+def test_a_steered_local_model_answers_as_it_does_when_the_layer_calls_it(
+    tiny_local: LocalChatModel,
+) -> None:
+    guided = tiny_local.model_copy(update={"max_new_tokens": 6, "guidance_scale": 3.0})
+    requests = ["Write a tweet about our new sourdough.", "Plan three days in Rome."]
+    told = [with_feedback(r, "Keep tweets under 40 words") for r in requests]
+    answers = answer_all(guided, told, 6, alone=requests)
+    assert answers == [
+        guided.invoke([HumanMessage(t)], negative_messages=[HumanMessage(r)]).text
+        for t, r in zip(told, requests, strict=True)
+    ]
+    assert answers != answer_all(guided, told, 6)  # without the requests alone: unguided
+
+
+def test_cli_refuses_steering_where_it_writes_no_answers_or_the_model_cannot(
+    tmp_path: Path,
+) -> None:
+    from persona.cli import app
+
+    args = ["bench", "feedback", "--llm", "fake", "--categories", "0", "--limit", "1"]
+    for extra, names in (
+        (["--no-answers", "--guidance", "2"], "--no-answers"),
+        (["--answer-llm", "fake:Sure.", "--rerank", "4"], "local model"),
+    ):
+        result = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path)])
+        assert result.exit_code != 0 and names in result.output, result.output
+    assert not (tmp_path / "feedback.json").exists()
