@@ -60,6 +60,11 @@ CIPHERS = {
         "cipher-5",
         "cipher-wishes-edit-facts-guidance",
     ),
+    "oracle, --rerank 4": ("oracle", "oracle-rerank"),
+    "cipher-5, --cipher-infer facts --edit-facts --rerank 4": (
+        "cipher-5",
+        "cipher-wishes-edit-facts-rerank",
+    ),
 }
 
 
